@@ -1,0 +1,3 @@
+from stylecli.cli import main
+
+main()

@@ -1,0 +1,216 @@
+"""Reading and writing official e4e / pSp checkpoints: `{'state_dict', 'opts', 'latent_avg'}`.
+
+Files are read with `torch.load(weights_only=True)`: a checkpoint can hold tensors and plain values only,
+never code. The architecture is inferred from `opts` and the tensor shapes, then loaded strictly.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stylecli.atomic import atomic_path
+from stylecli.errors import StyleCliError
+from stylecli.models.e4e import E4E, EncoderKind, build_e4e
+from stylecli.models.irse import IRSE50_UNITS
+
+ENCODER_TYPES: dict[str, EncoderKind] = {"Encoder4Editing": "e4e", "GradualStyleEncoder": "psp"}
+KIND_TO_TYPE = {v: k for k, v in ENCODER_TYPES.items()}
+
+
+class CheckpointError(StyleCliError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the modules of a checkpoint."""
+
+    size: int
+    kind: EncoderKind
+    style_dim: int = 512
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    channels: dict[int, int] = field(default_factory=dict)
+    n_mlp: int = 8
+
+    @property
+    def n_styles(self) -> int:
+        return 2 * int(math.log2(self.size)) - 2
+
+    def build(self) -> E4E:
+        return build_e4e(self.size, self.kind, self.style_dim, self.widths, self.channels or None, self.n_mlp)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """torch.load with weights_only=True (memory-mapped where the file allows); errors become one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as exc:
+            if "mmap" not in str(exc):  # legacy (pre-zip) files cannot be memory-mapped
+                raise
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+            raise CheckpointError(
+                f"{path}: refused to load: the file contains pickled Python objects or code, not only tensors "
+                "(stylecli loads checkpoints with weights_only=True; re-save it as a plain tensor dict)"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(exc)})") from None
+    except Exception as exc:  # arbitrary bytes make the unpickler fail in arbitrary ways
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint, corrupt or truncated ({first_line(exc)}); "
+            "download it again or check it with `stylecli weights verify`"
+        ) from None
+    if not isinstance(obj, dict):
+        kind = type(obj).__name__
+        raise CheckpointError(f"{path}: expected a dict with 'state_dict', 'opts', 'latent_avg'; got a {kind}")
+    return obj
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _indices(state: dict[str, torch.Tensor], pattern: str) -> list[int]:
+    rx = re.compile(pattern)
+    return sorted({int(m.group(1)) for k in state if (m := rx.match(k))})
+
+
+def infer_config(state: dict[str, torch.Tensor], opts: dict[str, Any], name: str = "checkpoint") -> ModelConfig:
+    """Derive the architecture from opts (encoder type, size) and the tensor shapes (widths)."""
+    enc_type = opts.get("encoder_type", "Encoder4Editing")
+    if enc_type not in ENCODER_TYPES:
+        known = ", ".join(ENCODER_TYPES)
+        raise CheckpointError(f"{name}: encoder_type {enc_type!r} is not supported (supported: {known})")
+    try:
+        n_styles = len(_indices(state, r"encoder\.styles\.(\d+)\."))
+        if n_styles == 0:
+            raise KeyError("encoder.styles.0")
+        gen = infer_generator({k[8:]: v for k, v in state.items() if k.startswith("decoder.")}, name)
+        size = gen["size"]
+        opt_size = opts.get("stylegan_size") or opts.get("output_size")
+        if opt_size and int(opt_size) != size:
+            raise CheckpointError(f"{name}: opts say a {opt_size}-px generator but the decoder tensors are {size}-px")
+        if n_styles != 2 * int(math.log2(size)) - 2:
+            raise CheckpointError(
+                f"{name}: the encoder predicts {n_styles} styles but a {size}-px generator needs "
+                f"{2 * int(math.log2(size)) - 2}"
+            )
+        first_blocks = [sum(IRSE50_UNITS[:i]) for i in range(len(IRSE50_UNITS))]
+        widths = tuple(int(state[f"encoder.body.{b}.res_layer.1.weight"].shape[0]) for b in first_blocks)
+    except KeyError as exc:
+        raise CheckpointError(f"{name}: not an e4e/pSp checkpoint (missing tensor {exc.args[0]})") from None
+    return ModelConfig(size, ENCODER_TYPES[enc_type], gen["style_dim"], widths, gen["channels"], gen["n_mlp"])
+
+
+def infer_generator(state: dict[str, torch.Tensor], name: str = "generator") -> dict[str, Any]:
+    """Generator hyper-parameters (size, style_dim, channels, n_mlp) from rosinality-format tensors."""
+    n_noise = len(_indices(state, r"noises\.noise_(\d+)$"))
+    if n_noise == 0:
+        raise KeyError("decoder.noises.noise_0")
+    size = 2 ** ((n_noise - 1) // 2 + 2)
+    channels = {4: int(state["input.input"].shape[1])}
+    for j, res in enumerate(range(3, int(math.log2(size)) + 1)):
+        channels[2**res] = int(state[f"convs.{2 * j}.conv.weight"].shape[1])
+    return {
+        "size": size,
+        "style_dim": int(state["style.1.weight"].shape[0]),
+        "channels": channels,
+        "n_mlp": len(_indices(state, r"style\.(\d+)\.weight")),
+    }
+
+
+def split_checkpoint(ckpt: dict[str, Any], name: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], Any]:
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict) or not state:
+        keys = ", ".join(map(str, list(ckpt)[:5]))
+        hint = " (a generator-only file? use it with --generator)" if "g_ema" in ckpt else ""
+        raise CheckpointError(f"{name}: no 'state_dict' in the file (top-level keys: {keys}){hint}")
+    opts = ckpt.get("opts") or {}
+    if not isinstance(opts, dict):
+        opts = {}
+    return state, opts, ckpt.get("latent_avg")
+
+
+def model_from_state(
+    state: dict[str, torch.Tensor], opts: dict[str, Any], latent_avg: torch.Tensor | None, name: str
+) -> tuple[E4E, ModelConfig]:
+    """Build the modules on the meta device, check every key and shape, then adopt the tensors (no copy)."""
+    config = infer_config(state, opts, name)
+    with torch.device("meta"):
+        model = config.build()
+    full = {k: as_float32(v) for k, v in state.items()}
+    full["latent_avg"] = _latent_avg(latent_avg, opts, config, name)
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in full]
+    unexpected = [k for k in full if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing tensors (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+        raise CheckpointError(f"{name}: does not match the {config.kind} architecture: " + "; ".join(parts))
+    for key, ref in expected.items():
+        if tuple(full[key].shape) != tuple(ref.shape):
+            raise CheckpointError(
+                f"{name}: tensor {key} has shape {list(full[key].shape)}, expected {list(ref.shape)}"
+            )
+    model.load_state_dict(full, strict=True, assign=True)
+    return model.eval().requires_grad_(False), config
+
+
+def as_float32(t: torch.Tensor) -> torch.Tensor:
+    return t.float() if t.is_floating_point() and t.dtype != torch.float32 else t
+
+
+def _latent_avg(value: Any, opts: dict[str, Any], config: ModelConfig, name: str) -> torch.Tensor:
+    n, d = config.n_styles, config.style_dim
+    if not opts.get("start_from_latent_avg", True):
+        return torch.zeros(n, d)
+    if not isinstance(value, torch.Tensor):
+        raise CheckpointError(f"{name}: 'latent_avg' is missing but opts.start_from_latent_avg is set")
+    if value.numel() == d:
+        return value.float().reshape(1, d).expand(n, d).clone()
+    if value.numel() == n * d:
+        return value.float().reshape(n, d)
+    raise CheckpointError(f"{name}: 'latent_avg' has shape {list(value.shape)}, expected [{n}, {d}] or [{d}]")
+
+
+def official_state(model: E4E) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The model's tensors under official keys (`encoder.*`, `decoder.*`) and its latent_avg."""
+    state = {k: v for k, v in model.state_dict().items() if k != "latent_avg"}
+    return state, model.latent_avg.detach().clone()
+
+
+def default_opts(config: ModelConfig, **overrides: Any) -> dict[str, Any]:
+    opts: dict[str, Any] = {
+        "encoder_type": KIND_TO_TYPE[config.kind],
+        "stylegan_size": config.size,
+        "start_from_latent_avg": True,
+        "dataset_type": "ffhq_encode",
+    }
+    opts.update(overrides)
+    return opts
+
+
+def save_checkpoint(model: E4E, path: Path, opts: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    """Write an official-format checkpoint (loadable by the official code), atomically."""
+    state, latent_avg = official_state(model)
+    ckpt = {"state_dict": {k: v.detach().cpu().contiguous() for k, v in state.items()}, "opts": dict(opts),
+            "latent_avg": latent_avg.cpu()}
+    if extra:
+        ckpt.update(extra)
+    with atomic_path(Path(path)) as tmp:
+        torch.save(ckpt, tmp)

@@ -1,0 +1,277 @@
+"""StyleGAN2 generator with the parameter layout of the widely used rosinality PyTorch port.
+
+Every module name, parameter name and shape matches that layout, so the `g_ema` weights of
+`stylegan2-ffhq-config-f.pt` and the `decoder.*` weights inside e4e / pSp checkpoints load strictly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stylecli.models.ops import fir_kernel, fused_leaky_relu, upfirdn2d
+
+BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
+
+
+def default_channels(size: int, channel_multiplier: int = 2, channel_max: int = 512) -> dict[int, int]:
+    """Feature channels per resolution (4 .. size): 512 up to 32 px, then halving with each doubling."""
+    return {
+        2**i: min(channel_max, 16384 * channel_multiplier // 2**i) for i in range(2, int(math.log2(size)) + 1)
+    }
+
+
+class PixelNorm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class EqualLinear(nn.Module):
+    """Linear layer with equalized learning rate: weights stored at unit scale, scaled at run time."""
+
+    def __init__(
+        self, in_dim: int, out_dim: int, bias_init: float = 0.0, lr_mul: float = 1.0, activate: bool = False
+    ):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
+        self.scale = lr_mul / math.sqrt(in_dim)
+        self.lr_mul = lr_mul
+        self.activate = activate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.activate:
+            return fused_leaky_relu(F.linear(x, self.weight * self.scale), self.bias * self.lr_mul)
+        return F.linear(x, self.weight * self.scale, self.bias * self.lr_mul)
+
+
+class Blur(nn.Module):
+    """FIR low-pass filter applied after a strided transposed convolution."""
+
+    def __init__(self, pad: tuple[int, int], gain: float = 1.0):
+        super().__init__()
+        self.register_buffer("kernel", fir_kernel(list(BLUR_TAPS)) * gain)
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, pad=self.pad)
+
+
+class Upsample(nn.Module):
+    """2x FIR upsampling (used on the RGB skip path)."""
+
+    factor = 2
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("kernel", fir_kernel(list(BLUR_TAPS)) * self.factor**2)
+        p = len(BLUR_TAPS) - self.factor
+        self.pad = ((p + 1) // 2 + self.factor - 1, p // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
+
+
+class ModulatedConv2d(nn.Module):
+    """Convolution whose weights are scaled per sample by a style and (optionally) demodulated."""
+
+    def __init__(
+        self, in_ch: int, out_ch: int, kernel_size: int, style_dim: int, demodulate: bool = True, upsample: bool = False
+    ):
+        super().__init__()
+        self.in_ch, self.out_ch, self.kernel_size = in_ch, out_ch, kernel_size
+        self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
+        self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
+        self.scale = 1.0 / math.sqrt(in_ch * kernel_size**2)
+        self.padding = kernel_size // 2
+        self.demodulate = demodulate
+        self.upsample = upsample
+        if upsample:
+            # A stride-2 transposed conv grows 2H+k-2 pixels; the blur trims back to 2H.
+            p = (len(BLUR_TAPS) - 2) - (kernel_size - 1)
+            self.blur = Blur(pad=((p + 1) // 2 + 1, p // 2 + 1), gain=4.0)
+
+    def modulated_weight(self, style: torch.Tensor) -> torch.Tensor:
+        """Per-sample weights [batch, out, in, k, k]."""
+        s = self.modulation(style).view(-1, 1, self.in_ch, 1, 1)
+        weight = self.scale * self.weight * s
+        if self.demodulate:
+            weight = weight * torch.rsqrt(weight.pow(2).sum(dim=[2, 3, 4], keepdim=True) + 1e-8)
+        return weight
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        batch, _, h, w = x.shape
+        k = self.kernel_size
+        weight = self.modulated_weight(style)
+        x = x.reshape(1, batch * self.in_ch, h, w)
+        if self.upsample:
+            weight = weight.transpose(1, 2).reshape(batch * self.in_ch, self.out_ch, k, k)
+            out = F.conv_transpose2d(x, weight, stride=2, groups=batch)
+            out = self.blur(out.reshape(batch, self.out_ch, *out.shape[-2:]))
+            return out
+        out = F.conv2d(x, weight.reshape(batch * self.out_ch, self.in_ch, k, k), padding=self.padding, groups=batch)
+        return out.reshape(batch, self.out_ch, *out.shape[-2:])
+
+
+class NoiseInjection(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None) -> torch.Tensor:
+        if noise is None:
+            noise = x.new_empty(x.shape[0], 1, x.shape[2], x.shape[3]).normal_()
+        return x + self.weight * noise
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, channels: int, size: int = 4):
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+
+    def forward(self, batch: int) -> torch.Tensor:
+        return self.input.expand(batch, -1, -1, -1)
+
+
+class FusedLeakyReLU(nn.Module):
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fused_leaky_relu(x, self.bias)
+
+
+class StyledConv(nn.Module):
+    """Modulated conv -> noise -> bias + leaky ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, style_dim: int, upsample: bool = False):
+        super().__init__()
+        self.conv = ModulatedConv2d(in_ch, out_ch, 3, style_dim, upsample=upsample)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_ch)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        return self.activate(self.noise(self.conv(x, style), noise))
+
+
+class ToRGB(nn.Module):
+    """1x1 modulated conv to RGB (no demodulation), added to the upsampled RGB of the previous resolution."""
+
+    def __init__(self, in_ch: int, style_dim: int, upsample: bool = True):
+        super().__init__()
+        if upsample:
+            self.upsample = Upsample()
+        self.conv = ModulatedConv2d(in_ch, 3, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.conv(x, style) + self.bias
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out
+
+
+class Noises(nn.Module):
+    """Holds the fixed per-layer noise maps `noise_0 .. noise_{n-1}` as buffers."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        n_layers = (int(math.log2(size)) - 2) * 2 + 1
+        for i in range(n_layers):
+            res = 2 ** ((i + 5) // 2)
+            self.register_buffer(f"noise_{i}", torch.randn(1, 1, res, res))
+
+    def maps(self) -> list[torch.Tensor]:
+        return [getattr(self, f"noise_{i}") for i in range(len(self._buffers))]
+
+
+class Generator(nn.Module):
+    """Mapping network (PixelNorm + n_mlp equalized linear layers) and synthesis network.
+
+    `forward` takes W+ codes [batch, n_latent, style_dim] (or W codes [batch, style_dim]) and returns
+    images in roughly [-1, 1]. Stored noise maps are used unless `randomize_noise=True`.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        style_dim: int = 512,
+        n_mlp: int = 8,
+        channel_multiplier: int = 2,
+        lr_mlp: float = 0.01,
+        channels: dict[int, int] | None = None,
+    ):
+        super().__init__()
+        if size < 4 or size & (size - 1):
+            raise ValueError(f"generator size must be a power of two >= 4, got {size}")
+        self.size = size
+        self.style_dim = style_dim
+        self.channels = channels or default_channels(size, channel_multiplier)
+        self.log_size = int(math.log2(size))
+        self.n_latent = self.log_size * 2 - 2
+        self.num_layers = (self.log_size - 2) * 2 + 1
+
+        self.style = nn.Sequential(
+            PixelNorm(), *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activate=True) for _ in range(n_mlp)]
+        )
+        ch = self.channels
+        self.input = ConstantInput(ch[4])
+        self.conv1 = StyledConv(ch[4], ch[4], style_dim)
+        self.to_rgb1 = ToRGB(ch[4], style_dim, upsample=False)
+        self.convs = nn.ModuleList()
+        self.to_rgbs = nn.ModuleList()
+        self.noises = Noises(size)
+        in_ch = ch[4]
+        for i in range(3, self.log_size + 1):
+            out_ch = ch[2**i]
+            self.convs.append(StyledConv(in_ch, out_ch, style_dim, upsample=True))
+            self.convs.append(StyledConv(out_ch, out_ch, style_dim))
+            self.to_rgbs.append(ToRGB(out_ch, style_dim))
+            in_ch = out_ch
+
+    def map(self, z: torch.Tensor) -> torch.Tensor:
+        """z [batch, style_dim] -> w [batch, style_dim]."""
+        return self.style(z)
+
+    @torch.no_grad()
+    def mean_latent(self, n: int = 4096, generator: torch.Generator | None = None) -> torch.Tensor:
+        z = torch.randn(n, self.style_dim, generator=generator).to(self.input.input.device)
+        return self.map(z).mean(0, keepdim=True)
+
+    def forward(
+        self,
+        codes: torch.Tensor,
+        input_is_latent: bool = True,
+        randomize_noise: bool = False,
+        noise: Sequence[torch.Tensor | None] | None = None,
+        truncation: float = 1.0,
+        truncation_latent: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        if not input_is_latent:
+            codes = self.map(codes)
+        if truncation < 1.0:
+            if truncation_latent is None:
+                raise ValueError("truncation < 1 needs truncation_latent (see mean_latent)")
+            codes = truncation_latent + truncation * (codes - truncation_latent)
+        if codes.ndim == 2:
+            codes = codes.unsqueeze(1).expand(-1, self.n_latent, -1)
+        if codes.shape[1] != self.n_latent:
+            raise ValueError(f"expected {self.n_latent} style vectors per code, got {codes.shape[1]}")
+        if noise is None:
+            noise = [None] * self.num_layers if randomize_noise else self.noises.maps()
+
+        out = self.input(codes.shape[0])
+        out = self.conv1(out, codes[:, 0], noise[0])
+        skip = self.to_rgb1(out, codes[:, 1])
+        i = 1
+        for up_conv, conv, to_rgb in zip(self.convs[::2], self.convs[1::2], self.to_rgbs):
+            out = up_conv(out, codes[:, i], noise[i])
+            out = conv(out, codes[:, i + 1], noise[i + 1])
+            skip = to_rgb(out, codes[:, i + 2], skip)
+            i += 2
+        return skip

@@ -1,0 +1,86 @@
+"""Shared fixtures: tiny random models of the real architectures, saved in the real checkpoint format."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Offline and isolated before anything imports huggingface_hub (it reads these at import time).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="stylecli-hf-"))
+os.environ.setdefault("STYLECLI_CACHE", tempfile.mkdtemp(prefix="stylecli-cache-"))
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint  # noqa: E402
+from stylecli.models.e4e import E4E  # noqa: E402
+
+TINY_CHANNELS = {4: 32, 8: 32, 16: 16, 32: 16}
+
+
+def tiny_config(kind: str = "e4e", size: int = 32) -> ModelConfig:
+    channels = {k: v for k, v in TINY_CHANNELS.items() if k <= size}
+    return ModelConfig(size=size, kind=kind, style_dim=32, widths=(16, 16, 32, 32), channels=channels, n_mlp=2)
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every tensor (BN statistics included) random values so that no layer is an identity."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if not t.is_floating_point() or name.endswith("kernel"):
+                continue
+            noise = torch.randn(t.shape, generator=gen)
+            if name.endswith("running_var"):
+                t.copy_(1 + 0.1 * noise.abs())
+            elif name.endswith(("modulation.bias",)):
+                t.copy_(1 + 0.1 * noise)
+            elif name.endswith(("bias", "running_mean", "noise.weight")):
+                t.copy_(0.1 * noise)
+            elif t.ndim == 1:
+                t.copy_(1 + 0.1 * noise)
+            elif t.ndim == 4 and name.startswith("encoder."):
+                t.copy_(noise / np.sqrt(t[0].numel()))
+            else:
+                t.copy_(noise)
+    return model
+
+
+def tiny_model(kind: str = "e4e", seed: int = 0, size: int = 32) -> E4E:
+    model = randomize(tiny_config(kind, size).build(), seed)
+    return model.eval()
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own stylecli cache and Hub cache."""
+    root = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("STYLECLI_CACHE", str(root / "stylecli"))
+    monkeypatch.setenv("HF_HOME", str(root / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("STYLECLI_WEIGHTS_TOML", raising=False)
+    return root
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path) -> Path:
+    """An official-format e4e checkpoint of a tiny 32-px configuration."""
+    path = tmp_path / "tiny_e4e.pt"
+    save_checkpoint(tiny_model(), path, default_opts(tiny_config()))
+    return path
+
+
+@pytest.fixture
+def face_png(tmp_path) -> Path:
+    """A real photo (scikit-image's astronaut), cropped around the face and resized to 256x256."""
+    from PIL import Image
+    from skimage import data
+
+    img = Image.fromarray(data.astronaut()).crop((140, 20, 300, 180)).resize((256, 256), Image.BILINEAR)
+    path = tmp_path / "face.png"
+    img.save(path)
+    return path

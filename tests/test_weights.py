@@ -1,0 +1,167 @@
+"""The registry, Hub-cache resolution (a cache folder built here), URL downloads with resume, imports."""
+
+import hashlib
+import http.server
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from stylecli import weights
+from stylecli.errors import StyleCliError
+
+REQUIRED = ["e4e_ffhq", "e4e_cars", "e4e_horse", "e4e_church", "psp_ffhq", "stylegan2_ffhq", "dlib_landmarks68",
+            "arcface_ir_se50", "age", "smile", "pose", "ffhq_pca", "cars_pca"]
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_bundled_registry_is_complete_and_well_formed():
+    reg = weights.load_registry(weights.REGISTRY_FILE)
+    assert set(REQUIRED) <= set(reg)
+    for e in reg.values():
+        assert e.file and e.what and e.license and e.sources, e.name
+        if e.sha256 is not None:
+            assert len(e.sha256) == 64 and int(e.sha256, 16) >= 0
+    assert reg["e4e_ffhq"].sha256 == "2ace1d9a8c05c10a399bcd500b8dda118f759ff1aac89dbdab7435f2136a0999"
+    assert reg["e4e_ffhq"].size == 1_201_649_680
+    assert reg["e4e_cars"].manual_only and not reg["e4e_ffhq"].manual_only
+    assert "99ea50578695d2e8a1cf7259d8ee89b23eea942b" in reg["age"].sources[0]["url"]
+
+
+def write_registry(tmp_path, monkeypatch, body: str) -> None:
+    path = tmp_path / "weights.toml"
+    path.write_text(body)
+    monkeypatch.setenv("STYLECLI_WEIGHTS_TOML", str(path))
+
+
+def build_hub_cache(hf_home: Path, repo: str, filename: str, content: bytes, revision: str = "main") -> Path:
+    """The Hub cache layout: blobs/<hash>, snapshots/<commit>/<file> -> blob, refs/<branch> = commit."""
+    root = hf_home / "hub" / ("models--" + repo.replace("/", "--"))
+    blob = root / "blobs" / hashlib.sha256(content).hexdigest()
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(content)
+    snap = root / "snapshots" / COMMIT / filename
+    snap.parent.mkdir(parents=True)
+    snap.symlink_to(blob)
+    (root / "refs").mkdir()
+    (root / "refs" / revision).write_text(COMMIT)
+    return snap
+
+
+def entry_toml(name, sha, source, file="model.bin"):
+    return f'[{name}]\nwhat = "test"\nfile = "{file}"\nsha256 = "{sha}"\nlicense = "test"\nsources = [{source}]\n'
+
+
+def test_resolves_from_hub_cache_and_checks_sha(tmp_path, monkeypatch, isolated_cache):
+    content = b"pretend weights"
+    snap = build_hub_cache(isolated_cache / "hf", "org/repo", "model.bin", content)
+    sha = hashlib.sha256(content).hexdigest()
+    write_registry(tmp_path, monkeypatch, entry_toml("m", sha, '{ hf = "org/repo", path = "model.bin" }')
+                   + entry_toml("bad", "0" * 64, '{ hf = "org/repo", path = "model.bin" }'))
+    assert weights.resolve("m").resolve() == snap.resolve()
+    assert weights.status(weights.get_entry("m"))["present"]
+    with pytest.raises(weights.WeightsError, match="does not match"):
+        weights.resolve("bad")
+
+
+def test_offline_miss_names_the_file_and_the_fix(tmp_path, monkeypatch):
+    write_registry(tmp_path, monkeypatch, entry_toml("m", "0" * 64, '{ hf = "org/absent", path = "model.bin" }')
+                   + entry_toml("d", "0" * 64, '{ manual = "https://example.org/d" }'))
+    with pytest.raises(weights.WeightsError) as err:
+        weights.resolve("m")
+    msg = str(err.value)
+    assert "model.bin" in msg and "org/absent" in msg and "stylecli weights import m PATH" in msg
+    with pytest.raises(weights.WeightsError, match="cannot be downloaded automatically.*example.org"):
+        weights.resolve("d")
+    with pytest.raises(weights.WeightsError, match="unknown weights name 'mm'.*did you mean m"):
+        weights.resolve("mm")
+
+
+def test_import_checks_hash_and_installs(tmp_path, monkeypatch):
+    good = tmp_path / "dl.bin"
+    good.write_bytes(b"abc")
+    sha = hashlib.sha256(b"abc").hexdigest()
+    write_registry(tmp_path, monkeypatch, entry_toml("m", sha, '{ manual = "https://example.org" }'))
+    bad = tmp_path / "bad.bin"
+    bad.write_bytes(b"abd")
+    with pytest.raises(weights.WeightsError, match="nothing was installed"):
+        weights.import_file("m", bad)
+    assert not weights.local_copy(weights.get_entry("m")).exists()
+    dest = weights.import_file("m", good)
+    assert dest.read_bytes() == b"abc"
+    assert weights.resolve("m") == dest
+    dest.write_bytes(b"tampered")  # a changed file is re-hashed (size/mtime changed) and refused
+    with pytest.raises(weights.WeightsError, match="does not match"):
+        weights.resolve("m")
+
+
+def test_embedded_file_found_without_importing_the_package(tmp_path, monkeypatch):
+    pkg = tmp_path / "site" / "fake_models_pkg"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("raise ImportError('importing this package is broken')\n")
+    (pkg / "models" / "lm.dat").write_bytes(b"landmarks")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    sha = hashlib.sha256(b"landmarks").hexdigest()
+    body = entry_toml("lm", sha, '{ manual = "x" }', "lm.dat") + 'embedded = "fake_models_pkg/models/lm.dat"\n'
+    write_registry(tmp_path, monkeypatch, body)
+    assert weights.resolve("lm") == pkg / "models" / "lm.dat"
+    assert "fake_models_pkg" not in sys.modules
+
+
+def test_real_dlib_landmarks_entry_uses_face_recognition_models():
+    pytest.importorskip("dlib")
+    entry = weights.get_entry("dlib_landmarks68")
+    path = weights.embedded_path(entry)
+    if path is None:
+        pytest.skip("face-recognition-models is not installed")
+    assert weights.resolve("dlib_landmarks68") == path
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    payload = b""
+    requests: list = []
+
+    def do_GET(self):  # noqa: N802
+        RangeHandler.requests.append(self.headers.get("Range"))
+        start = 0
+        if self.headers.get("Range"):
+            start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+            self.send_response(206)
+        else:
+            self.send_response(200)
+        body = self.payload[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server():
+    server = http.server.HTTPServer(("127.0.0.1", 0), RangeHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_url_download_resumes_and_verifies(tmp_path, monkeypatch, http_server):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    payload = bytes(range(256)) * 4000
+    RangeHandler.payload, RangeHandler.requests = payload, []
+    sha = hashlib.sha256(payload).hexdigest()
+    write_registry(tmp_path, monkeypatch, entry_toml("u", sha, f'{{ url = "{http_server}/u.bin" }}', "u.bin")
+                   + entry_toml("v", "f" * 64, f'{{ url = "{http_server}/v.bin" }}', "v.bin"))
+    entry = weights.get_entry("u")
+    part = weights.local_copy(entry).with_name("u.bin.download")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(payload[:1000])  # an interrupted earlier download
+    path = weights.resolve("u")
+    assert path.read_bytes() == payload and not part.exists()
+    assert RangeHandler.requests == ["bytes=1000-"]
+    with pytest.raises(StyleCliError, match="sha256 does not match.*discarded"):
+        weights.resolve("v")
+    assert not weights.local_copy(weights.get_entry("v")).exists()
