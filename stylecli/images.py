@@ -32,6 +32,8 @@ def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image")
     notes: list[str] = []
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb guard follows ours (--max-pixels raises both)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -51,11 +53,16 @@ def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
     except InputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(f"{path}: image dimensions are too large (raise the limit with --max-pixels)") from None
+        raise InputError(
+            f"{path}: image is larger than the limit of {max_pixels / 1e6:.0f} megapixels "
+            "(raise it with --max-pixels if the file is trusted)"
+        ) from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: broken or truncated image ({str(exc).splitlines()[0][:120]})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pillow_limit
     return LoadedImage(np.asarray(rgb, dtype=np.uint8).copy(), path, notes)
 
 

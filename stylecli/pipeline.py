@@ -94,6 +94,16 @@ class Inverter:
             codes = codes.unsqueeze(0)
         return to_uint8(self.model.synthesize(codes))
 
+    def code_of(self, item) -> torch.Tensor:
+        """The W+ code [1, n_styles, dim] of a runner item: its saved latent, or the encoded image."""
+        if item.code is not None:
+            code = torch.from_numpy(np.asarray(item.code, dtype=np.float32))[None].to(self.device)
+            if code.shape[1] != self.n_styles:
+                raise StyleCliError(f"{item.source}: latent has {code.shape[1]} styles but the model uses "
+                                    f"{self.n_styles}")
+            return code
+        return self.encode([item.pixels])
+
     def invert(self, images: Sequence[np.ndarray]) -> list[Inversion]:
         codes = self.encode(images)
         recon = self.synthesize(codes)

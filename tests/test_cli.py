@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,8 +111,8 @@ def test_bad_checkpoints_give_one_line_and_exit_1(tmp_path, tiny_checkpoint, fac
 
 
 def test_usage_errors_exit_2(tmp_path, face_png, tiny_checkpoint):
-    result = invoke("invert", face_png, "--checkpoint", tiny_checkpoint)
-    assert result.exit_code == 2 and "--no-align" in result.stderr
+    result = invoke("invert", face_png, "--checkpoint", tiny_checkpoint, "--faces", "some")
+    assert result.exit_code == 2 and "--faces" in result.stderr
     assert invoke("invert", face_png, "--no-align", "--device", "tpu").exit_code == 2
     assert invoke("invert", tmp_path / "empty_dir_does_not_exist", "--no-align", "--checkpoint",
                   tiny_checkpoint).exit_code == 1
@@ -157,3 +158,43 @@ def test_help_is_fast_and_does_not_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True)
     out = subprocess.run([sys.executable, "-m", "stylecli", "--help"], capture_output=True, text=True, check=True)
     assert "invert" in out.stdout
+
+
+@pytest.fixture
+def photos(tmp_path):
+    from skimage import data
+
+    astro = data.astronaut()
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(astro).save(folder / "astronaut.jpg", quality=92)
+    Image.fromarray(np.hstack([astro, astro[:, ::-1]])).save(folder / "pair.png")
+    Image.fromarray(np.full((200, 200, 3), 127, np.uint8)).save(folder / "wall.png")
+    return folder
+
+
+def test_invert_aligns_by_default(tmp_path, tiny_checkpoint, photos):
+    pytest.importorskip("dlib")
+    out = tmp_path / "out"
+    result = invoke("invert", photos / "astronaut.jpg", "--checkpoint", tiny_checkpoint, "-o", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    (rec,) = records(result)
+    assert set(rec["outputs"]) == {"latent", "image", "aligned", "alignment"}
+    assert len(rec["faces"]) == 1 and len(rec["faces"][0]["landmarks"]) == 68
+    side = json.loads((out / "astronaut.align.json").read_text())
+    assert side["image_size"] == [512, 512] and np.array(side["quad"]).shape == (4, 2)
+    assert np.asarray(Image.open(out / "astronaut_aligned.png")).shape == (256, 256, 3)
+
+
+def test_align_every_face_no_face_is_a_per_file_error(tmp_path, photos):
+    pytest.importorskip("dlib")
+    out = tmp_path / "aligned"
+    result = invoke("align", photos, "--faces", "all", "-o", out, "--json")
+    assert result.exit_code == 1
+    recs = {Path(r["input"]).name: r for r in records(result)}
+    assert recs["astronaut.jpg"]["ok"] and set(recs["astronaut.jpg"]["outputs"]) == {"face0.aligned", "face0.alignment"}
+    assert recs["pair.png"]["ok"] and len(recs["pair.png"]["faces"]) == 2
+    assert (out / "pair_face0_aligned.png").is_file() and (out / "pair_face1_aligned.png").is_file()
+    wall = recs["wall.png"]
+    assert not wall["ok"] and "no face found in" in wall["error"] and "--no-align" in wall["error"]
+    assert not list(out.glob("wall*"))

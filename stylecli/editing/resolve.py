@@ -1,0 +1,89 @@
+"""Turn a --direction spec into an Edit: registry names, ganspace:NAME|N, sefa:K, or a file path."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+from stylecli.editing.base import Edit, EditError
+from stylecli.editing.ganspace import NAMED_EDITS, ganspace_edit, load_pca
+from stylecli.editing.interfacegan import DirectionEdit, load_direction
+from stylecli.models.stylegan2 import Generator
+
+INTERFACEGAN = {
+    "age": "InterFaceGAN age: + older, - younger (about -5..5)",
+    "smile": "InterFaceGAN smile: + smiling, - neutral (about -3..3)",
+    "pose": "InterFaceGAN head pose (yaw), one row per layer (about -3..3)",
+}
+PCA_FOR_STYLES = {18: "ffhq_pca", 16: "cars_pca"}
+
+
+def pca_name(n_styles: int) -> str:
+    if n_styles not in PCA_FOR_STYLES:
+        raise EditError(f"no GANSpace PCA file is known for a model with {n_styles} style layers "
+                        "(ffhq_pca: 18, cars_pca: 16)")
+    return PCA_FOR_STYLES[n_styles]
+
+
+def known_names(n_styles: int | None = None) -> list[str]:
+    names = list(INTERFACEGAN)
+    for pca, edits in NAMED_EDITS.items():
+        if n_styles is None or PCA_FOR_STYLES.get(n_styles) == pca:
+            names += [f"ganspace:{e}" for e in edits]
+    return names + ["ganspace:N", "sefa:K"]
+
+
+def _registry_path(name: str):
+    from stylecli import weights
+
+    return weights.resolve(name)
+
+
+def resolve_edit(spec: str, n_styles: int, generator: Generator | None = None,
+                 layers: tuple[int, ...] | None = None, resolve_file: Any = _registry_path) -> Edit:
+    """Build the edit named by `spec` for a model with `n_styles` layers; `layers` restricts it (or, for
+    ganspace:NAME, replaces the published layer range)."""
+    spec = spec.strip()
+    kind, _, arg = spec.partition(":")
+    if kind == "ganspace" and arg:
+        pca_file = pca_name(n_styles)
+        if arg.isdigit():
+            if layers is None:
+                raise EditError(f"--direction {spec}: a raw GANSpace component needs --layers (e.g. --layers 0-5)")
+            return ganspace_edit(load_pca(resolve_file(pca_file)), int(arg), layers, 0.0, f"ganspace-{arg}")
+        edits = NAMED_EDITS[pca_file]
+        if arg not in edits:
+            raise EditError(_unknown(spec, [f"ganspace:{e}" for e in edits]))
+        comp, start, end, strength = edits[arg]
+        chosen = layers if layers is not None else tuple(range(start, end))
+        return ganspace_edit(load_pca(resolve_file(pca_file)), comp, chosen, strength, f"ganspace-{arg}")
+    if kind == "sefa" and arg:
+        if not arg.isdigit():
+            raise EditError(f"--direction {spec}: expected sefa:K with K a number (0 = strongest direction)")
+        if generator is None:
+            raise EditError("sefa directions need the generator")
+        import torch
+
+        from stylecli.editing.sefa import SefaEdit, sefa_directions
+
+        directions, _ = sefa_directions(generator, layers)
+        k = int(arg)
+        if k >= len(directions):
+            raise EditError(f"--direction {spec}: only {len(directions)} SeFa directions exist")
+        return SefaEdit(label=f"sefa-{k}", layers=layers, description=f"SeFa direction {k}",
+                        direction=torch.from_numpy(directions[k]).float())
+    if spec in INTERFACEGAN:
+        direction = load_direction(resolve_file(spec))
+        return DirectionEdit(label=spec, layers=layers, description=INTERFACEGAN[spec], direction=direction)
+    path = Path(spec).expanduser()
+    if path.suffix in (".pt", ".pth", ".npy") or path.exists():
+        return DirectionEdit(label=path.stem, layers=layers, description=f"direction file {path}",
+                             direction=load_direction(path))
+    raise EditError(_unknown(spec, known_names(n_styles)))
+
+
+def _unknown(spec: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(spec, names, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return f"unknown direction {spec!r}: {hint}`stylecli directions` lists them (or give a .pt/.npy file)"

@@ -1,0 +1,149 @@
+"""What each command does to one item (an aligned face or a saved latent), for runner.run_job."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from stylecli.editing.base import Edit
+from stylecli.errors import InputError
+from stylecli.images import write_latent, write_png
+from stylecli.pipeline import Inverter
+from stylecli.runner import Item
+
+
+class AlignJob:
+    """Only the aligned crop and its sidecar (the runner writes both)."""
+
+    accepts_latents = False
+
+    def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
+        return {}
+
+    def process(self, item: Item, targets: dict[str, Path], overwrite: bool) -> None:
+        pass
+
+
+class InvertJob:
+    """Encode the face and write its W+ code (.npy) and the generator's reconstruction (.png)."""
+
+    accepts_latents = False
+
+    def __init__(self, inverter: Inverter):
+        self.inverter = inverter
+
+    def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
+        return {"latent": out_dir / f"{item.stem}.npy", "image": out_dir / f"{item.stem}_inversion.png"}
+
+    def process(self, item: Item, targets: dict[str, Path], overwrite: bool) -> None:
+        result = self.inverter.invert([item.pixels])[0]
+        write_latent(result.code, targets["latent"], overwrite)
+        write_png(result.image, targets["image"], overwrite)
+
+
+def strength_label(value: float) -> str:
+    return f"{value:+g}"
+
+
+@dataclass
+class EditPlan:
+    """Which edits to render: `edits` applied together, or one edit swept over `sweep` strengths."""
+
+    edits: list[tuple[Edit, float | None]]
+    sweep: list[float] | None = None
+    grid: bool = False
+    gif: bool = False
+    paste_back: bool = False
+    save_latent: bool = False
+
+    def variants(self) -> list[tuple[str, list[tuple[Edit, float | None]]]]:
+        if self.sweep is not None:
+            edit = self.edits[0][0]
+            return [(f"{edit.label}{strength_label(s)}", [(edit, s)]) for s in self.sweep]
+        name = "_".join(
+            f"{e.label}{strength_label(e.default_strength if s is None else s)}" for e, s in self.edits
+        )
+        return [(name, self.edits)]
+
+
+class EditJob:
+    """Encode (or read a saved latent), apply the edits, render every variant in one generator batch."""
+
+    accepts_latents = True
+
+    def __init__(self, inverter: Inverter, plan: EditPlan):
+        self.inverter = inverter
+        self.plan = plan
+
+    def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
+        if self.plan.paste_back and item.face is None and item.sidecar is None:
+            raise InputError(
+                f"{item.source}: --paste-back needs to know where the face was: align the photo (no --no-align), "
+                f"or keep the .align.json written by `invert` next to the latent"
+            )
+        out: dict[str, Path] = {}
+        for name, _ in self.plan.variants():
+            out[name] = out_dir / f"{item.stem}_{name}.png"
+            if self.plan.save_latent:
+                out[f"{name}.latent"] = out_dir / f"{item.stem}_{name}.npy"
+            if self.plan.paste_back:
+                out[f"{name}.pasted"] = out_dir / f"{item.stem}_{name}_pasted.png"
+        base = self.plan.edits[0][0].label
+        if self.plan.grid:
+            out["grid"] = out_dir / f"{item.stem}_{base}_grid.png"
+        if self.plan.gif:
+            out["gif"] = out_dir / f"{item.stem}_{base}.gif"
+        return out
+
+    def process(self, item: Item, targets: dict[str, Path], overwrite: bool) -> None:
+        import torch
+
+        from stylecli.editing import apply_edits
+
+        code = self.inverter.code_of(item)
+        variants = self.plan.variants()
+        codes = torch.cat([apply_edits(code, edits) for _, edits in variants])
+        want_recon = self.plan.grid
+        batch = torch.cat([codes, code]) if want_recon else codes
+        images = self.inverter.synthesize(batch)
+        edited = images[: len(variants)]
+        photo, quad = self._photo_and_quad(item) if self.plan.paste_back else (None, None)
+        for (name, _), image, c in zip(variants, edited, codes):
+            write_png(image, targets[name], overwrite)
+            if self.plan.save_latent:
+                write_latent(c.cpu().numpy(), targets[f"{name}.latent"], overwrite)
+            if self.plan.paste_back:
+                from stylecli.align import paste_back
+
+                write_png(paste_back(photo, image, quad), targets[f"{name}.pasted"], overwrite)
+        if self.plan.grid:
+            from stylecli.sheets import contact_sheet
+
+            cells, labels = [], []
+            if item.pixels is not None:
+                cells.append(item.pixels)
+                labels.append("input")
+            cells.append(images[-1])
+            labels.append("inversion")
+            cells += list(edited)
+            labels += [name for name, _ in variants]
+            write_png(contact_sheet(cells, labels), targets["grid"], overwrite)
+        if self.plan.gif:
+            from stylecli.sheets import write_gif
+
+            write_gif(list(edited), targets["gif"], overwrite)
+
+    @staticmethod
+    def _photo_and_quad(item: Item):
+        if item.face is not None:
+            return item.photo, item.face.quad
+        from stylecli.images import read_image
+
+        source = Path(item.sidecar["source"])
+        try:
+            photo = read_image(source).pixels
+        except InputError as exc:
+            raise InputError(f"{item.source}: --paste-back needs the original photo: {exc}") from None
+        if list(photo.shape[1::-1]) != list(item.sidecar["image_size"]):
+            raise InputError(f"{item.source}: {source} is no longer the photo that was aligned (its size changed)")
+        return photo, item.sidecar["quad"]
