@@ -8,6 +8,7 @@ ANTIALIAS).
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ class FaceAligner:
             predictor_path = weights.resolve("dlib_landmarks68")
         self._detector = dlib.get_frontal_face_detector()
         self._predictor = dlib.shape_predictor(str(predictor_path))
-        self._rect = dlib.rectangle
+        self._lock = threading.Lock()  # dlib's objects are not documented as thread-safe
 
     def detect(self, pixels: np.ndarray, upsample: int | None = None) -> list[Face]:
         """Faces sorted largest first. upsample=None: at the image's own scale, then once upsampled if none
@@ -128,6 +129,10 @@ class FaceAligner:
         Detections scoring under MIN_FACE_SCORE are dropped when a better one exists."""
         tries = [0, 1] if upsample is None else [upsample]
         rgb = np.ascontiguousarray(pixels)
+        with self._lock:
+            return self._detect(rgb, tries)
+
+    def _detect(self, rgb: np.ndarray, tries: list[int]) -> list[Face]:
         for up in tries:
             dets, scores, _ = self._detector.run(rgb, up, 0.0)
             if len(dets):

@@ -96,8 +96,22 @@ MaxPixelsOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")]
 
 
+SkipOpt = Annotated[
+    bool, typer.Option("--skip-existing", help="Skip inputs whose outputs all exist (resume a batch).")
+]
+ShardOpt = Annotated[
+    str | None, typer.Option("--shard", help="K/N: take only shard K of N (1-based), split by path hash.")
+]
+BatchOpt = Annotated[
+    int | None, typer.Option("--batch-size", min=1, help="Faces per model batch (default: 8 on CUDA, 4 otherwise).")
+]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Threads reading and aligning ahead.")]
+NulOpt = Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin ('-') are NUL-separated.")]
+
+
 def _run_options(out_dir: Path, overwrite: bool, max_pixels: int, no_align: bool, faces: str,
-                 upsample: int | None):
+                 upsample: int | None, skip_existing: bool = False, batch_size: int | None = None,
+                 workers: int = 2):
     from stylecli.align import parse_faces_option
     from stylecli.runner import RunOptions
 
@@ -105,23 +119,25 @@ def _run_options(out_dir: Path, overwrite: bool, max_pixels: int, no_align: bool
         faces = parse_faces_option(faces)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faces") from None
-    return RunOptions(out_dir, overwrite, max_pixels, not no_align, faces, upsample)
+    return RunOptions(out_dir, overwrite, max_pixels, not no_align, faces, upsample, skip_existing,
+                      batch_size or 0, workers)
 
 
 def _execute(paths: list[Path], make_job, options, as_json: bool, quiet: bool) -> None:
-    """Load what the job needs, run it over the inputs, print records and the summary, exit 0/1."""
+    """Load what the job needs, run it over the inputs, print records and the summary, exit 0/1/130."""
+    import signal
+
     from stylecli.errors import StyleCliError
+    from stylecli.progress import Reporter
     from stylecli.runner import Record, failed_records, run_job
+
+    reporter = Reporter(len(paths), quiet)
 
     def emit(record: Record) -> None:
         if as_json:
             sys.stdout.write(json.dumps(record.to_dict()) + "\n")
             sys.stdout.flush()
-        if not quiet:
-            if record.ok:
-                typer.echo(f"{record.input} -> {', '.join(record.outputs.values())}", err=True)
-            else:
-                typer.echo(f"stylecli: error: {record.error}", err=True)
+        reporter.record(record)
 
     try:
         aligner = None
@@ -131,22 +147,37 @@ def _execute(paths: list[Path], make_job, options, as_json: bool, quiet: bool) -
             aligner = FaceAligner()
         job = make_job()
     except StyleCliError as exc:
+        reporter.stop()
         if as_json:
             for record in failed_records(paths, str(exc)):
                 sys.stdout.write(json.dumps(record.to_dict()) + "\n")
         raise fail(str(exc)) from None
+    if not options.batch_size:
+        options.batch_size = job.default_batch_size
 
-    summary = run_job(paths, job, options, emit, aligner)
-    if not quiet:
-        typer.echo(f"done {summary.done}, failed {summary.failed} in {summary.seconds:.1f}s", err=True)
+    def on_term(signum, frame):  # a kill ends the run like Ctrl-C: clean, with a summary
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        summary = run_job(paths, job, options, emit, aligner, reporter.update)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    reporter.close(summary)
     raise typer.Exit(summary.exit_code)
 
 
-def _expand(inputs: list[str]) -> list[Path]:
-    from stylecli.inputs import expand_inputs
+def _expand(inputs: list[str], shard: str | None = None, null: bool = False) -> list[Path]:
+    from stylecli.inputs import expand_inputs, parse_shard, take_shard
 
-    paths = expand_inputs(inputs)
-    if not paths:
+    paths = expand_inputs(inputs, null_separated=null)
+    if shard:
+        try:
+            k, n = parse_shard(shard)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--shard") from None
+        paths = take_shard(paths, k, n)
+    elif not paths:
         raise fail("no input images found in the given paths", 2)
     return paths
 
@@ -163,6 +194,11 @@ def invert(
     detector_upsample: UpsampleOpt = None,
     overwrite: OverwriteOpt = False,
     max_pixels: MaxPixelsOpt = 100_000_000,
+    skip_existing: SkipOpt = False,
+    shard: ShardOpt = None,
+    batch_size: BatchOpt = None,
+    workers: WorkersOpt = 2,
+    null: NulOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -183,13 +219,14 @@ def invert(
 
     Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
     """
-    options = _run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample)
-    paths = _expand(inputs)
+    options = _run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
+                           batch_size, workers)
+    paths = _expand(inputs, shard, null)
 
     def make_job():
         from stylecli.jobs import InvertJob
 
-        return InvertJob(_inverter(checkpoint, model, device.value))
+        return InvertJob(_inverter(checkpoint, model, device.value, batch_size))
 
     _execute(paths, make_job, options, as_json, quiet)
 
@@ -202,6 +239,11 @@ def align(
     detector_upsample: UpsampleOpt = None,
     overwrite: OverwriteOpt = False,
     max_pixels: MaxPixelsOpt = 100_000_000,
+    skip_existing: SkipOpt = False,
+    shard: ShardOpt = None,
+    batch_size: BatchOpt = None,
+    workers: WorkersOpt = 2,
+    null: NulOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -215,8 +257,9 @@ def align(
 
       stylecli align shots/ -o aligned/
     """
-    options = _run_options(out_dir, overwrite, max_pixels, False, faces, detector_upsample)
-    paths = _expand(inputs)
+    options = _run_options(out_dir, overwrite, max_pixels, False, faces, detector_upsample, skip_existing,
+                           batch_size, workers)
+    paths = _expand(inputs, shard, null)
 
     def make_job():
         from stylecli.jobs import AlignJob
@@ -273,6 +316,11 @@ def edit(
     detector_upsample: UpsampleOpt = None,
     overwrite: OverwriteOpt = False,
     max_pixels: MaxPixelsOpt = 100_000_000,
+    skip_existing: SkipOpt = False,
+    shard: ShardOpt = None,
+    batch_size: BatchOpt = None,
+    workers: WorkersOpt = 2,
+    null: NulOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -294,7 +342,8 @@ def edit(
 
       stylecli edit photo.jpg --direction sefa:3 --layers 0-5 --strength 5
     """
-    options = _run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample)
+    options = _run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
+                           batch_size, workers)
     strengths = list(strength or [])
     if len(strengths) > len(direction):
         raise typer.BadParameter("more --strength values than --direction values", param_hint="--strength")
@@ -303,13 +352,13 @@ def edit(
         raise typer.BadParameter("--sweep takes a single --direction", param_hint="--sweep")
     if gif and not sweep_values:
         raise typer.BadParameter("--gif animates a --sweep", param_hint="--gif")
-    paths = _expand(inputs)
+    paths = _expand(inputs, shard, null)
 
     def make_job():
         from stylecli.editing import parse_layers, resolve_edit
         from stylecli.jobs import EditJob, EditPlan
 
-        inverter = _inverter(checkpoint, model, device.value)
+        inverter = _inverter(checkpoint, model, device.value, batch_size)
         chosen = parse_layers(layers, inverter.n_styles)
         edits = [
             (resolve_edit(d, inverter.n_styles, inverter.model.decoder, chosen), strengths[i] if i < len(strengths)
@@ -411,17 +460,17 @@ def directions(
     Console().print(table)
 
 
-def _inverter(checkpoint: Path | None, model: str, device: str):
+def _inverter(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None):
     from stylecli import weights
     from stylecli.pipeline import Inverter, resolve_device
 
     dev = resolve_device(device)
     if checkpoint is not None:
-        return Inverter.from_checkpoint(checkpoint, dev)
+        return Inverter.from_checkpoint(checkpoint, dev, batch_size)
     entry = weights.get_entry(model)
     if entry.kind != "checkpoint":
         raise weights.WeightsError(f"--model {model}: is a {entry.kind or 'data'} file, not an encoder checkpoint")
-    return Inverter.from_checkpoint(weights.resolve(model), dev)
+    return Inverter.from_checkpoint(weights.resolve(model), dev, batch_size)
 
 
 @weights_app.command("list")

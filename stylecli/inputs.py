@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,10 +11,9 @@ from typing import TextIO
 from stylecli.images import IMAGE_EXTENSIONS
 
 
-def expand_inputs(args: Iterable[str], stdin: TextIO | None = None) -> list[Path]:
-    """Files as given, folders searched recursively for images (sorted), '-' reads paths from stdin.
-
-    Each file appears once, at its first position.
+def expand_inputs(args: Iterable[str], stdin: TextIO | None = None, null_separated: bool = False) -> list[Path]:
+    """Files as given, folders searched recursively for images (sorted), '-' reads paths from stdin
+    (one per line, or NUL-separated). Each file appears once, at its first position.
     """
     out: list[Path] = []
     seen: set[str] = set()
@@ -35,9 +35,12 @@ def expand_inputs(args: Iterable[str], stdin: TextIO | None = None) -> list[Path
 
     for arg in args:
         if arg == "-":
-            for line in (stdin or sys.stdin).read().splitlines():
-                if line.strip() and line.strip() != "-":
-                    add_arg(line.strip())
+            text = (stdin or sys.stdin).read()
+            entries = text.split("\0") if null_separated else text.splitlines()
+            for entry in entries:
+                entry = entry if null_separated else entry.strip()
+                if entry and entry != "-":
+                    add_arg(entry)
         else:
             add_arg(arg)
     return out
@@ -52,3 +55,25 @@ def output_stems(inputs: list[Path]) -> list[str]:
         counts[p.stem] = n
         stems.append(p.stem if n == 1 else f"{p.stem}-{n}")
     return stems
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """'3/8' -> (3, 8); K is 1-based."""
+    try:
+        k, n = (int(x) for x in spec.split("/"))
+    except ValueError:
+        raise ValueError(f"expected K/N such as 3/8, got {spec!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"shard {k}/{n}: K must be between 1 and N")
+    return k, n
+
+
+def shard_of(path: Path, n: int) -> int:
+    """1-based shard of a path: a hash of the path as given, so it never depends on the rest of the list
+    (run every shard with the same arguments from the same folder)."""
+    digest = hashlib.sha1(path.as_posix().encode()).digest()
+    return int.from_bytes(digest[:8], "big") % n + 1
+
+
+def take_shard(paths: list[Path], k: int, n: int) -> list[Path]:
+    return [p for p in paths if shard_of(p, n) == k]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stylecli.editing.base import Edit
 from stylecli.errors import InputError
 from stylecli.images import write_latent, write_png
-from stylecli.pipeline import Inverter
+from stylecli.pipeline import Inversion, Inverter
 from stylecli.runner import Item
 
 
@@ -16,11 +17,15 @@ class AlignJob:
     """Only the aligned crop and its sidecar (the runner writes both)."""
 
     accepts_latents = False
+    default_batch_size = 8
 
     def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
         return {}
 
-    def process(self, item: Item, targets: dict[str, Path], overwrite: bool) -> None:
+    def compute(self, items: list[Item]) -> list[None]:
+        return [None] * len(items)
+
+    def write(self, item: Item, result: None, targets: dict[str, Path], overwrite: bool) -> None:
         pass
 
 
@@ -31,12 +36,15 @@ class InvertJob:
 
     def __init__(self, inverter: Inverter):
         self.inverter = inverter
+        self.default_batch_size = inverter.batch_size
 
     def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
         return {"latent": out_dir / f"{item.stem}.npy", "image": out_dir / f"{item.stem}_inversion.png"}
 
-    def process(self, item: Item, targets: dict[str, Path], overwrite: bool) -> None:
-        result = self.inverter.invert([item.pixels])[0]
+    def compute(self, items: list[Item]) -> list[Inversion]:
+        return self.inverter.invert([item.pixels for item in items])
+
+    def write(self, item: Item, result: Inversion, targets: dict[str, Path], overwrite: bool) -> None:
         write_latent(result.code, targets["latent"], overwrite)
         write_png(result.image, targets["image"], overwrite)
 
@@ -74,6 +82,7 @@ class EditJob:
     def __init__(self, inverter: Inverter, plan: EditPlan):
         self.inverter = inverter
         self.plan = plan
+        self.default_batch_size = max(1, inverter.batch_size // len(plan.variants()))
 
     def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
         if self.plan.paste_back and item.face is None and item.sidecar is None:
@@ -95,23 +104,33 @@ class EditJob:
             out["gif"] = out_dir / f"{item.stem}_{base}.gif"
         return out
 
-    def process(self, item: Item, targets: dict[str, Path], overwrite: bool) -> None:
+    def compute(self, items: list[Item]) -> list[dict[str, Any]]:
+        """Every variant of every item (and each reconstruction, for grids) through the generator at once."""
         import torch
 
         from stylecli.editing import apply_edits
 
-        code = self.inverter.code_of(item)
         variants = self.plan.variants()
-        codes = torch.cat([apply_edits(code, edits) for _, edits in variants])
-        want_recon = self.plan.grid
-        batch = torch.cat([codes, code]) if want_recon else codes
+        codes = torch.cat([self.inverter.code_of(item) for item in items])
+        edited = torch.stack([apply_edits(codes, edits) for _, edits in variants], dim=1)  # [B, V, n, d]
+        batch = edited.flatten(0, 1)
+        if self.plan.grid:
+            batch = torch.cat([batch, codes])
         images = self.inverter.synthesize(batch)
-        edited = images[: len(variants)]
+        n, v = len(items), len(variants)
+        return [
+            {"codes": edited[i].cpu().numpy(), "images": images[i * v : (i + 1) * v],
+             "recon": images[n * v + i] if self.plan.grid else None}
+            for i in range(n)
+        ]
+
+    def write(self, item: Item, result: dict[str, Any], targets: dict[str, Path], overwrite: bool) -> None:
+        variants = self.plan.variants()
         photo, quad = self._photo_and_quad(item) if self.plan.paste_back else (None, None)
-        for (name, _), image, c in zip(variants, edited, codes):
+        for (name, _), image, code in zip(variants, result["images"], result["codes"]):
             write_png(image, targets[name], overwrite)
             if self.plan.save_latent:
-                write_latent(c.cpu().numpy(), targets[f"{name}.latent"], overwrite)
+                write_latent(code, targets[f"{name}.latent"], overwrite)
             if self.plan.paste_back:
                 from stylecli.align import paste_back
 
@@ -119,19 +138,13 @@ class EditJob:
         if self.plan.grid:
             from stylecli.sheets import contact_sheet
 
-            cells, labels = [], []
-            if item.pixels is not None:
-                cells.append(item.pixels)
-                labels.append("input")
-            cells.append(images[-1])
-            labels.append("inversion")
-            cells += list(edited)
-            labels += [name for name, _ in variants]
+            cells = ([item.pixels] if item.pixels is not None else []) + [result["recon"], *result["images"]]
+            labels = (["input"] if item.pixels is not None else []) + ["inversion"] + [n for n, _ in variants]
             write_png(contact_sheet(cells, labels), targets["grid"], overwrite)
         if self.plan.gif:
             from stylecli.sheets import write_gif
 
-            write_gif(list(edited), targets["gif"], overwrite)
+            write_gif(list(result["images"]), targets["gif"], overwrite)
 
     @staticmethod
     def _photo_and_quad(item: Item):

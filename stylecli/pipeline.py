@@ -57,42 +57,56 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 class Inverter:
     """An encoder + generator on a device: images -> W+ codes -> reconstructions."""
 
-    def __init__(self, model: E4E, device: str | torch.device = "auto", source: Path | None = None):
+    def __init__(self, model: E4E, device: str | torch.device = "auto", source: Path | None = None,
+                 batch_size: int | None = None):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval().requires_grad_(False)
         self.source = source
+        self.batch_size = batch_size or self.default_batch_size
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedModel, device: str | torch.device = "auto") -> Inverter:
-        return cls(loaded.model, device, loaded.source)
+    def from_loaded(cls, loaded: LoadedModel, device: str | torch.device = "auto", batch_size: int | None = None
+                    ) -> Inverter:
+        return cls(loaded.model, device, loaded.source, batch_size)
 
     @classmethod
-    def from_checkpoint(cls, path: Path | str, device: str | torch.device = "auto") -> Inverter:
-        return cls.from_loaded(load_model(path), device)
+    def from_checkpoint(cls, path: Path | str, device: str | torch.device = "auto", batch_size: int | None = None
+                        ) -> Inverter:
+        return cls.from_loaded(load_model(path), device, batch_size)
 
     @classmethod
-    def from_pretrained(cls, name: str = "e4e_ffhq", device: str | torch.device = "auto") -> Inverter:
+    def from_pretrained(cls, name: str = "e4e_ffhq", device: str | torch.device = "auto",
+                        batch_size: int | None = None) -> Inverter:
         from stylecli import weights
 
-        return cls.from_checkpoint(weights.resolve(name), device)
+        return cls.from_checkpoint(weights.resolve(name), device, batch_size)
 
     @property
     def n_styles(self) -> int:
         return self.model.n_styles
 
+    @property
+    def default_batch_size(self) -> int:
+        """Faces per model call: larger batches pay on GPUs; on CPUs a few keep memory low."""
+        return 8 if self.device.type == "cuda" else 4
+
     @torch.inference_mode()
     def encode(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 images -> W+ codes [B, n_styles, style_dim] (on the model's device)."""
-        x = torch.stack([preprocess(im) for im in images]).to(self.device)
-        return self.model.encode(x)
+        step = self.batch_size
+        chunks = [torch.stack([preprocess(im) for im in images[i : i + step]]).to(self.device)
+                  for i in range(0, len(images), step)]
+        return torch.cat([self.model.encode(x) for x in chunks])
 
     @torch.inference_mode()
     def synthesize(self, codes: torch.Tensor | np.ndarray) -> np.ndarray:
-        """W+ codes -> uint8 images [B, size, size, 3]."""
+        """W+ codes -> uint8 images [B, size, size, 3], in chunks of batch_size."""
         codes = torch.as_tensor(codes, dtype=torch.float32).to(self.device)
         if codes.ndim == 2:
             codes = codes.unsqueeze(0)
-        return to_uint8(self.model.synthesize(codes))
+        step = self.batch_size
+        return np.concatenate([to_uint8(self.model.synthesize(codes[i : i + step]))
+                               for i in range(0, len(codes), step)])
 
     def code_of(self, item) -> torch.Tensor:
         """The W+ code [1, n_styles, dim] of a runner item: its saved latent, or the encoded image."""

@@ -1,6 +1,9 @@
-"""Running a job over many inputs: read, align, select faces, process, write; one record per input.
+"""Running a job over many inputs: read and align in background threads, run the model on batches of faces,
+write each input's outputs all-or-nothing, and emit one record per input, in input order.
 
-One bad input never stops the others; each input's outputs are written all-or-nothing.
+One bad input never stops the others. An interrupt (Ctrl-C, SIGTERM) abandons the batch in flight: files are
+written atomically and an input's partial set of outputs is removed, so a re-run with --skip-existing
+resumes exactly.
 """
 
 from __future__ import annotations
@@ -8,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +29,7 @@ class Record:
 
     input: str
     ok: bool = False
+    status: str = "failed"  # done | skipped | failed
     outputs: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -39,13 +44,26 @@ class Record:
 
 @dataclass
 class Summary:
+    total: int = 0
     done: int = 0
+    skipped: int = 0
     failed: int = 0
+    faces: int = 0
     seconds: float = 0.0
+    interrupted: bool = False
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return 130 if self.interrupted else 1 if self.failed else 0
+
+    @property
+    def images_per_second(self) -> float:
+        return self.faces / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        text = (f"done {self.done}, skipped {self.skipped}, failed {self.failed} of {self.total} in "
+                f"{self.seconds:.1f}s ({self.images_per_second:.2f} faces/s)")
+        return text + (", interrupted" if self.interrupted else "")
 
 
 @dataclass
@@ -56,6 +74,9 @@ class RunOptions:
     align: bool = True
     faces: str = "largest"  # largest | all | index
     detector_upsample: int | None = None
+    skip_existing: bool = False
+    batch_size: int = 1
+    workers: int = 2
 
 
 @dataclass
@@ -79,8 +100,22 @@ class Job(Protocol):
     def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
         """The files this item will produce (checked for existence before any work)."""
 
-    def process(self, item: Item, targets: dict[str, Path], overwrite: bool) -> None:
-        """Compute and write the item's outputs into `targets`."""
+    def compute(self, items: list[Item]) -> list[Any]:
+        """The model work for a batch of items, one result per item."""
+
+    def write(self, item: Item, result: Any, targets: dict[str, Path], overwrite: bool) -> None:
+        """Write one item's outputs into `targets`."""
+
+
+@dataclass
+class _Prepared:
+    """An input after reading and aligning (in a worker thread)."""
+
+    path: Path
+    record: Record
+    items: list[tuple[Item, dict[str, Path]]] = field(default_factory=list)
+    error: str | None = None
+    skipped: bool = False
 
 
 def failed_records(inputs: list[Path], message: str) -> list[Record]:
@@ -93,39 +128,119 @@ def sidecar_path(out_dir: Path, stem: str) -> Path:
 
 
 def run_job(
-    inputs: list[Path], job: Job, options: RunOptions, emit: Callable[[Record], None], aligner: Any = None
+    inputs: list[Path],
+    job: Job,
+    options: RunOptions,
+    emit: Callable[[Record], None],
+    aligner: Any = None,
+    progress: Callable[[Summary], None] | None = None,
 ) -> Summary:
-    summary = Summary()
+    summary = Summary(total=len(inputs))
     start = time.perf_counter()
-    for path, stem in zip(inputs, output_stems(inputs)):
-        record = Record(str(path))
+    stems = output_stems(inputs)
+
+    def prepare(index: int) -> _Prepared:
+        return _prepare(inputs[index], stems[index], job, options, aligner)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, options.workers), thread_name_prefix="stylecli-read")
+    try:
+        pending: list[_Prepared] = []
+        n_items = 0
+        for prepared in _ordered(pool, prepare, len(inputs), ahead=max(2 * options.batch_size, options.workers)):
+            pending.append(prepared)
+            n_items += len(prepared.items)
+            if n_items >= options.batch_size:
+                _finish(pending, job, options, summary, emit)
+                pending, n_items = [], 0
+                summary.seconds = time.perf_counter() - start
+                if progress:
+                    progress(summary)
+        _finish(pending, job, options, summary, emit)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    summary.seconds = time.perf_counter() - start
+    if progress:
+        progress(summary)
+    return summary
+
+
+def _ordered(pool: ThreadPoolExecutor, fn: Callable[[int], _Prepared], n: int, ahead: int) -> Iterator[_Prepared]:
+    """fn(0..n-1) in order, computed up to `ahead` inputs in advance on the pool."""
+    futures = {}
+    for i in range(n):
+        for j in range(i, min(n, i + ahead + 1)):
+            if j not in futures:
+                futures[j] = pool.submit(fn, j)
+        yield futures.pop(i).result()
+
+
+def _prepare(path: Path, stem: str, job: Job, options: RunOptions, aligner: Any) -> _Prepared:
+    prepared = _Prepared(path, Record(str(path)))
+    try:
+        if options.skip_existing and _all_outputs_exist(path, stem, job, options):
+            prepared.skipped = True
+            return prepared
+        items = list(_items(path, stem, job, options, aligner, prepared.record))
+        prepared.items = [(item, _all_targets(job, item, options)) for item in items]
+        if not options.overwrite:
+            for _, targets in prepared.items:
+                taken = [p for p in targets.values() if p.exists()]
+                if taken:
+                    raise InputError(f"{taken[0]}: exists (pass --overwrite to replace it, or --skip-existing)")
+    except StyleCliError as exc:
+        prepared.error = str(exc)
+        prepared.items = []
+    return prepared
+
+
+def _finish(pending: list[_Prepared], job: Job, options: RunOptions, summary: Summary,
+            emit: Callable[[Record], None]) -> None:
+    """Run the model on every face of the pending inputs at once, then write and report each input."""
+    ready = [p for p in pending if p.error is None and not p.skipped]
+    items = [item for p in ready for item, _ in p.items]
+    results: dict[int, Any] = {}
+    if items:
         try:
-            items = list(_items(path, stem, job, options, aligner, record))
-            planned = [(item, _all_targets(job, item, options)) for item in items]
-            if not options.overwrite:
-                for _, targets in planned:
-                    taken = [p for p in targets.values() if p.exists()]
-                    if taken:
-                        raise InputError(f"{taken[0]}: exists (pass --overwrite to replace it)")
-            with _all_or_nothing() as written:
-                for item, targets in planned:
-                    _write_alignment(item, targets, options, written)
-                    job.process(item, targets, options.overwrite)
-                    written.extend(targets.values())
-                    record.outputs.update({item.prefix + k: str(v) for k, v in targets.items()})
-            record.ok = True
-            summary.done += 1
-        except StyleCliError as exc:
-            record.error = str(exc)
-            record.outputs = {}
-            summary.failed += 1
-        except OSError as exc:  # disk full, permissions: this input fails, the batch goes on
-            record.error = f"{path}: could not write the outputs to {options.out_dir} ({exc.strerror or exc})"
-            record.outputs = {}
+            for item, result in zip(items, job.compute(items)):
+                results[id(item)] = result
+        except StyleCliError:
+            # One input spoiled the batch (e.g. a latent of the wrong model): find it input by input.
+            for p in ready:
+                try:
+                    for (item, _), result in zip(p.items, job.compute([i for i, _ in p.items])):
+                        results[id(item)] = result
+                except StyleCliError as exc:
+                    p.error = str(exc)
+    for p in pending:
+        record = p.record
+        if p.skipped:
+            record.ok, record.status = True, "skipped"
+            summary.skipped += 1
+        elif p.error is None:
+            try:
+                _write_input(p, job, results, options)
+                record.ok, record.status = True, "done"
+                summary.done += 1
+                summary.faces += len(p.items)
+            except StyleCliError as exc:
+                p.error = str(exc)
+            except OSError as exc:  # disk full, permissions: this input fails, the batch goes on
+                p.error = f"{p.path}: could not write the outputs to {options.out_dir} ({exc.strerror or exc})"
+        if p.error is not None:
+            record.error, record.outputs, record.status = p.error, {}, "failed"
             summary.failed += 1
         emit(record)
-    summary.seconds = time.perf_counter() - start
-    return summary
+
+
+def _write_input(p: _Prepared, job: Job, results: dict[int, Any], options: RunOptions) -> None:
+    with _all_or_nothing() as written:
+        for item, targets in p.items:
+            _write_alignment(item, targets, options, written)
+            job.write(item, results[id(item)], targets, options.overwrite)
+            written.extend(targets.values())
+            p.record.outputs.update({item.prefix + k: str(v) for k, v in targets.items()})
 
 
 def _all_targets(job: Job, item: Item, options: RunOptions) -> dict[str, Path]:
@@ -134,6 +249,25 @@ def _all_targets(job: Job, item: Item, options: RunOptions) -> dict[str, Path]:
         targets["aligned"] = options.out_dir / f"{item.stem}_aligned.png"
         targets["alignment"] = sidecar_path(options.out_dir, item.stem)
     return targets
+
+
+def _all_outputs_exist(path: Path, stem: str, job: Job, options: RunOptions) -> bool:
+    """Whether a previous run already wrote every output of this input (decided without reading it)."""
+    aligned = options.align and path.suffix.lower() != ".npy"
+    if not aligned or options.faces == "largest":
+        stems = [stem]
+    elif options.faces == "all":
+        stems = sorted(p.name[: -len(".align.json")] for p in options.out_dir.glob(f"{stem}_face*.align.json"))
+    else:
+        stems = [f"{stem}_face{options.faces}"]
+    if not stems:
+        return False
+    marker = object() if aligned else None  # stands in for the face: the targets then include the crop files
+    for s in stems:
+        item = Item(path, s, "", face=marker, sidecar={} if not aligned else None)
+        if not all(t.exists() for t in _all_targets(job, item, options).values()):
+            return False
+    return True
 
 
 def _write_alignment(item: Item, targets: dict[str, Path], options: RunOptions, written: list[Path]) -> None:
@@ -182,8 +316,6 @@ class _TakesAnything:
 
 def single_item(path: Path, options: RunOptions, aligner: Any = None) -> Item:
     """The largest face of one input, or its saved latent: for commands that take a single input."""
-    from dataclasses import replace
-
     largest = replace(options, faces="largest")
     return next(_items(Path(path), Path(path).stem, _TakesAnything(), largest, aligner, Record(str(path))))
 

@@ -1,0 +1,65 @@
+"""Progress on stderr: a rich bar on a terminal, plain periodic lines in logs and pipes, nothing when quiet."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+PLAIN_INTERVAL_S = 10.0
+
+
+class Reporter:
+    def __init__(self, total: int, quiet: bool = False, stream: Any = None, interval: float = PLAIN_INTERVAL_S):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.total = total
+        self.interval = interval
+        self._last = time.monotonic()
+        self._bar = None
+        if not quiet and self.stream.isatty() and total > 1:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._console = Console(file=self.stream)
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=self._console,
+                                 transient=True)
+            self._task = self._bar.add_task("stylecli", total=total, rate="")
+            self._bar.start()
+
+    def say(self, line: str) -> None:
+        if self.quiet:
+            return
+        if self._bar is not None:
+            self._bar.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=self.stream, flush=True)
+
+    def record(self, record: Any) -> None:
+        if record.ok and record.status == "done":
+            self.say(f"{record.input} -> {', '.join(record.outputs.values())}")
+        elif record.status == "skipped":
+            self.say(f"{record.input}: skipped (outputs exist)")
+        else:
+            self.say(f"stylecli: error: {record.error}")
+
+    def update(self, summary: Any) -> None:
+        finished = summary.done + summary.skipped + summary.failed
+        if self._bar is not None:
+            self._bar.update(self._task, completed=finished, rate=f"{summary.images_per_second:.2f} faces/s")
+        elif not self.quiet and time.monotonic() - self._last >= self.interval:
+            self._last = time.monotonic()
+            left = self.total - finished
+            eta = left * summary.seconds / finished if finished else 0
+            print(f"stylecli: {finished}/{self.total} ({summary.failed} failed), "
+                  f"{summary.images_per_second:.2f} faces/s, about {eta:.0f}s left", file=self.stream, flush=True)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def close(self, summary: Any) -> None:
+        self.stop()
+        self.say(summary.line())
