@@ -19,19 +19,23 @@ app = typer.Typer(
     name="stylecli",
     help=(
         "Edit real face photos with StyleGAN2 and the e4e encoder.\n\n"
-        "Examples:\n\n"
-        "  stylecli invert photo.jpg -o out/ --json\n\n"
-        "  stylecli align group.jpg --faces all -o aligned/\n\n"
-        "  stylecli invert face.png --no-align --checkpoint e4e_ffhq_encode.pt\n\n"
+        "\b\nExamples:\n"
+        "  stylecli invert photo.jpg -o out/ --json\n"
+        "  stylecli align group.jpg --faces all -o aligned/\n"
+        "  stylecli edit photo.jpg --direction age --strength 3 --paste-back\n"
+        "  stylecli invert face.png --no-align --checkpoint e4e_ffhq_encode.pt\n"
         "  stylecli weights list"
     ),
     no_args_is_help=True,
     add_completion=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,  # plain help: no rich import, so `stylecli --help` stays instant
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 weights_app = typer.Typer(
     help="List, download, verify and import the model files stylecli uses (weights.toml).",
     no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(weights_app, name="weights")
 
@@ -75,6 +79,19 @@ CheckpointOpt = Annotated[
 ]
 ModelOpt = Annotated[str, typer.Option("--model", help="Registry model (see `stylecli weights list`).")]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run: auto picks CUDA, then MPS, then CPU.")]
+
+
+class Precision(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+PrecisionOpt = Annotated[
+    Precision,
+    typer.Option("--precision", help="fp32 (exact), or bf16 / fp16 autocast: faster on GPUs and AMX CPUs, "
+                 "slightly different pixels."),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="One JSON record per input on stdout; messages go to stderr.")]
 
 
@@ -189,6 +206,7 @@ def invert(
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
     device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.fp32,
     no_align: NoAlignOpt = False,
     faces: FacesOpt = "largest",
     detector_upsample: UpsampleOpt = None,
@@ -209,12 +227,10 @@ def invert(
     (the full-resolution reconstruction), NAME_aligned.png and NAME.align.json (where the face was, for
     `edit --paste-back`). With --faces all or an index, names get _faceK (K = 0 for the largest face).
 
+    \b
     Examples:
-
       stylecli invert photo.jpg -o out/ --json
-
       stylecli invert group.jpg --faces all -o out/
-
       stylecli invert crops/ --no-align --checkpoint e4e_ffhq_encode.pt -o out/
 
     Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
@@ -226,7 +242,7 @@ def invert(
     def make_job():
         from stylecli.jobs import InvertJob
 
-        return InvertJob(_inverter(checkpoint, model, device.value, batch_size))
+        return InvertJob(_inverter(checkpoint, model, device.value, batch_size, precision.value))
 
     _execute(paths, make_job, options, as_json, quiet)
 
@@ -251,10 +267,9 @@ def align(
 
     The JSON record lists each face's box, landmarks and crop quad in original-image pixels.
 
+    \b
     Examples:
-
       stylecli align group.jpg --faces all -o aligned/ --json
-
       stylecli align shots/ -o aligned/
     """
     options = _run_options(out_dir, overwrite, max_pixels, False, faces, detector_upsample, skip_existing,
@@ -311,6 +326,7 @@ def edit(
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
     device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.fp32,
     no_align: NoAlignOpt = False,
     faces: FacesOpt = "largest",
     detector_upsample: UpsampleOpt = None,
@@ -330,16 +346,12 @@ def edit(
     re-encoding; its .align.json makes --paste-back work). Outputs are named NAME_<direction><strength>.png,
     e.g. photo_age+3.png.
 
+    \b
     Examples:
-
       stylecli edit photo.jpg --direction age --strength 3
-
       stylecli edit photo.jpg -d smile -s -2 -d pose -s 1.5 --paste-back
-
       stylecli edit out/photo.npy --direction ganspace:white_hair
-
       stylecli edit photo.jpg --direction age --sweep -4:4:9 --grid --gif
-
       stylecli edit photo.jpg --direction sefa:3 --layers 0-5 --strength 5
     """
     options = _run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
@@ -358,7 +370,7 @@ def edit(
         from stylecli.editing import parse_layers, resolve_edit
         from stylecli.jobs import EditJob, EditPlan
 
-        inverter = _inverter(checkpoint, model, device.value, batch_size)
+        inverter = _inverter(checkpoint, model, device.value, batch_size, precision.value)
         chosen = parse_layers(layers, inverter.n_styles)
         edits = [
             (resolve_edit(d, inverter.n_styles, inverter.model.decoder, chosen), strengths[i] if i < len(strengths)
@@ -460,17 +472,179 @@ def directions(
     Console().print(table)
 
 
-def _inverter(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None):
+@app.command()
+def evaluate(
+    inputs: InputsArg,
+    checkpoint: Annotated[
+        list[Path] | None, typer.Option("--checkpoint", help="Checkpoint to evaluate; repeat to compare several.")
+    ] = None,
+    model: Annotated[
+        list[str] | None, typer.Option("--model", help="Registry model to evaluate; repeatable.")
+    ] = None,
+    metrics: Annotated[str, typer.Option("--metrics", help="Comma-separated: l2,lpips,msssim,id,lec.")] = (
+        "l2,lpips,msssim,id,lec"),
+    lec_edit: Annotated[
+        str, typer.Option("--lec-edit", help="Invertible edit for LEC, NAME[:STRENGTH]: age:3, sefa:0:5, my.npy:2.")
+    ] = "age:3",
+    align: Annotated[bool, typer.Option("--align", help="Align faces first (default: inputs are aligned).")] = False,
+    per_image: Annotated[bool, typer.Option("--per-image", help="Include every image's values in the JSON.")] = False,
+    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write one CSV row per checkpoint.")] = None,
+    device: DeviceOpt = Device.auto,
+    batch_size: BatchOpt = None,
+    max_pixels: MaxPixelsOpt = 100_000_000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Measure distortion (L2, LPIPS, MS-SSIM, identity) and editability (LEC) of encoders on a folder.
+
+    Inputs are aligned face crops (use --align for raw photos); reconstructions are compared at 256 px.
+
+    \b
+    Examples:
+      stylecli evaluate celeba_test/ --checkpoint e4e_ffhq_encode.pt --metrics l2,lpips,msssim,id,lec --json
+      stylecli evaluate celeba_test/ --checkpoint psp.pt --checkpoint e4e.pt --csv results.csv
+
+    \b
+    Metrics:
+      l2      mean squared error at 256 px in [-1, 1] (lower is better)
+      lpips   LPIPS perceptual distance, AlexNet (lower is better)
+      msssim  multi-scale SSIM (higher is better, 1 = identical)
+      id      ArcFace cosine similarity of input and reconstruction (higher is better)
+      lec     latent editing consistency, 1st-99th percentile trimmed mean (lower is better)
+    """
+    from stylecli.errors import StyleCliError
+
+    try:
+        from stylecli import evaluation as ev
+
+        names = ev.parse_metrics(metrics)
+    except StyleCliError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--metrics") from None
+    sources: list[tuple[str, Path | None, str]] = [(str(c), c, "") for c in checkpoint or []]
+    sources += [(m, None, m) for m in model or []]
+    if not sources:
+        sources = [("e4e_ffhq", None, "e4e_ffhq")]
+    paths = _expand(inputs)
+    reporter = None
+    try:
+        from stylecli.images import read_image
+        from stylecli.pipeline import resolve_device
+        from stylecli.runner import RunOptions, single_item
+
+        dev = resolve_device(device.value)
+        aligner = None
+        if align:
+            from stylecli.align import FaceAligner
+
+            aligner = FaceAligner()
+        options = RunOptions(align=align, max_pixels=max_pixels)
+        images, skipped = [], []
+        for p in paths:
+            try:
+                if align:
+                    images.append((str(p), single_item(p, options, aligner).pixels))
+                else:
+                    images.append((str(p), read_image(p, max_pixels).pixels))
+            except StyleCliError as exc:
+                skipped.append(str(exc))
+                if not quiet:
+                    typer.echo(f"stylecli: error: {exc}", err=True)
+        if not images:
+            raise ev.EvaluationError("no readable image among the inputs")
+        lpips_fn = ev.lpips_model(dev) if "lpips" in names else None
+        arcface = ev.arcface_model(dev) if "id" in names else None
+        import time
+
+        from stylecli.progress import Reporter
+        from stylecli.runner import Summary
+
+        total = len(images) * len(sources)
+        reporter = Reporter(total, quiet)
+        started = time.perf_counter()
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            reporter.update(Summary(total=total, done=done[0], faces=done[0], seconds=time.perf_counter() - started))
+
+        results = []
+        for label, ckpt, registry_name in sources:
+            inverter = _inverter(ckpt, registry_name or "e4e_ffhq", device.value, batch_size)
+            edit, strength = None, 0.0
+            if "lec" in names:
+                edit, strength = _lec_edit(lec_edit, inverter)
+            results.append(ev.evaluate(inverter, images, names, label, edit, strength, lpips_fn, arcface,
+                                       inverter.batch_size, tick))
+    except StyleCliError as exc:
+        if reporter:
+            reporter.stop()
+        raise fail(str(exc)) from None
+    reporter.stop()
+    document = {"images": len(images), "failed_inputs": skipped, "lec_edit": lec_edit if "lec" in names else None,
+                "results": [r.to_dict(per_image) for r in results]}
+    if as_json:
+        typer.echo(json.dumps(document))
+    if csv_path is not None:
+        _write_csv(csv_path, document, names)
+    if not quiet:
+        _print_table(document, names)
+    raise typer.Exit(1 if skipped else 0)
+
+
+def _lec_edit(spec: str, inverter):
+    from stylecli.editing import resolve_edit
+    from stylecli.editing.ganspace import GanspaceEdit
+    from stylecli.evaluation import EvaluationError, parse_lec_edit
+
+    name, strength = parse_lec_edit(spec)
+    edit = resolve_edit(name, inverter.n_styles, inverter.model.decoder)
+    if isinstance(edit, GanspaceEdit):
+        raise EvaluationError(f"--lec-edit {spec}: GANSpace edits have no exact inverse; use an InterFaceGAN, SeFa "
+                              "or file direction")
+    return edit, strength
+
+
+def _write_csv(path: Path, document: dict, names: list[str]) -> None:
+    import csv
+    import io
+
+    from stylecli.atomic import atomic_path
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["checkpoint", *[f"{m}_{s}" for m in names for s in ("mean", "std", "n")],
+                     "encode_s_per_image", "synthesize_s_per_image"])
+    for r in document["results"]:
+        writer.writerow([r["checkpoint"], *[r["metrics"][m][s] for m in names for s in ("mean", "std", "n")],
+                         r["speed"]["encode_s_per_image"], r["speed"]["synthesize_s_per_image"]])
+    with atomic_path(path) as tmp:
+        tmp.write_text(buf.getvalue())
+
+
+def _print_table(document: dict, names: list[str]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("checkpoint", *names, "encode s/img", "synth s/img", title=f"{document['images']} images")
+    for r in document["results"]:
+        cells = [f"{r['metrics'][m]['mean']:.4f} ± {r['metrics'][m]['std']:.4f}" for m in names]
+        table.add_row(r["checkpoint"], *cells, f"{r['speed']['encode_s_per_image']:.3f}",
+                      f"{r['speed']['synthesize_s_per_image']:.3f}")
+    Console(stderr=True).print(table)
+
+
+def _inverter(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None,
+              precision: str = "fp32"):
     from stylecli import weights
     from stylecli.pipeline import Inverter, resolve_device
 
     dev = resolve_device(device)
     if checkpoint is not None:
-        return Inverter.from_checkpoint(checkpoint, dev, batch_size)
+        return Inverter.from_checkpoint(checkpoint, dev, batch_size=batch_size, precision=precision)
     entry = weights.get_entry(model)
     if entry.kind != "checkpoint":
         raise weights.WeightsError(f"--model {model}: is a {entry.kind or 'data'} file, not an encoder checkpoint")
-    return Inverter.from_checkpoint(weights.resolve(model), dev, batch_size)
+    return Inverter.from_checkpoint(weights.resolve(model), dev, batch_size=batch_size, precision=precision)
 
 
 @weights_app.command("list")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,6 +38,34 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def precision_context(device: torch.device, precision: str):
+    """Autocast for bf16 / fp16 (convolutions and matrix products in low precision); nothing for fp32."""
+    import contextlib
+
+    if precision not in PRECISIONS:
+        raise StyleCliError(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if device.type == "cpu" and not cpu_supports(precision):
+        raise StyleCliError(
+            f"--precision {precision}: this CPU has no native {precision} support (AMX or AVX512-BF16/FP16), where "
+            "it runs about 100x slower than fp32; use --precision fp32"
+        )
+    return torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
+
+
+def cpu_supports(precision: str) -> bool:
+    """Whether oneDNN has fast kernels for bf16 / fp16 on this CPU."""
+    check = {"bf16": "_is_mkldnn_bf16_supported", "fp16": "_is_mkldnn_fp16_supported"}[precision]
+    try:
+        return bool(getattr(torch.ops.mkldnn, check)())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def preprocess(pixels: np.ndarray, size: int = ENCODER_INPUT_SIZE) -> torch.Tensor:
     """uint8 [H, W, 3] -> float [3, size, size] in [-1, 1]: bilinear resize (Pillow), then (x - 0.5) / 0.5."""
     if pixels.shape[:2] != (size, size):
@@ -58,28 +87,28 @@ class Inverter:
     """An encoder + generator on a device: images -> W+ codes -> reconstructions."""
 
     def __init__(self, model: E4E, device: str | torch.device = "auto", source: Path | None = None,
-                 batch_size: int | None = None):
+                 batch_size: int | None = None, precision: str = "fp32"):
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         self.model = model.to(self.device).eval().requires_grad_(False)
         self.source = source
         self.batch_size = batch_size or self.default_batch_size
+        precision_context(self.device, precision)  # validates the name
+        self.precision = precision
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedModel, device: str | torch.device = "auto", batch_size: int | None = None
-                    ) -> Inverter:
-        return cls(loaded.model, device, loaded.source, batch_size)
+    def from_loaded(cls, loaded: LoadedModel, device: str | torch.device = "auto", **options: Any) -> Inverter:
+        """options: batch_size, precision."""
+        return cls(loaded.model, device, loaded.source, **options)
 
     @classmethod
-    def from_checkpoint(cls, path: Path | str, device: str | torch.device = "auto", batch_size: int | None = None
-                        ) -> Inverter:
-        return cls.from_loaded(load_model(path), device, batch_size)
+    def from_checkpoint(cls, path: Path | str, device: str | torch.device = "auto", **options: Any) -> Inverter:
+        return cls.from_loaded(load_model(path), device, **options)
 
     @classmethod
-    def from_pretrained(cls, name: str = "e4e_ffhq", device: str | torch.device = "auto",
-                        batch_size: int | None = None) -> Inverter:
+    def from_pretrained(cls, name: str = "e4e_ffhq", device: str | torch.device = "auto", **options: Any) -> Inverter:
         from stylecli import weights
 
-        return cls.from_checkpoint(weights.resolve(name), device, batch_size)
+        return cls.from_checkpoint(weights.resolve(name), device, **options)
 
     @property
     def n_styles(self) -> int:
@@ -96,7 +125,8 @@ class Inverter:
         step = self.batch_size
         chunks = [torch.stack([preprocess(im) for im in images[i : i + step]]).to(self.device)
                   for i in range(0, len(images), step)]
-        return torch.cat([self.model.encode(x) for x in chunks])
+        with precision_context(self.device, self.precision):
+            return torch.cat([self.model.encode(x).float() for x in chunks])
 
     @torch.inference_mode()
     def synthesize(self, codes: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -105,8 +135,9 @@ class Inverter:
         if codes.ndim == 2:
             codes = codes.unsqueeze(0)
         step = self.batch_size
-        return np.concatenate([to_uint8(self.model.synthesize(codes[i : i + step]))
-                               for i in range(0, len(codes), step)])
+        with precision_context(self.device, self.precision):
+            return np.concatenate([to_uint8(self.model.synthesize(codes[i : i + step]))
+                                   for i in range(0, len(codes), step)])
 
     def code_of(self, item) -> torch.Tensor:
         """The W+ code [1, n_styles, dim] of a runner item: its saved latent, or the encoded image."""

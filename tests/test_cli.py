@@ -198,3 +198,18 @@ def test_align_every_face_no_face_is_a_per_file_error(tmp_path, photos):
     wall = recs["wall.png"]
     assert not wall["ok"] and "no face found in" in wall["error"] and "--no-align" in wall["error"]
     assert not list(out.glob("wall*"))
+
+
+def test_precision_option(tmp_path, tiny_checkpoint, face_png):
+    from stylecli.pipeline import cpu_supports
+
+    args = ("invert", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "-o", tmp_path / "o", "--json")
+    result = invoke(*args, "--precision", "bf16", "--device", "cpu")
+    if cpu_supports("bf16"):
+        assert result.exit_code == 0
+        code16 = np.load(tmp_path / "o" / "face.npy")
+        assert invoke(*args, "--overwrite").exit_code == 0
+        assert np.abs(np.load(tmp_path / "o" / "face.npy") - code16).max() < 0.5
+    else:
+        assert result.exit_code == 1 and "no native bf16" in result.stderr
+    assert invoke(*args, "--precision", "fp8").exit_code == 2

@@ -30,9 +30,11 @@ def upfirdn2d(
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
     p0, p1 = pad
-    x = F.pad(x, [p0, p1, p0, p1])
     weight = torch.flip(kernel, [0, 1]).to(dtype=x.dtype).expand(c, 1, *kernel.shape)
-    x = F.conv2d(x, weight, groups=c)
+    if p0 == p1 and p0 >= 0:  # the convolution pads by itself: no padded copy
+        x = F.conv2d(x, weight, padding=p0, groups=c)
+    else:
+        x = F.conv2d(F.pad(x, [p0, p1, p0, p1]), weight, groups=c)
     if down > 1:
         x = x[:, :, ::down, ::down]
     return x
@@ -42,3 +44,4 @@ def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor, slope: float = 0.2) ->
     """leaky_relu(x + bias) * sqrt(2), with the bias broadcast along dimension 1."""
     shape = [1, bias.shape[0]] + [1] * (x.ndim - 2)
     return F.leaky_relu(x + bias.view(shape), slope) * LRELU_GAIN
+

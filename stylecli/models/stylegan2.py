@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylecli.models.ops import fir_kernel, fused_leaky_relu, upfirdn2d
+from stylecli.models.ops import LRELU_GAIN, fir_kernel, fused_leaky_relu, upfirdn2d
 
 BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
 
@@ -90,6 +90,7 @@ class ModulatedConv2d(nn.Module):
         self.padding = kernel_size // 2
         self.demodulate = demodulate
         self.upsample = upsample
+        self.reference = False  # True: the grouped-convolution formulation (kept as an oracle)
         if upsample:
             # A stride-2 transposed conv grows 2H+k-2 pixels; the blur trims back to 2H.
             p = (len(BLUR_TAPS) - 2) - (kernel_size - 1)
@@ -104,6 +105,12 @@ class ModulatedConv2d(nn.Module):
         return weight
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        if self.reference:
+            return self.forward_grouped(x, style)
+        return self.forward_fast(x, style)
+
+    def forward_grouped(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """The textbook formulation: per-sample weights, one grouped convolution over the whole batch."""
         batch, _, h, w = x.shape
         k = self.kernel_size
         weight = self.modulated_weight(style)
@@ -115,6 +122,27 @@ class ModulatedConv2d(nn.Module):
             return out
         out = F.conv2d(x, weight.reshape(batch * self.out_ch, self.in_ch, k, k), padding=self.padding, groups=batch)
         return out.reshape(batch, self.out_ch, *out.shape[-2:])
+
+    def forward_fast(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        """Same math, faster: batch 1 is a plain convolution with the modulated weight; larger batches scale
+        the inputs by the style, share one convolution, and demodulate the outputs (no grouped conv)."""
+        batch = x.shape[0]
+        if batch == 1:
+            weight = self.modulated_weight(style)[0]
+            out = self._conv(x, weight)
+        else:
+            s = self.modulation(style)  # [B, in]
+            weight = self.weight[0] * self.scale
+            out = self._conv(x * s.view(batch, -1, 1, 1), weight)
+            if self.demodulate:
+                demod = torch.rsqrt(s.pow(2) @ weight.pow(2).sum(dim=[2, 3]).t() + 1e-8)  # [B, out]
+                out = out * demod.view(batch, -1, 1, 1)
+        return self.blur(out) if self.upsample else out
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        if self.upsample:
+            return F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        return F.conv2d(x, weight, padding=self.padding)
 
 
 class NoiseInjection(nn.Module):
@@ -156,7 +184,14 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_ch)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        return self.activate(self.noise(self.conv(x, style), noise))
+        out = self.conv(x, style)
+        if self.conv.reference or out.requires_grad:
+            return self.activate(self.noise(out, noise))
+        # Inference: the same noise, bias, leaky ReLU and gain, in place on the fresh conv output.
+        if noise is None:
+            noise = out.new_empty(out.shape[0], 1, out.shape[2], out.shape[3]).normal_()
+        out.add_(self.noise.weight * noise).add_(self.activate.bias.view(1, -1, 1, 1))
+        return F.leaky_relu_(out, 0.2).mul_(LRELU_GAIN)
 
 
 class ToRGB(nn.Module):
@@ -212,6 +247,7 @@ class Generator(nn.Module):
         self.size = size
         self.style_dim = style_dim
         self.channels = channels or default_channels(size, channel_multiplier)
+        self.reference = False
         self.log_size = int(math.log2(size))
         self.n_latent = self.log_size * 2 - 2
         self.num_layers = (self.log_size - 2) * 2 + 1
@@ -233,6 +269,14 @@ class Generator(nn.Module):
             self.convs.append(StyledConv(out_ch, out_ch, style_dim))
             self.to_rgbs.append(ToRGB(out_ch, style_dim))
             in_ch = out_ch
+
+    def set_reference(self, reference: bool = True) -> Generator:
+        """Switch between the fast path (default) and the textbook formulation kept as a test oracle."""
+        self.reference = reference
+        for m in self.modules():
+            if isinstance(m, ModulatedConv2d):
+                m.reference = reference
+        return self
 
     def map(self, z: torch.Tensor) -> torch.Tensor:
         """z [batch, style_dim] -> w [batch, style_dim]."""
@@ -264,8 +308,16 @@ class Generator(nn.Module):
             raise ValueError(f"expected {self.n_latent} style vectors per code, got {codes.shape[1]}")
         if noise is None:
             noise = [None] * self.num_layers if randomize_noise else self.noises.maps()
+        if codes.shape[0] > 1 and codes.device.type == "cpu" and not self.reference:
+            # On CPUs a batch runs fastest one sample at a time (plain convolutions, activations in cache).
+            return torch.cat([self.synthesize(c[None], noise) for c in codes])
+        return self.synthesize(codes, noise)
 
+    def synthesize(self, codes: torch.Tensor, noise: Sequence[torch.Tensor | None]) -> torch.Tensor:
+        """The synthesis network on W+ codes [batch, n_latent, style_dim] with the given noise maps."""
         out = self.input(codes.shape[0])
+        if not self.reference:  # channels-last activations: much faster convolutions and blurs on CPUs
+            out = out.contiguous(memory_format=torch.channels_last)
         out = self.conv1(out, codes[:, 0], noise[0])
         skip = self.to_rgb1(out, codes[:, 1])
         i = 1
