@@ -54,7 +54,7 @@ def lpips_model(device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], 
     except ImportError:
         raise EvaluationError("LPIPS needs the lpips package: pip install 'stylecli[eval]'") from None
     try:
-        net = lpips.LPIPS(net="alex", verbose=False).to(device).eval()
+        net = lpips.LPIPS(net="alex", verbose=False).to(device).eval().requires_grad_(False)
     except Exception as exc:
         raise EvaluationError(
             "LPIPS could not load torchvision's AlexNet weights (alexnet-owt-7be5be79.pth): "
@@ -81,6 +81,29 @@ def arcface_model(device: torch.device, path: Path | None = None) -> ArcFace:
     except (KeyError, RuntimeError) as exc:
         raise EvaluationError(f"{path}: not an ArcFace IR-SE50 state dict ({str(exc).splitlines()[0][:120]})") from None
     return net.to(device).eval()
+
+
+def moco_model(device: torch.device, path: Path | None = None) -> torch.nn.Module:
+    """MoCo-v2 ResNet-50 features (registry: moco_v2_800ep), the e4e similarity network for non-face domains:
+    torchvision's ResNet-50 with the query encoder's weights, without its classifier (2048-d output)."""
+    import torchvision
+
+    from stylecli.checkpoint import read_checkpoint
+
+    if path is None:
+        from stylecli import weights
+
+        path = weights.resolve("moco_v2_800ep")
+    state = read_checkpoint(path)
+    state = state.get("state_dict", state)
+    prefix = "module.encoder_q."
+    backbone = {k[len(prefix):]: v for k, v in state.items()
+                if k.startswith(prefix) and not k[len(prefix):].startswith("fc.")}
+    net = torchvision.models.resnet50()
+    missing, _ = net.load_state_dict(backbone, strict=False)
+    if [k for k in missing if not k.startswith("fc.")]:
+        raise EvaluationError(f"{path}: not a MoCo ResNet-50 checkpoint (missing {missing[0]})")
+    return torch.nn.Sequential(*list(net.children())[:-1]).to(device).eval().requires_grad_(False)
 
 
 @dataclass

@@ -23,11 +23,12 @@ class Ranger(torch.optim.RAdam):
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
-        for group in self.param_groups:  # the slow weights start from the weights before the first update
-            for p in group["params"]:
-                if p.grad is not None and "slow" not in self.state[p]:
-                    self.state[p]["slow"] = p.detach().clone()
+        # The slow weights start from the weights before the first update (added after RAdam's own state).
+        first = {p: p.detach().clone() for group in self.param_groups for p in group["params"]
+                 if p.grad is not None and "slow" not in self.state[p]}
         loss = super().step(closure)
+        for p, start in first.items():
+            self.state[p]["slow"] = start
         for group in self.param_groups:
             group["lookahead_count"] += 1
             sync = group["lookahead_count"] % group["lookahead_k"] == 0
