@@ -84,3 +84,15 @@ def face_png(tmp_path) -> Path:
     path = tmp_path / "face.png"
     img.save(path)
     return path
+
+
+def shifted_faces(folder: Path, face_png: Path, count: int, step: int, prefix: str, axis: int = 1) -> Path:
+    """`count` distinct aligned crops (the face rolled by `step` pixels each time), named PREFIX0.png, ..."""
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    src = np.asarray(Image.open(face_png))
+    width = len(str(count - 1)) if count > 10 else 1
+    for i in range(count):
+        Image.fromarray(np.roll(src, step * i, axis=axis)).save(folder / f"{prefix}{i:0{width}d}.png")
+    return folder

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shifted_faces
 from PIL import Image
 from test_cli import invoke, records
 
@@ -21,11 +22,7 @@ from stylecli.runner import Summary
 @pytest.fixture
 def folder(tmp_path, face_png):
     """12 distinct aligned crops, and a corrupt file sorted into the middle."""
-    src = np.asarray(Image.open(face_png))
-    d = tmp_path / "shots"
-    d.mkdir()
-    for i in range(12):
-        Image.fromarray(np.roll(src, 7 * i, axis=1)).save(d / f"img{i:02d}.png")
+    d = shifted_faces(tmp_path / "shots", face_png, 12, 7, "img")
     (d / "img05b.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     return d
 

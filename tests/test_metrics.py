@@ -4,7 +4,6 @@ import csv
 import hashlib
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -99,14 +98,9 @@ def test_identity_similarity_and_arcface_loading(tmp_path):
 
 @pytest.fixture
 def eval_folder(tmp_path, face_png):
-    from PIL import Image
+    from conftest import shifted_faces
 
-    folder = tmp_path / "test_faces"
-    folder.mkdir()
-    src = np.asarray(Image.open(face_png))
-    for i in range(5):
-        Image.fromarray(np.roll(src, 11 * i, axis=0)).save(folder / f"f{i}.png")
-    return folder
+    return shifted_faces(tmp_path / "test_faces", face_png, 5, 11, "f", axis=0)
 
 
 def test_evaluate_command_compares_checkpoints(tmp_path, eval_folder, tiny_checkpoint, monkeypatch):

@@ -3,11 +3,9 @@
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from conftest import tiny_model
-from PIL import Image
+from conftest import shifted_faces, tiny_model
 from test_cli import invoke, records
 
 from stylecli.models.latent_discriminator import LatentDiscriminator
@@ -21,12 +19,7 @@ OPTS_KEYS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "e4e_
 
 @pytest.fixture
 def train_folder(tmp_path, face_png):
-    src = np.asarray(Image.open(face_png))
-    folder = tmp_path / "train"
-    folder.mkdir()
-    for i in range(4):
-        Image.fromarray(np.roll(src, 9 * i, axis=1)).save(folder / f"t{i}.png")
-    return folder
+    return shifted_faces(tmp_path / "train", face_png, 4, 9, "t")
 
 
 def make_trainer(tmp_path, folder, **overrides):
