@@ -151,3 +151,22 @@ def test_evaluate_errors(tmp_path, eval_folder, tiny_checkpoint):
     (eval_folder / "broken.png").write_bytes(b"nope")
     r = invoke("evaluate", eval_folder, "--checkpoint", tiny_checkpoint, "--metrics", "l2,msssim", "--json")
     assert r.exit_code == 1 and json.loads(r.stdout)["images"] == 5 and "broken.png" in r.stderr
+
+
+def test_moco_loader_takes_the_query_encoder(tmp_path):
+    import torchvision
+
+    net = torchvision.models.resnet50()
+    state = {f"module.encoder_q.{k}": v for k, v in net.state_dict().items() if not k.startswith("fc.")}
+    state["module.encoder_q.fc.0.weight"] = torch.zeros(2048, 2048)  # MoCo-v2's MLP head: dropped
+    state["module.encoder_k.conv1.weight"] = torch.zeros(64, 3, 7, 7)  # the key encoder: ignored
+    torch.save({"epoch": 800, "arch": "resnet50", "state_dict": state}, tmp_path / "moco.pt")
+    feats = evaluation.moco_model(torch.device("cpu"), tmp_path / "moco.pt")
+    x = torch.randn(1, 3, 224, 224)
+    net.eval()
+    with torch.no_grad():
+        expected = torch.flatten(torch.nn.Sequential(*list(net.children())[:-1])(x), 1)
+        torch.testing.assert_close(feats(x).flatten(1), expected)
+    torch.save({"state_dict": {"module.encoder_q.conv1.weight": torch.zeros(64, 3, 7, 7)}}, tmp_path / "bad.pt")
+    with pytest.raises(evaluation.EvaluationError, match="not a MoCo"):
+        evaluation.moco_model(torch.device("cpu"), tmp_path / "bad.pt")
