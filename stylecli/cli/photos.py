@@ -1,0 +1,311 @@
+"""invert, align, edit, mix, directions: the commands that turn photos into latents and edits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stylecli.cli import app
+from stylecli.cli.common import (
+    BatchOpt,
+    CheckpointOpt,
+    Device,
+    DeviceOpt,
+    FacesOpt,
+    InputsArg,
+    JsonOpt,
+    MaxPixelsOpt,
+    ModelOpt,
+    NoAlignOpt,
+    NulOpt,
+    OutDirOpt,
+    OverwriteOpt,
+    Precision,
+    PrecisionOpt,
+    QuietOpt,
+    ShardOpt,
+    SkipOpt,
+    UpsampleOpt,
+    WorkersOpt,
+    execute_batch,
+    expand_paths,
+    fail,
+    make_inverter,
+    run_options,
+)
+
+
+@app.command()
+def invert(
+    inputs: InputsArg,
+    out_dir: OutDirOpt = Path("."),
+    checkpoint: CheckpointOpt = None,
+    model: ModelOpt = "e4e_ffhq",
+    device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.fp32,
+    no_align: NoAlignOpt = False,
+    faces: FacesOpt = "largest",
+    detector_upsample: UpsampleOpt = None,
+    overwrite: OverwriteOpt = False,
+    max_pixels: MaxPixelsOpt = 100_000_000,
+    skip_existing: SkipOpt = False,
+    shard: ShardOpt = None,
+    batch_size: BatchOpt = None,
+    workers: WorkersOpt = 2,
+    null: NulOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Invert photos into W+ latent codes and write the generator's reconstruction.
+
+    Each face is found and aligned (FFHQ crop, 256x256) first, unless --no-align. For each input NAME.ext
+    it writes NAME.npy (float32, n_styles x 512: the code the generator consumes), NAME_inversion.png
+    (the full-resolution reconstruction), NAME_aligned.png and NAME.align.json (where the face was, for
+    `edit --paste-back`). With --faces all or an index, names get _faceK (K = 0 for the largest face).
+
+    \b
+    Examples:
+      stylecli invert photo.jpg -o out/ --json
+      stylecli invert group.jpg --faces all -o out/
+      stylecli invert crops/ --no-align --checkpoint e4e_ffhq_encode.pt -o out/
+
+    Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
+    """
+    options = run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
+                           batch_size, workers)
+    paths = expand_paths(inputs, shard, null)
+
+    def make_job():
+        from stylecli.jobs import InvertJob
+
+        return InvertJob(make_inverter(checkpoint, model, device.value, batch_size, precision.value))
+
+    execute_batch(paths, make_job, options, as_json, quiet)
+
+
+@app.command()
+def align(
+    inputs: InputsArg,
+    out_dir: OutDirOpt = Path("."),
+    faces: FacesOpt = "largest",
+    detector_upsample: UpsampleOpt = None,
+    overwrite: OverwriteOpt = False,
+    max_pixels: MaxPixelsOpt = 100_000_000,
+    skip_existing: SkipOpt = False,
+    shard: ShardOpt = None,
+    batch_size: BatchOpt = None,
+    workers: WorkersOpt = 2,
+    null: NulOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Find faces and write FFHQ-aligned 256x256 crops (NAME_aligned.png) and NAME.align.json.
+
+    The JSON record lists each face's box, landmarks and crop quad in original-image pixels.
+
+    \b
+    Examples:
+      stylecli align group.jpg --faces all -o aligned/ --json
+      stylecli align shots/ -o aligned/
+    """
+    options = run_options(out_dir, overwrite, max_pixels, False, faces, detector_upsample, skip_existing,
+                           batch_size, workers)
+    paths = expand_paths(inputs, shard, null)
+
+    def make_job():
+        from stylecli.jobs import AlignJob
+
+        return AlignJob()
+
+    execute_batch(paths, make_job, options, as_json, quiet)
+
+
+def _parse_sweep(spec: str) -> list[float]:
+    try:
+        start, stop, n = spec.split(":")
+        count = int(n)
+        if count < 2:
+            raise ValueError
+    except ValueError:
+        raise typer.BadParameter("expected START:STOP:N with N >= 2, e.g. -4:4:9", param_hint="--sweep") from None
+    import numpy as np
+
+    return [round(float(v), 6) for v in np.linspace(float(start), float(stop), count)]
+
+
+@app.command()
+def edit(
+    inputs: InputsArg,
+    direction: Annotated[
+        list[str],
+        typer.Option("--direction", "-d", help="age, smile, pose, ganspace:NAME, ganspace:N, sefa:K or a .pt/.npy "
+                     "file; repeat for several edits at once. `stylecli directions` lists them."),
+    ],
+    strength: Annotated[
+        list[float] | None,
+        typer.Option("--strength", "-s", help="Strength of the matching --direction (in order); default: the "
+                     "direction's own (3 for InterFaceGAN and SeFa, the published value for GANSpace)."),
+    ] = None,
+    layers: Annotated[
+        str | None, typer.Option("--layers", help="Only these W+ layers, e.g. 0-5 or 0-3,8 (inclusive).")
+    ] = None,
+    sweep: Annotated[
+        str | None, typer.Option("--sweep", help="Render N strengths from START to STOP: START:STOP:N.")
+    ] = None,
+    grid: Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet.")] = False,
+    gif: Annotated[bool, typer.Option("--gif", help="Also write an animation of the sweep.")] = False,
+    paste_back: Annotated[
+        bool, typer.Option("--paste-back", help="Also blend each edited face back into the original photo.")
+    ] = False,
+    save_latent: Annotated[bool, typer.Option("--save-latent", help="Also write each edited latent (.npy).")] = False,
+    out_dir: OutDirOpt = Path("."),
+    checkpoint: CheckpointOpt = None,
+    model: ModelOpt = "e4e_ffhq",
+    device: DeviceOpt = Device.auto,
+    precision: PrecisionOpt = Precision.fp32,
+    no_align: NoAlignOpt = False,
+    faces: FacesOpt = "largest",
+    detector_upsample: UpsampleOpt = None,
+    overwrite: OverwriteOpt = False,
+    max_pixels: MaxPixelsOpt = 100_000_000,
+    skip_existing: SkipOpt = False,
+    shard: ShardOpt = None,
+    batch_size: BatchOpt = None,
+    workers: WorkersOpt = 2,
+    null: NulOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Edit photos (or saved latents) along semantic directions and render the results.
+
+    Images are aligned and inverted first; a .npy latent written by `invert` is edited directly (no
+    re-encoding; its .align.json makes --paste-back work). Outputs are named NAME_<direction><strength>.png,
+    e.g. photo_age+3.png.
+
+    \b
+    Examples:
+      stylecli edit photo.jpg --direction age --strength 3
+      stylecli edit photo.jpg -d smile -s -2 -d pose -s 1.5 --paste-back
+      stylecli edit out/photo.npy --direction ganspace:white_hair
+      stylecli edit photo.jpg --direction age --sweep -4:4:9 --grid --gif
+      stylecli edit photo.jpg --direction sefa:3 --layers 0-5 --strength 5
+    """
+    options = run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
+                           batch_size, workers)
+    strengths = list(strength or [])
+    if len(strengths) > len(direction):
+        raise typer.BadParameter("more --strength values than --direction values", param_hint="--strength")
+    sweep_values = _parse_sweep(sweep) if sweep else None
+    if sweep_values and len(direction) > 1:
+        raise typer.BadParameter("--sweep takes a single --direction", param_hint="--sweep")
+    if gif and not sweep_values:
+        raise typer.BadParameter("--gif animates a --sweep", param_hint="--gif")
+    paths = expand_paths(inputs, shard, null)
+
+    def make_job():
+        from stylecli.editing import parse_layers, resolve_edit
+        from stylecli.jobs import EditJob, EditPlan
+
+        inverter = make_inverter(checkpoint, model, device.value, batch_size, precision.value)
+        chosen = parse_layers(layers, inverter.n_styles)
+        edits = [
+            (resolve_edit(d, inverter.n_styles, inverter.model.decoder, chosen), strengths[i] if i < len(strengths)
+             else None)
+            for i, d in enumerate(direction)
+        ]
+        plan = EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent)
+        return EditJob(inverter, plan)
+
+    execute_batch(paths, make_job, options, as_json, quiet)
+
+
+@app.command()
+def mix(
+    first: Annotated[Path, typer.Argument(help="Image or latent giving the base code.", show_default=False)],
+    second: Annotated[Path, typer.Argument(help="Image or latent giving the mixed-in layers.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png).")] = Path("mixed.png"),
+    layers: Annotated[str, typer.Option("--layers", help="Layers taken from SECOND, e.g. 8-17.")] = "8-17",
+    alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="1: copy; 0.5: halfway.")] = 1.0,
+    checkpoint: CheckpointOpt = None,
+    model: ModelOpt = "e4e_ffhq",
+    device: DeviceOpt = Device.auto,
+    no_align: NoAlignOpt = False,
+    overwrite: OverwriteOpt = False,
+) -> None:
+    """Style mixing: FIRST's code with chosen layers taken from SECOND (coarse 0-3: pose and shape,
+    middle 4-7: features, fine 8+: colours and texture).
+
+    Example: stylecli mix a.jpg b.jpg --layers 8-17 -o mixed.png
+    """
+    from stylecli.errors import StyleCliError
+
+    try:
+        from stylecli.editing import parse_layers
+        from stylecli.editing.mixing import mix as mix_codes
+        from stylecli.images import write_png
+        from stylecli.runner import RunOptions, single_item
+
+        inverter = make_inverter(checkpoint, model, device.value)
+        chosen = parse_layers(layers, inverter.n_styles)
+        options = RunOptions(align=not no_align)
+        aligner = None
+        if options.align and (first.suffix != ".npy" or second.suffix != ".npy"):
+            from stylecli.align import FaceAligner
+
+            aligner = FaceAligner()
+        codes = [inverter.code_of(single_item(p, options, aligner)) for p in (first, second)]
+        image = inverter.synthesize(mix_codes(codes[0], codes[1], chosen, alpha))[0]
+        write_png(image, out, overwrite)
+    except StyleCliError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"{first} + {second} (layers {layers}) -> {out}", err=True)
+
+
+@app.command()
+def directions(
+    model: ModelOpt = "e4e_ffhq",
+    as_json: JsonOpt = False,
+) -> None:
+    """List the edit directions available for a model, with their meaning and typical range.
+
+    Example: stylecli directions --model e4e_ffhq
+    """
+    from stylecli import weights
+    from stylecli.editing.ganspace import NAMED_EDITS
+    from stylecli.editing.resolve import INTERFACEGAN
+
+    entry = weights.get_entry(model) if model in weights.load_registry() else None
+    is_cars = entry is not None and "cars" in entry.name
+    rows = []
+    if not is_cars:
+        for name, what in INTERFACEGAN.items():
+            present = weights.status(weights.get_entry(name))["present"]
+            rows.append({"name": name, "kind": "interfacegan", "default": 3.0, "layers": "all", "about": what,
+                         "file": "here" if present else f"downloaded on first use ({name}.pt)"})
+    pca = "cars_pca" if is_cars else "ffhq_pca"
+    for name, (comp, start, end, value) in NAMED_EDITS[pca].items():
+        rows.append({"name": f"ganspace:{name}", "kind": "ganspace", "default": value,
+                     "layers": f"{start}-{end - 1}", "about": f"PCA component {comp}; strength = target coordinate",
+                     "file": pca})
+    rows.append({"name": "ganspace:N", "kind": "ganspace", "default": 0.0, "layers": "--layers required",
+                 "about": "any PCA component N (0-79)", "file": pca})
+    rows.append({"name": "sefa:K", "kind": "sefa", "default": 3.0, "layers": "all or --layers",
+                 "about": "K-th closed-form direction of the generator (0 = strongest); about -10..10",
+                 "file": "none (from the model)"})
+    rows.append({"name": "PATH.pt|PATH.npy", "kind": "file", "default": 3.0, "layers": "all or --layers",
+                 "about": "your own direction: [512], [1, 512], [n_styles, 512] or [1, n_styles, 512]",
+                 "file": "yours"})
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("direction", "default strength", "layers", "meaning", "file")
+    for row in rows:
+        table.add_row(row["name"], f"{row['default']:g}", row["layers"], row["about"], row["file"])
+    Console().print(table)

@@ -1,0 +1,112 @@
+"""stylecli weights list | pull | verify | import."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stylecli.cli import weights_app
+from stylecli.cli.common import JsonOpt, fail
+
+
+@weights_app.command("list")
+def weights_list(as_json: JsonOpt = False) -> None:
+    """Show every registry entry, whether it is on this machine, and where it comes from.
+
+    Example: stylecli weights list --json
+    """
+    from stylecli import weights
+
+    rows = [weights.status(e) for e in weights.load_registry().values()]
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "here", "size", "what", "source")
+    for row in rows:
+        size = f"{row['size'] / 1e6:.0f} MB" if row["size"] else "?"
+        table.add_row(row["name"], "yes" if row["present"] else "no", size, row["what"], row["source"])
+    Console().print(table)
+
+
+@weights_app.command("pull")
+def weights_pull(names: Annotated[list[str], typer.Argument(help="Registry names.", show_default=False)]) -> None:
+    """Download (if needed) and verify registry files.
+
+    Example: stylecli weights pull e4e_ffhq age smile
+    """
+    from stylecli import weights
+    from stylecli.errors import StyleCliError
+
+    failed = 0
+    for name in names:
+        try:
+            path = weights.resolve(name)
+            typer.echo(f"{name}: {path}", err=True)
+        except StyleCliError as exc:
+            typer.echo(f"stylecli: error: {exc}", err=True)
+            failed += 1
+    raise typer.Exit(1 if failed else 0)
+
+
+@weights_app.command("verify")
+def weights_verify(
+    names: Annotated[list[str] | None, typer.Argument(help="Registry names (default: all present).")] = None,
+) -> None:
+    """Re-hash the files present on this machine and compare them with the registry's sha256.
+
+    Example: stylecli weights verify e4e_ffhq
+    """
+    from stylecli import weights
+    from stylecli.errors import StyleCliError
+
+    registry = weights.load_registry()
+    failed = 0
+    for name in names or list(registry):
+        try:
+            entry = weights.get_entry(name, registry)
+        except StyleCliError as exc:
+            typer.echo(f"stylecli: error: {exc}", err=True)
+            failed += 1
+            continue
+        path = weights.locate(entry)
+        if path is None:
+            if names:
+                typer.echo(f"{name}: not on this machine (`stylecli weights pull {name}`)", err=True)
+                failed += 1
+            continue
+        if entry.sha256 is None:
+            typer.echo(f"{name}: {path} (no sha256 in the registry: not checked)", err=True)
+            continue
+        digest = weights.sha256_file(path)
+        if digest == entry.sha256:
+            typer.echo(f"{name}: ok {path}", err=True)
+        else:
+            typer.echo(f"stylecli: error: {name}: {path} has sha256 {digest}, expected {entry.sha256}", err=True)
+            failed += 1
+    raise typer.Exit(1 if failed else 0)
+
+
+@weights_app.command("import")
+def weights_import(
+    name: Annotated[str, typer.Argument(help="Registry name, e.g. e4e_cars.", show_default=False)],
+    path: Annotated[Path, typer.Argument(help="The file you downloaded.", show_default=False)],
+) -> None:
+    """Install a file you downloaded by hand, after checking its sha256 against the registry.
+
+    Example: stylecli weights import e4e_ffhq ~/Downloads/e4e_ffhq_encode.pt
+    """
+    from stylecli import weights
+    from stylecli.errors import StyleCliError
+
+    try:
+        dest = weights.import_file(name, path)
+    except StyleCliError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"{name}: installed {dest}", err=True)
