@@ -128,3 +128,8 @@ def test_mix_and_directions(tmp_path, tiny_checkpoint):
     result = invoke("directions", "--json")
     names = [json.loads(line)["name"] for line in result.stdout.splitlines()]
     assert {"age", "smile", "pose", "ganspace:white_hair", "sefa:K"} <= set(names)
+    cars = [json.loads(line)["name"] for line in invoke("directions", "--model", "cars", "--json").stdout.splitlines()]
+    assert "ganspace:cube" in cars and "age" not in cars and "ganspace:white_hair" not in cars
+    horse = invoke("directions", "--model", "e4e_horse", "--json").stdout.splitlines()
+    horse = [json.loads(line)["name"] for line in horse]
+    assert horse == ["sefa:K", "PATH.pt|PATH.npy"]

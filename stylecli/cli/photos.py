@@ -277,21 +277,23 @@ def directions(
     from stylecli.editing.ganspace import NAMED_EDITS
     from stylecli.editing.resolve import INTERFACEGAN
 
-    entry = weights.get_entry(model) if model in weights.load_registry() else None
-    is_cars = entry is not None and "cars" in entry.name
+    # Published directions exist for FFHQ (InterFaceGAN, GANSpace) and cars (GANSpace); SeFa and your own
+    # files work for every model (horse, church, custom).
+    domain = next((d for d in ("ffhq", "cars") if d in model.lower()), None)
     rows = []
-    if not is_cars:
+    if domain == "ffhq":
         for name, what in INTERFACEGAN.items():
             present = weights.status(weights.get_entry(name))["present"]
             rows.append({"name": name, "kind": "interfacegan", "default": 3.0, "layers": "all", "about": what,
                          "file": "here" if present else f"downloaded on first use ({name}.pt)"})
-    pca = "cars_pca" if is_cars else "ffhq_pca"
-    for name, (comp, start, end, value) in NAMED_EDITS[pca].items():
-        rows.append({"name": f"ganspace:{name}", "kind": "ganspace", "default": value,
-                     "layers": f"{start}-{end - 1}", "about": f"PCA component {comp}; strength = target coordinate",
-                     "file": pca})
-    rows.append({"name": "ganspace:N", "kind": "ganspace", "default": 0.0, "layers": "--layers required",
-                 "about": "any PCA component N (0-79)", "file": pca})
+    if domain is not None:
+        pca = f"{domain}_pca"
+        for name, (comp, start, end, value) in NAMED_EDITS[pca].items():
+            rows.append({"name": f"ganspace:{name}", "kind": "ganspace", "default": value,
+                         "layers": f"{start}-{end - 1}", "file": pca,
+                         "about": f"PCA component {comp}; strength = target coordinate"})
+        rows.append({"name": "ganspace:N", "kind": "ganspace", "default": 0.0, "layers": "--layers required",
+                     "about": "any PCA component N (0-79)", "file": pca})
     rows.append({"name": "sefa:K", "kind": "sefa", "default": 3.0, "layers": "all or --layers",
                  "about": "K-th closed-form direction of the generator (0 = strongest); about -10..10",
                  "file": "none (from the model)"})
