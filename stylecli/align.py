@@ -17,6 +17,7 @@ import numpy as np
 
 from stylecli.atomic import atomic_path
 from stylecli.errors import InputError, StyleCliError
+from stylecli.images import check_free
 
 ALIGNED_SIZE = 256
 # dlib's detection score: real faces score about 0.5 and up, false detections (e.g. the patch on the
@@ -238,8 +239,7 @@ def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def write_sidecar(dest: Path, source: Path, image_size: tuple[int, int], index: int, face: Face,
                   overwrite: bool = False) -> Path:
-    if not overwrite and dest.exists():
-        raise InputError(f"{dest}: exists (pass --overwrite to replace it)")
+    check_free(dest, overwrite)
     data = {"source": str(source), "image_size": list(image_size), "face_index": index, **face.to_dict()}
     with atomic_path(dest, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(data, indent=1))

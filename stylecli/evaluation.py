@@ -15,14 +15,6 @@ from stylecli.errors import StyleCliError
 from stylecli.metrics import METRICS, ArcFace, Stat, identity_similarity, l2, lec_distances, msssim, pool256
 from stylecli.pipeline import Inverter, preprocess
 
-DESCRIPTIONS = {
-    "l2": "mean squared error between input and reconstruction at 256 px, in [-1, 1] (lower is better)",
-    "lpips": "LPIPS perceptual distance, AlexNet (lower is better)",
-    "msssim": "multi-scale structural similarity (higher is better, 1 = identical)",
-    "id": "ArcFace identity cosine similarity between input and reconstruction (higher is better)",
-    "lec": "latent editing consistency: code drift after edit, re-encode, inverse edit (lower is better)",
-}
-
 
 class EvaluationError(StyleCliError):
     pass

@@ -93,7 +93,7 @@ def write_png(pixels: np.ndarray, dest: Path, overwrite: bool = False) -> Path:
     """Write uint8 [H, W, 3] as PNG atomically; refuse to replace a file unless overwrite."""
     from PIL import Image
 
-    _check_free(dest, overwrite)
+    check_free(dest, overwrite)
     with atomic_path(dest, overwrite=overwrite) as tmp:
         Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG")
     return dest
@@ -101,7 +101,7 @@ def write_png(pixels: np.ndarray, dest: Path, overwrite: bool = False) -> Path:
 
 def write_latent(code: np.ndarray, dest: Path, overwrite: bool = False) -> Path:
     """Write a W+ code as .npy float32 [n_styles, style_dim], atomically."""
-    _check_free(dest, overwrite)
+    check_free(dest, overwrite)
     with atomic_path(dest, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         np.save(f, np.ascontiguousarray(code, dtype=np.float32))
     return dest
@@ -125,6 +125,7 @@ def read_latent(path: Path | str, n_styles: int | None = None) -> np.ndarray:
     return code.astype(np.float32)
 
 
-def _check_free(dest: Path, overwrite: bool) -> None:
+def check_free(dest: Path, overwrite: bool) -> None:
+    """Refuse to replace an existing output unless overwrite."""
     if not overwrite and dest.exists():
         raise InputError(f"{dest}: exists (pass --overwrite to replace it)")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from stylecli.atomic import atomic_path
-from stylecli.errors import InputError
+from stylecli.images import check_free
 
 LABEL_HEIGHT = 18
 
@@ -43,8 +43,7 @@ def write_gif(frames: Sequence[np.ndarray], dest: Path, overwrite: bool = False,
     """A looping animation that plays the frames forth and back."""
     from PIL import Image
 
-    if not overwrite and dest.exists():
-        raise InputError(f"{dest}: exists (pass --overwrite to replace it)")
+    check_free(dest, overwrite)
     pics = [Image.fromarray(_resize(f, size)) for f in frames]
     pics = pics + pics[-2:0:-1]
     with atomic_path(dest, overwrite=overwrite) as tmp:

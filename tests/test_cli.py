@@ -213,3 +213,27 @@ def test_precision_option(tmp_path, tiny_checkpoint, face_png):
     else:
         assert result.exit_code == 1 and "no native bf16" in result.stderr
     assert invoke(*args, "--precision", "fp8").exit_code == 2
+
+
+def test_weights_verify_reports_a_changed_file_and_tables_render(tmp_path, monkeypatch):
+    import hashlib
+
+    f = tmp_path / "m.bin"
+    f.write_bytes(b"model bytes")
+    sha = hashlib.sha256(b"model bytes").hexdigest()
+    reg = tmp_path / "weights.toml"
+    reg.write_text(f'[m]\nwhat = "test model"\nfile = "m.bin"\nsha256 = "{sha}"\nsize = 11\nlicense = "t"\n'
+                   'sources = [{ manual = "https://example.invalid" }]\n')
+    monkeypatch.setenv("STYLECLI_WEIGHTS_TOML", str(reg))
+    assert invoke("weights", "import", "m", f).exit_code == 0
+    ok = invoke("weights", "verify", "m")
+    assert ok.exit_code == 0 and "m: ok" in ok.stderr
+    from stylecli import weights
+
+    weights.local_copy(weights.get_entry("m")).write_bytes(b"tampered!!!")
+    bad = invoke("weights", "verify", "m")
+    assert bad.exit_code == 1 and f"expected {sha}" in bad.stderr
+    table = invoke("weights", "list")
+    assert table.exit_code == 0 and "test model" in table.stdout and "yes" in table.stdout
+    directions = invoke("directions")  # 'age' is not in this registry: listed as such, no crash
+    assert directions.exit_code == 0 and "sefa:K" in directions.stdout and "registry" in directions.stdout

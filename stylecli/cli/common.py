@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -16,6 +17,22 @@ class Device(str, Enum):
     cpu = "cpu"
     cuda = "cuda"
     mps = "mps"
+
+
+def print_rows(rows: list[dict], columns: dict[str, Callable[[dict], str]], as_json: bool = False,
+               title: str | None = None, stderr: bool = False) -> None:
+    """Rows as one JSON object per line (--json), or as a table whose cells `columns` derive from each row."""
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*(cell(row) for cell in columns.values()))
+    Console(stderr=stderr).print(table)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -19,6 +19,7 @@ from stylecli.cli.common import (
     expand_paths,
     fail,
     make_inverter,
+    print_rows,
 )
 
 
@@ -172,12 +173,9 @@ def _write_csv(path: Path, document: dict, names: list[str]) -> None:
 
 
 def _print_table(document: dict, names: list[str]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("checkpoint", *names, "encode s/img", "synth s/img", title=f"{document['images']} images")
-    for r in document["results"]:
-        cells = [f"{r['metrics'][m]['mean']:.4f} ± {r['metrics'][m]['std']:.4f}" for m in names]
-        table.add_row(r["checkpoint"], *cells, f"{r['speed']['encode_s_per_image']:.3f}",
-                      f"{r['speed']['synthesize_s_per_image']:.3f}")
-    Console(stderr=True).print(table)
+    columns = {"checkpoint": lambda r: r["checkpoint"]}
+    for m in names:
+        columns[m] = lambda r, m=m: f"{r['metrics'][m]['mean']:.4f} ± {r['metrics'][m]['std']:.4f}"
+    columns["encode s/img"] = lambda r: f"{r['speed']['encode_s_per_image']:.3f}"
+    columns["synth s/img"] = lambda r: f"{r['speed']['synthesize_s_per_image']:.3f}"
+    print_rows(document["results"], columns, title=f"{document['images']} images", stderr=True)

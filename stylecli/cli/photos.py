@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -34,6 +33,7 @@ from stylecli.cli.common import (
     expand_paths,
     fail,
     make_inverter,
+    print_rows,
     run_options,
 )
 
@@ -282,10 +282,16 @@ def directions(
     domain = next((d for d in ("ffhq", "cars") if d in model.lower()), None)
     rows = []
     if domain == "ffhq":
+        registry = weights.load_registry()
         for name, what in INTERFACEGAN.items():
-            present = weights.status(weights.get_entry(name))["present"]
+            if name not in registry:  # a private registry (STYLECLI_WEIGHTS_TOML) may leave it out
+                where = "not in the weights registry"
+            elif weights.status(registry[name])["present"]:
+                where = "here"
+            else:
+                where = f"downloaded on first use ({name}.pt)"
             rows.append({"name": name, "kind": "interfacegan", "default": 3.0, "layers": "all", "about": what,
-                         "file": "here" if present else f"downloaded on first use ({name}.pt)"})
+                         "file": where})
     if domain is not None:
         pca = f"{domain}_pca"
         for name, (comp, start, end, value) in NAMED_EDITS[pca].items():
@@ -300,14 +306,6 @@ def directions(
     rows.append({"name": "PATH.pt|PATH.npy", "kind": "file", "default": 3.0, "layers": "all or --layers",
                  "about": "your own direction: [512], [1, 512], [n_styles, 512] or [1, n_styles, 512]",
                  "file": "yours"})
-    if as_json:
-        for row in rows:
-            typer.echo(json.dumps(row))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("direction", "default strength", "layers", "meaning", "file")
-    for row in rows:
-        table.add_row(row["name"], f"{row['default']:g}", row["layers"], row["about"], row["file"])
-    Console().print(table)
+    print_rows(rows, {"direction": lambda r: r["name"], "default strength": lambda r: f"{r['default']:g}",
+                      "layers": lambda r: r["layers"], "meaning": lambda r: r["about"], "file": lambda r: r["file"]},
+               as_json)

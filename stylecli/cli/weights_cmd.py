@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from stylecli.cli import weights_app
-from stylecli.cli.common import JsonOpt, fail
+from stylecli.cli.common import JsonOpt, fail, print_rows
 
 
 @weights_app.command("list")
@@ -21,18 +20,9 @@ def weights_list(as_json: JsonOpt = False) -> None:
     from stylecli import weights
 
     rows = [weights.status(e) for e in weights.load_registry().values()]
-    if as_json:
-        for row in rows:
-            typer.echo(json.dumps(row))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table("name", "here", "size", "what", "source")
-    for row in rows:
-        size = f"{row['size'] / 1e6:.0f} MB" if row["size"] else "?"
-        table.add_row(row["name"], "yes" if row["present"] else "no", size, row["what"], row["source"])
-    Console().print(table)
+    print_rows(rows, {"name": lambda r: r["name"], "here": lambda r: "yes" if r["present"] else "no",
+                      "size": lambda r: f"{r['size'] / 1e6:.0f} MB" if r["size"] else "?",
+                      "what": lambda r: r["what"], "source": lambda r: r["source"]}, as_json)
 
 
 @weights_app.command("pull")

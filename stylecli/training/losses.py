@@ -3,8 +3,6 @@ small random ones and users the pretrained ones."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import autograd, nn
@@ -57,5 +55,3 @@ def r1_penalty(discriminator: nn.Module, real_w: torch.Tensor) -> torch.Tensor:
     (grad,) = autograd.grad(pred.sum(), real_w, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean()
 
-
-LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
