@@ -1,17 +1,25 @@
-"""Speed of stylecli's fast path against the reference formulation, in the same process.
+"""Speed of stylecli's fast path against the reference formulation, on the same machine in the same run.
 
-    python bench/compare.py [--repeats 3] [--batch 8] [--no-bf16]
+    python bench/compare.py [--repeats 3] [--batch 8] [--bf16]
 
 The reference is the textbook formulation the official e4e code uses (grouped modulated convolutions,
-out-of-place activations, padded FIR filters), kept in stylecli as a test oracle (Generator.set_reference).
-Full FFHQ configuration (1024 px, 18 styles, IR-SE50) with random weights from a fixed seed. Prints JSON:
-medians, ratios, deviations, bf16 PSNR, load times, process start time and peak memory.
+out-of-place activations, padded FIR filters, the C library's default heap), kept in stylecli as a test
+oracle (Generator.set_reference). Each variant runs in its own process (the heap policy is per process) on
+the full FFHQ configuration (1024 px, 18 styles, IR-SE50) with random weights from a fixed seed:
+
+- official_like: reference formulation, default heap (what users of the official code run)
+- stylecli:      fast formulation, retained heap (what `stylecli` runs)
+- the two crossed variants, to show what the code and the heap policy each contribute.
+
+Prints JSON: medians, ratios, output deviations, load times, process start, peak memory, batch throughput and
+(with --bf16, slow on CPUs without native bf16) the bf16 speed and PSNR against fp32.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import statistics
@@ -21,8 +29,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import torch
+VARIANTS = {  # name: (formulation, heap)
+    "official_like": ("reference", "default"),
+    "stylecli": ("fast", "retained"),
+    "reference_retained_heap": ("reference", "retained"),
+    "fast_default_heap": ("fast", "default"),
+}
 
 
 def median_time(fn, repeats: int) -> float:
@@ -35,90 +47,124 @@ def median_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # Linux reports KiB
+
+
+def build_model():
+    import torch
+
+    from stylecli.models.e4e import build_e4e
+
+    torch.manual_seed(0)
+    model = build_e4e(1024).eval()
+    with torch.no_grad():
+        for name, t in model.state_dict().items():  # keep activations in a realistic range
+            if name.endswith("modulation.bias"):
+                t.fill_(1.0)
+    return model
+
+
+def worker(formulation: str, heap: str, out: Path, repeats: int, batch: int, bf16: bool) -> None:
+    """One variant: time encode and synthesize at batch 1 (and batch `batch`); save the outputs to `out`."""
+    if heap == "retained":
+        from stylecli.allocator import retain_freed_memory
+
+        assert retain_freed_memory(), "the heap policy could not be applied here"
+    import torch
+
+    model = build_model()
+    model.decoder.set_reference(formulation == "reference")
+    gen = torch.Generator().manual_seed(1)
+    x1 = torch.rand(1, 3, 256, 256, generator=gen) * 2 - 1
+    report: dict = {}
+    with torch.inference_mode():
+        codes = model.encode(x1)
+        report["encode_s"] = median_time(lambda: model.encode(x1), repeats)
+        report["synthesize_s"] = median_time(lambda: model.synthesize(codes), repeats)
+        image = model.synthesize(codes)
+        report["peak_rss_batch1_gb"] = peak_rss_gb()
+        if formulation == "fast" and batch > 1:
+            xb = torch.rand(batch, 3, 256, 256, generator=gen) * 2 - 1
+            per_image = median_time(lambda: model.synthesize(model.encode(xb)), 1) / batch
+            report[f"batch{batch}_seconds_per_image"] = per_image
+            report[f"batch{batch}_throughput_vs_batch1"] = (report["encode_s"] + report["synthesize_s"]) / per_image
+    if bf16 and formulation == "fast":
+        from stylecli.pipeline import precision_context, to_uint8
+
+        with torch.inference_mode(), precision_context(torch.device("cpu"), "bf16"):
+            report["bf16_encode_s"] = median_time(lambda: model.encode(x1), 1)
+            report["bf16_synthesize_s"] = median_time(lambda: model.synthesize(codes), 1)
+            image16 = model.synthesize(codes).float()
+        a, b = to_uint8(image16)[0].astype("float64"), to_uint8(image)[0].astype("float64")
+        mse = float(((a - b) ** 2).mean())
+        report["bf16_psnr_db_vs_fp32"] = float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+    torch.save({"codes": codes, "image": image}, out)
+    print(json.dumps(report))
+
+
+def run_variant(name: str, tmp: Path, args: argparse.Namespace) -> dict:
+    formulation, heap = VARIANTS[name]
+    cmd = [sys.executable, __file__, "--worker", formulation, heap, str(tmp / f"{name}.pt"),
+           "--repeats", str(args.repeats), "--batch", str(args.batch if name == "stylecli" else 1)]
+    if args.bf16 and name == "stylecli":
+        cmd.append("--bf16")
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def load_times(tmp: Path) -> dict:
+    from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint
+    from stylecli.loader import load_model
+
+    os.environ["STYLECLI_CACHE"] = str(tmp / "cache")
+    path = tmp / "e4e.pt"
+    save_checkpoint(build_model(), path, default_opts(ModelConfig(1024, "e4e")))
+    start = time.perf_counter()
+    load_model(path)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    load_model(path)
+    return {"load_first_with_conversion_s": first, "load_cached_s": time.perf_counter() - start}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--no-bf16", action="store_true")
+    parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast (very slow without AMX)")
+    parser.add_argument("--worker", nargs=3, metavar=("FORMULATION", "HEAP", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        formulation, heap, out = args.worker
+        worker(formulation, heap, Path(out), args.repeats, args.batch, args.bf16)
+        return
 
-    from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint
-    from stylecli.loader import load_model
-    from stylecli.models.e4e import build_e4e
-    from stylecli.pipeline import precision_context, to_uint8
+    import torch
 
     report: dict = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                    "config": "FFHQ 1024 px, 18 styles, IR-SE50, random weights (seed 0)"}
+                    "config": "FFHQ 1024 px, 18 styles, IR-SE50, random weights (seed 0), fp32, batch 1"}
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "stylecli", "--help"], capture_output=True, check=True)
     report["help_s"] = time.perf_counter() - start
-
-    with tempfile.TemporaryDirectory(prefix="stylecli-compare-") as tmp:
-        os.environ["STYLECLI_CACHE"] = str(Path(tmp) / "cache")
-        torch.manual_seed(0)
-        model = build_e4e(1024)
-        with torch.no_grad():
-            for name, t in model.state_dict().items():  # keep activations in a realistic range
-                if name.endswith("modulation.bias"):
-                    t.fill_(1.0)
-        path = Path(tmp) / "e4e.pt"
-        save_checkpoint(model, path, default_opts(ModelConfig(1024, "e4e")))
-        del model
-        t0 = time.perf_counter()
-        load_model(path)
-        report["load_first_with_conversion_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        loaded = load_model(path)
-        report["load_cached_s"] = time.perf_counter() - t0
-        model = loaded.model
-        dec = model.decoder
-
-        gen = torch.Generator().manual_seed(1)
-        x1 = torch.rand(1, 3, 256, 256, generator=gen) * 2 - 1
-        with torch.inference_mode():
-            codes = model.encode(x1)
-            enc = median_time(lambda: model.encode(x1), args.repeats)
-            fast = median_time(lambda: model.synthesize(codes), args.repeats)
-            img_fast = model.synthesize(codes)
-            dec.set_reference(True)
-            ref = median_time(lambda: model.synthesize(codes), args.repeats)
-            img_ref = model.synthesize(codes)
-            dec.set_reference(False)
-        report["rss_after_batch1_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
-        report["batch1"] = {
-            "encode_s": enc, "synthesize_fast_s": fast, "synthesize_reference_s": ref,
-            "synthesize_speedup": ref / fast, "encode_plus_synthesize_speedup": (enc + ref) / (enc + fast),
-            "fast_vs_reference_max_abs": float((img_fast - img_ref).abs().max()),
-        }
-
-        xb = torch.rand(args.batch, 3, 256, 256, generator=gen) * 2 - 1
-        with torch.inference_mode():
-            codes_b = model.encode(xb)
-            t_b = median_time(lambda: model.synthesize(model.encode(xb)), 1)
-        per_image_b1 = enc + fast
-        report[f"batch{args.batch}"] = {
-            "seconds_per_image": t_b / args.batch,
-            "throughput_vs_batch1": per_image_b1 / (t_b / args.batch),
-        }
-        del codes_b
-
-        if not args.no_bf16:
-            with torch.inference_mode(), precision_context(torch.device("cpu"), "bf16"):
-                enc16 = median_time(lambda: model.encode(x1), 1)
-                syn16 = median_time(lambda: model.synthesize(codes), 1)
-                codes16 = model.encode(x1).float()
-                img16 = model.synthesize(codes).float()
-            report["bf16_cpu"] = {
-                "encode_s": enc16, "synthesize_s": syn16,
-                "latent_max_abs_vs_fp32": float((codes16 - codes).abs().max()),
-                "psnr_db_vs_fp32": psnr(to_uint8(img16)[0], to_uint8(img_fast)[0]),
-            }
-    report["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+    with tempfile.TemporaryDirectory(prefix="stylecli-compare-") as tmp_name:
+        tmp = Path(tmp_name)
+        report.update(load_times(tmp))
+        variants = {name: run_variant(name, tmp, args) for name in VARIANTS}
+        outputs = {name: torch.load(tmp / f"{name}.pt", weights_only=True) for name in VARIANTS}
+    report["variants"] = variants
+    ref, ours = variants["official_like"], variants["stylecli"]
+    report["speedup_vs_official_like"] = {
+        "synthesize": ref["synthesize_s"] / ours["synthesize_s"],
+        "encode": ref["encode_s"] / ours["encode_s"],
+        "encode_plus_synthesize": (ref["encode_s"] + ref["synthesize_s"]) / (ours["encode_s"] + ours["synthesize_s"]),
+    }
+    base = outputs["official_like"]
+    report["max_abs_vs_official_like"] = {
+        name: {"codes": float((out["codes"] - base["codes"]).abs().max()),
+               "image": float((out["image"] - base["image"]).abs().max())}
+        for name, out in outputs.items() if name != "official_like"
+    }
     print(json.dumps(report, indent=2))
 
 

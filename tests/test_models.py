@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from conftest import tiny_model
 
+from stylecli.models import stylegan2
 from stylecli.models.e4e import build_e4e
 from stylecli.models.stylegan2 import Generator, ModulatedConv2d
 
@@ -150,8 +151,11 @@ def test_encode_adds_latent_avg():
 
 
 @pytest.mark.parametrize("batch", [1, 3])
-def test_fast_generator_path_matches_the_grouped_reference(batch):
-    """The fast path (plain or shared convolutions, channels-last, in-place activations) keeps the math."""
+@pytest.mark.parametrize("phase_min_pixels", [stylegan2.PHASE_CONV_MIN_PIXELS, 1])
+def test_fast_generator_path_matches_the_grouped_reference(batch, phase_min_pixels, monkeypatch):
+    """The fast path (plain or shared convolutions, per-parity upsampling convolutions, channels-last, bias and
+    gain folded into the convolutions, in-place activations) keeps the math."""
+    monkeypatch.setattr(stylegan2, "PHASE_CONV_MIN_PIXELS", phase_min_pixels)
     g = tiny_model(seed=4).decoder
     codes = torch.randn(batch, g.n_latent, 32)
     with torch.inference_mode():

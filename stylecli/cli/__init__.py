@@ -49,6 +49,9 @@ def main_callback(
     ] = None,
 ) -> None:
     """Edit real face photos with StyleGAN2 and the e4e encoder."""
+    from stylecli.allocator import retain_freed_memory
+
+    retain_freed_memory()  # large activations reuse warm heap memory (STYLECLI_KEEP_HEAP=0 to opt out)
 
 
 def main() -> None:

@@ -13,9 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylecli.models.ops import LRELU_GAIN, fir_kernel, fused_leaky_relu, upfirdn2d
+from stylecli.models.ops import LRELU_GAIN, conv_transpose3x3_s2, fir_kernel, fused_leaky_relu, upfirdn2d
 
 BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
+# On CPUs, upsampling convolutions on maps this large (and larger) run as four per-parity convolutions.
+PHASE_CONV_MIN_PIXELS = 128 * 128
 
 
 def default_channels(size: int, channel_multiplier: int = 2, channel_max: int = 512) -> dict[int, int]:
@@ -57,8 +59,8 @@ class Blur(nn.Module):
         self.register_buffer("kernel", fir_kernel(list(BLUR_TAPS)) * gain)
         self.pad = pad
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return upfirdn2d(x, self.kernel, pad=self.pad)
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, pad=self.pad, bias=bias)
 
 
 class Upsample(nn.Module):
@@ -123,26 +125,49 @@ class ModulatedConv2d(nn.Module):
         out = F.conv2d(x, weight.reshape(batch * self.out_ch, self.in_ch, k, k), padding=self.padding, groups=batch)
         return out.reshape(batch, self.out_ch, *out.shape[-2:])
 
-    def forward_fast(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    def forward_fast(
+        self, x: torch.Tensor, style: torch.Tensor, gain: float = 1.0, bias: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Same math, faster: batch 1 is a plain convolution with the modulated weight; larger batches scale
-        the inputs by the style, share one convolution, and demodulate the outputs (no grouped conv)."""
+        the inputs by the style, share one convolution, and demodulate the outputs (no grouped conv).
+
+        For inference, the result can come out multiplied by `gain` and with a per-channel `bias` added (both
+        folded into the convolution, which saves passes over large activations).
+        """
         batch = x.shape[0]
         if batch == 1:
-            weight = self.modulated_weight(style)[0]
-            out = self._conv(x, weight)
+            out = self._conv(x, self._single_weight(style, gain), bias)
         else:
             s = self.modulation(style)  # [B, in]
             weight = self.weight[0] * self.scale
             out = self._conv(x * s.view(batch, -1, 1, 1), weight)
             if self.demodulate:
                 demod = torch.rsqrt(s.pow(2) @ weight.pow(2).sum(dim=[2, 3]).t() + 1e-8)  # [B, out]
-                out = out * demod.view(batch, -1, 1, 1)
-        return self.blur(out) if self.upsample else out
+                out = out * (demod * gain).view(batch, -1, 1, 1)
+            elif gain != 1.0:
+                out = out * gain
+            if bias is not None:
+                out = out + bias.view(1, -1, 1, 1)
+        return out
 
-    def _conv(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        if self.upsample:
-            return F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
-        return F.conv2d(x, weight, padding=self.padding)
+    def _single_weight(self, style: torch.Tensor, gain: float) -> torch.Tensor:
+        """The modulated (and demodulated) weight [out, in, k, k] of one sample, times `gain`, in few passes."""
+        s = self.modulation(style).view(1, self.in_ch, 1, 1) * self.scale
+        weight = self.weight[0] * s
+        if self.demodulate:
+            norm = torch.linalg.vector_norm(weight, dim=(1, 2, 3))
+            return weight * (torch.rsqrt(norm.square() + 1e-8) * gain).view(-1, 1, 1, 1)
+        return weight * gain if gain != 1.0 else weight
+
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.upsample:
+            return F.conv2d(x, weight, bias, padding=self.padding)
+        h, w = x.shape[-2:]
+        if x.device.type == "cpu" and self.kernel_size == 3 and h * w >= PHASE_CONV_MIN_PIXELS:
+            out = conv_transpose3x3_s2(x, weight)
+        else:
+            out = F.conv_transpose2d(x, weight.transpose(0, 1), stride=2)
+        return self.blur(out, bias)
 
 
 class NoiseInjection(nn.Module):
@@ -184,14 +209,15 @@ class StyledConv(nn.Module):
         self.activate = FusedLeakyReLU(out_ch)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.conv(x, style)
-        if self.conv.reference or out.requires_grad:
-            return self.activate(self.noise(out, noise))
-        # Inference: the same noise, bias, leaky ReLU and gain, in place on the fresh conv output.
+        if self.conv.reference or torch.is_grad_enabled():
+            return self.activate(self.noise(self.conv(x, style), noise))
+        # Inference: lrelu(v) * g == lrelu(g * v) for g > 0, so the gain and the bias ride along with the
+        # convolution; the noise is added in place on its fresh output.
+        out = self.conv.forward_fast(x, style, LRELU_GAIN, self.activate.bias * LRELU_GAIN)
         if noise is None:
             noise = out.new_empty(out.shape[0], 1, out.shape[2], out.shape[3]).normal_()
-        out.add_(self.noise.weight * noise).add_(self.activate.bias.view(1, -1, 1, 1))
-        return F.leaky_relu_(out, 0.2).mul_(LRELU_GAIN)
+        out.add_(noise * (self.noise.weight * LRELU_GAIN))
+        return F.leaky_relu_(out, 0.2)
 
 
 class ToRGB(nn.Module):
@@ -205,7 +231,10 @@ class ToRGB(nn.Module):
         self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.conv(x, style) + self.bias
+        if self.conv.reference or torch.is_grad_enabled():
+            out = self.conv(x, style) + self.bias
+        else:
+            out = self.conv.forward_fast(x, style, bias=self.bias.view(-1))
         if skip is not None:
             out = out + self.upsample(skip)
         return out
