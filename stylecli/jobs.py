@@ -95,7 +95,7 @@ class EditJob:
             out[name] = out_dir / f"{item.stem}_{name}.png"
             if self.plan.save_latent:
                 out[f"{name}.latent"] = out_dir / f"{item.stem}_{name}.npy"
-            if self.plan.paste_back:
+            if self.plan.paste_back and not item.prefix:  # one face per input: its own pasted photo
                 out[f"{name}.pasted"] = out_dir / f"{item.stem}_{name}_pasted.png"
         base = self.plan.edits[0][0].label
         if self.plan.grid:
@@ -103,6 +103,22 @@ class EditJob:
         if self.plan.gif:
             out["gif"] = out_dir / f"{item.stem}_{base}.gif"
         return out
+
+    def input_targets(self, items: list[Item], stem: str, out_dir: Path) -> dict[str, Path]:
+        """With --faces all / N and --paste-back: one photo per variant with every chosen face edited."""
+        if not (self.plan.paste_back and items and items[0].prefix):
+            return {}
+        return {f"{name}.pasted": out_dir / f"{stem}_{name}_pasted.png" for name, _ in self.plan.variants()}
+
+    def write_input(self, items: list[Item], results: list[dict[str, Any]], targets: dict[str, Path],
+                    overwrite: bool) -> None:
+        from stylecli.align import paste_back
+
+        for v, (name, _) in enumerate(self.plan.variants()):
+            photo = items[0].photo
+            for item, result in zip(items, results):
+                photo = paste_back(photo, result["images"][v], item.face.quad)
+            write_png(photo, targets[f"{name}.pasted"], overwrite)
 
     def compute(self, items: list[Item]) -> list[dict[str, Any]]:
         """Every variant of every item (and each reconstruction, for grids) through the generator at once."""
@@ -126,12 +142,13 @@ class EditJob:
 
     def write(self, item: Item, result: dict[str, Any], targets: dict[str, Path], overwrite: bool) -> None:
         variants = self.plan.variants()
-        photo, quad = self._photo_and_quad(item) if self.plan.paste_back else (None, None)
+        own_paste = self.plan.paste_back and not item.prefix  # several faces: see write_input
+        photo, quad = self._photo_and_quad(item) if own_paste else (None, None)
         for (name, _), image, code in zip(variants, result["images"], result["codes"]):
             write_png(image, targets[name], overwrite)
             if self.plan.save_latent:
                 write_latent(code, targets[f"{name}.latent"], overwrite)
-            if self.plan.paste_back:
+            if own_paste:
                 from stylecli.align import paste_back
 
                 write_png(paste_back(photo, image, quad), targets[f"{name}.pasted"], overwrite)

@@ -106,6 +106,10 @@ class Job(Protocol):
     def write(self, item: Item, result: Any, targets: dict[str, Path], overwrite: bool) -> None:
         """Write one item's outputs into `targets`."""
 
+    # Optional, for outputs that combine every face of one input (e.g. one photo with all faces edited):
+    #   input_targets(items, stem, out_dir) -> dict[str, Path]
+    #   write_input(items, results, targets, overwrite) -> None
+
 
 @dataclass
 class _Prepared:
@@ -114,6 +118,7 @@ class _Prepared:
     path: Path
     record: Record
     items: list[tuple[Item, dict[str, Path]]] = field(default_factory=list)
+    targets: dict[str, Path] = field(default_factory=dict)  # outputs of the whole input (job.input_targets)
     error: str | None = None
     skipped: bool = False
 
@@ -184,8 +189,10 @@ def _prepare(path: Path, stem: str, job: Job, options: RunOptions, aligner: Any)
             return prepared
         items = list(_items(path, stem, job, options, aligner, prepared.record))
         prepared.items = [(item, _all_targets(job, item, options)) for item in items]
+        if hasattr(job, "input_targets"):
+            prepared.targets = job.input_targets(items, stem, options.out_dir)
         if not options.overwrite:
-            for _, targets in prepared.items:
+            for targets in [t for _, t in prepared.items] + [prepared.targets]:
                 taken = [p for p in targets.values() if p.exists()]
                 if taken:
                     raise InputError(f"{taken[0]}: exists (pass --overwrite to replace it, or --skip-existing)")
@@ -241,6 +248,11 @@ def _write_input(p: _Prepared, job: Job, results: dict[int, Any], options: RunOp
             job.write(item, results[id(item)], targets, options.overwrite)
             written.extend(targets.values())
             p.record.outputs.update({item.prefix + k: str(v) for k, v in targets.items()})
+        if p.targets:
+            items = [item for item, _ in p.items]
+            job.write_input(items, [results[id(item)] for item in items], p.targets, options.overwrite)
+            written.extend(p.targets.values())
+            p.record.outputs.update({k: str(v) for k, v in p.targets.items()})
 
 
 def _all_targets(job: Job, item: Item, options: RunOptions) -> dict[str, Path]:

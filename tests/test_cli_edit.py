@@ -100,6 +100,30 @@ def test_paste_back_from_image_and_from_saved_latent(tmp_path, tiny_checkpoint):
     assert result.exit_code == 1 and ".align.json" in records(result)[0]["error"]
 
 
+def test_paste_back_of_every_face_gives_one_photo_per_variant(tmp_path, tiny_checkpoint):
+    pytest.importorskip("dlib")
+    from skimage import data
+
+    original = np.hstack([data.astronaut(), data.astronaut()[:, ::-1]])
+    Image.fromarray(original).save(tmp_path / "pair.png")
+    out = tmp_path / "out"
+    result = invoke("edit", tmp_path / "pair.png", "--checkpoint", tiny_checkpoint, "-o", out, "--json",
+                    "--faces", "all", "-d", "sefa:2", "-s", "4", "--paste-back")
+    assert result.exit_code == 0, result.stderr
+    outputs = records(result)[0]["outputs"]
+    assert outputs["sefa-2+4.pasted"] == str(out / "pair_sefa-2+4_pasted.png")
+    assert {"face0.sefa-2+4", "face1.sefa-2+4"} <= set(outputs) and not any("face" in k and "pasted" in k
+                                                                          for k in outputs)
+    pasted = np.asarray(Image.open(out / "pair_sefa-2+4_pasted.png"))
+    left, right = slice(0, 512), slice(512, 1024)
+    assert not np.array_equal(pasted[:300, left], original[:300, left])  # both faces edited in one photo
+    assert not np.array_equal(pasted[:300, right], original[:300, right])
+    assert np.array_equal(pasted[300:], original[300:])
+    again = invoke("edit", tmp_path / "pair.png", "--checkpoint", tiny_checkpoint, "-o", out, "--json",
+                   "--faces", "all", "-d", "sefa:2", "-s", "4", "--paste-back")
+    assert again.exit_code == 1 and "exists" in records(again)[0]["error"]
+
+
 def test_edit_errors(tmp_path, tiny_checkpoint, face_png):
     base = ("edit", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "-o", tmp_path / "o")
     result = invoke(*base, "-d", "agee")

@@ -158,7 +158,9 @@ def edit(
     grid: Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet.")] = False,
     gif: Annotated[bool, typer.Option("--gif", help="Also write an animation of the sweep.")] = False,
     paste_back: Annotated[
-        bool, typer.Option("--paste-back", help="Also blend each edited face back into the original photo.")
+        bool,
+        typer.Option("--paste-back", help="Also blend the edited face back into the original photo (with --faces "
+                     "all: every chosen face, in one photo per variant, NAME_<variant>_pasted.png)."),
     ] = False,
     save_latent: Annotated[bool, typer.Option("--save-latent", help="Also write each edited latent (.npy).")] = False,
     out_dir: OutDirOpt = Path("."),
