@@ -14,7 +14,8 @@ the full FFHQ configuration (1024 px, 18 styles, IR-SE50) with random weights fr
   stand-in for the official CUDA op does it (every channel as its own one-channel image), a closer picture
   of the official code on a CPU. The headline ratios use official_like, the faster of the two baselines.
 
-Prints JSON: medians, ratios, output deviations, load times, process start, peak memory, batch throughput and
+Prints JSON: medians, ratios, output deviations, load times, process start, one `stylecli invert` on a
+cached checkpoint (and its imports alone), peak memory, batch throughput and
 (with --bf16, slow on CPUs without native bf16) the bf16 speed and PSNR against fp32.
 """
 
@@ -152,6 +153,23 @@ def load_times(tmp: Path) -> dict:
     return {"load_first_with_conversion_s": first, "load_cached_s": time.perf_counter() - start}
 
 
+def cli_one_image(tmp: Path) -> dict:
+    """`stylecli invert` on one 256 px face with the cached checkpoint, and what its imports alone cost."""
+    import numpy as np
+    from PIL import Image
+
+    face = tmp / "face.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(face)
+    cmd = [sys.executable, "-m", "stylecli", "invert", str(face), "--no-align", "--checkpoint", str(tmp / "e4e.pt"),
+           "-o", str(tmp / "cli"), "--overwrite", "--quiet"]
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, capture_output=True)
+    total = time.perf_counter() - start
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch, stylecli.pipeline, stylecli.loader"], check=True)
+    return {"cli_invert_one_image_cached_s": total, "cli_imports_s": time.perf_counter() - start}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -174,6 +192,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="stylecli-compare-") as tmp_name:
         tmp = Path(tmp_name)
         report.update(load_times(tmp))
+        report.update(cli_one_image(tmp))
         variants = {name: run_variant(name, tmp, args) for name in VARIANTS}
         outputs = {name: torch.load(tmp / f"{name}.pt", weights_only=True) for name in VARIANTS}
     report["variants"] = variants

@@ -1,5 +1,7 @@
 """Architecture tests: official key layout at full size, and outputs against independent computations."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ from conftest import tiny_model
 
 from stylecli.models import stylegan2
 from stylecli.models.e4e import build_e4e
-from stylecli.models.stylegan2 import Generator, ModulatedConv2d
+from stylecli.models.stylegan2 import Generator, ModulatedConv2d, standard_normal
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "e4e_ffhq_state_dict.tsv"
 
@@ -182,3 +184,30 @@ def test_shared_convolution_formulation_matches_grouped(batch):
         conv = ModulatedConv2d(6, 5, 3, 8, upsample=upsample)
         x, style = torch.randn(batch, 6, 8, 8), torch.randn(batch, 8)
         torch.testing.assert_close(conv.forward_fast(x, style), conv.forward_grouped(x, style), atol=1e-5, rtol=1e-5)
+
+
+def test_building_on_the_meta_device_stays_cheap():
+    """Loading builds the modules on the meta device; meta random ops or arithmetic there would pull in over a
+    second of torch's lazy imports (torch._dynamo) on every CLI start."""
+    child = (
+        "import sys, torch\n"
+        "from stylecli.models.e4e import build_e4e\n"
+        "before = 'torch._dynamo' in sys.modules\n"
+        "with torch.device('meta'):\n"
+        "    model = build_e4e(64)\n"
+        "assert all(t.is_meta for t in model.parameters())\n"
+        "print(before, 'torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True).stdout.split()
+    if out[0] == "True":
+        pytest.skip("this torch imports torch._dynamo eagerly")
+    assert out == ["False", "False"]
+
+
+def test_standard_normal_draws_what_randn_draws():
+    torch.manual_seed(3)
+    expected = torch.randn(4, 5)
+    torch.manual_seed(3)
+    torch.testing.assert_close(standard_normal(4, 5), expected, rtol=0, atol=0)
+    with torch.device("meta"):
+        assert standard_normal(4, 5).is_meta

@@ -11,8 +11,9 @@ LRELU_GAIN = math.sqrt(2.0)
 
 
 def fir_kernel(taps: list[float]) -> torch.Tensor:
-    """The 2-D separable kernel outer(taps, taps), normalized to sum 1."""
-    k = torch.tensor(taps, dtype=torch.float32)
+    """The 2-D separable kernel outer(taps, taps), normalized to sum 1 (always computed on the CPU: building
+    a model on the meta device must not run meta arithmetic, whose first use costs a second of imports)."""
+    k = torch.tensor(taps, dtype=torch.float32, device="cpu")
     k = torch.outer(k, k)
     return k / k.sum()
 

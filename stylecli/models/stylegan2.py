@@ -20,6 +20,13 @@ BLUR_TAPS = (1.0, 3.0, 3.0, 1.0)
 PHASE_CONV_MIN_PIXELS = 128 * 128
 
 
+def standard_normal(*shape: int) -> torch.Tensor:
+    """torch.randn(*shape), the same numbers; on the meta device (building a model to load weights into) an
+    empty tensor, because the first meta-device random op costs over a second of lazy imports."""
+    t = torch.empty(*shape)
+    return t if t.is_meta else t.normal_()
+
+
 def default_channels(size: int, channel_multiplier: int = 2, channel_max: int = 512) -> dict[int, int]:
     """Feature channels per resolution (4 .. size): 512 up to 32 px, then halving with each doubling."""
     return {
@@ -39,7 +46,8 @@ class EqualLinear(nn.Module):
         self, in_dim: int, out_dim: int, bias_init: float = 0.0, lr_mul: float = 1.0, activate: bool = False
     ):
         super().__init__()
-        self.weight = nn.Parameter(torch.randn(out_dim, in_dim) / lr_mul)
+        weight = standard_normal(out_dim, in_dim)
+        self.weight = nn.Parameter(weight if weight.is_meta else weight.div_(lr_mul))
         self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init)))
         self.scale = lr_mul / math.sqrt(in_dim)
         self.lr_mul = lr_mul
@@ -86,7 +94,7 @@ class ModulatedConv2d(nn.Module):
     ):
         super().__init__()
         self.in_ch, self.out_ch, self.kernel_size = in_ch, out_ch, kernel_size
-        self.weight = nn.Parameter(torch.randn(1, out_ch, in_ch, kernel_size, kernel_size))
+        self.weight = nn.Parameter(standard_normal(1, out_ch, in_ch, kernel_size, kernel_size))
         self.modulation = EqualLinear(style_dim, in_ch, bias_init=1.0)
         self.scale = 1.0 / math.sqrt(in_ch * kernel_size**2)
         self.padding = kernel_size // 2
@@ -184,7 +192,7 @@ class NoiseInjection(nn.Module):
 class ConstantInput(nn.Module):
     def __init__(self, channels: int, size: int = 4):
         super().__init__()
-        self.input = nn.Parameter(torch.randn(1, channels, size, size))
+        self.input = nn.Parameter(standard_normal(1, channels, size, size))
 
     def forward(self, batch: int) -> torch.Tensor:
         return self.input.expand(batch, -1, -1, -1)
@@ -248,7 +256,7 @@ class Noises(nn.Module):
         n_layers = (int(math.log2(size)) - 2) * 2 + 1
         for i in range(n_layers):
             res = 2 ** ((i + 5) // 2)
-            self.register_buffer(f"noise_{i}", torch.randn(1, 1, res, res))
+            self.register_buffer(f"noise_{i}", standard_normal(1, 1, res, res))
 
     def maps(self) -> list[torch.Tensor]:
         return [getattr(self, f"noise_{i}") for i in range(len(self._buffers))]
