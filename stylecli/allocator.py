@@ -2,8 +2,9 @@
 
 glibc serves allocations above 32 MB with fresh `mmap`s and returns them on free, so every large activation
 of the generator (up to 134 MB at 1024 px) starts as untouched pages that the kernel must fault in and zero,
-on every image. Serving them from the heap and never trimming it makes later images reuse warm memory: about
-a third of the synthesis time on a 2-core CPU (see bench/compare.py), for a few hundred MB of retained heap.
+on every image. Serving them from the heap and never trimming it makes later images reuse warm memory: a
+quarter (fast path) to over half (textbook formulation) of the synthesis time on a 2-core CPU (see
+bench/compare.py), for a few hundred MB of retained heap.
 """
 
 from __future__ import annotations

@@ -275,11 +275,13 @@ def _all_outputs_exist(path: Path, stem: str, job: Job, options: RunOptions) -> 
     if not stems:
         return False
     marker = object() if aligned else None  # stands in for the face: the targets then include the crop files
-    for s in stems:
-        item = Item(path, s, "", face=marker, sidecar={} if not aligned else None)
-        if not all(t.exists() for t in _all_targets(job, item, options).values()):
-            return False
-    return True
+    suffixed = aligned and options.faces != "largest"
+    items = [Item(path, s, s[len(stem) + 1 :] + "." if suffixed else "", face=marker,
+                  sidecar={} if not aligned else None) for s in stems]
+    targets = [t for item in items for t in _all_targets(job, item, options).values()]
+    if hasattr(job, "input_targets"):
+        targets += job.input_targets(items, stem, options.out_dir).values()
+    return all(t.exists() for t in targets)
 
 
 def _write_alignment(item: Item, targets: dict[str, Path], options: RunOptions, written: list[Path]) -> None:

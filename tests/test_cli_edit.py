@@ -119,9 +119,14 @@ def test_paste_back_of_every_face_gives_one_photo_per_variant(tmp_path, tiny_che
     assert not np.array_equal(pasted[:300, left], original[:300, left])  # both faces edited in one photo
     assert not np.array_equal(pasted[:300, right], original[:300, right])
     assert np.array_equal(pasted[300:], original[300:])
-    again = invoke("edit", tmp_path / "pair.png", "--checkpoint", tiny_checkpoint, "-o", out, "--json",
-                   "--faces", "all", "-d", "sefa:2", "-s", "4", "--paste-back")
+    args = ("edit", tmp_path / "pair.png", "--checkpoint", tiny_checkpoint, "-o", out, "--json", "--faces", "all",
+            "-d", "sefa:2", "-s", "4", "--paste-back")
+    again = invoke(*args)
     assert again.exit_code == 1 and "exists" in records(again)[0]["error"]
+    assert records(invoke(*args, "--skip-existing"))[0]["status"] == "skipped"
+    (out / "pair_sefa-2+4_pasted.png").unlink()  # the combined photo is an output of the input too
+    resumed = invoke(*args, "--skip-existing", "--overwrite")
+    assert records(resumed)[0]["status"] == "done" and (out / "pair_sefa-2+4_pasted.png").is_file()
 
 
 def test_edit_errors(tmp_path, tiny_checkpoint, face_png):

@@ -60,7 +60,6 @@ def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor, slope: float = 0.2) ->
     return F.leaky_relu(x + bias.view(shape), slope) * LRELU_GAIN
 
 
-
 def conv_transpose3x3_s2(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """`conv_transpose2d(x, weight.transpose(0, 1), stride=2)` for a 3x3 `weight` [out, in, 3, 3], computed as
     four ordinary convolutions, one per output pixel parity (2x2, 2x1, 1x2 and 1x1 taps: 9 in all, no zeros).
