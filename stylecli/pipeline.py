@@ -20,7 +20,7 @@ ENCODER_INPUT_SIZE = 256
 @dataclass
 class Inversion:
     code: np.ndarray  # float32 [n_styles, style_dim], mean latent included
-    image: np.ndarray  # uint8 [size, size, 3], the generator's reconstruction
+    image: np.ndarray | None  # uint8 [size, size, 3], the generator's reconstruction (None: not rendered)
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -50,6 +50,19 @@ def test_invert_writes_latent_and_image_matching_the_model(tmp_path, tiny_checkp
     assert np.abs(rerender.astype(int) - image.astype(int)).max() <= 1
 
 
+def test_latent_only_writes_the_same_code_without_rendering(tmp_path, tiny_checkpoint, face_png):
+    args = ("invert", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "--json")
+    assert invoke(*args, "-o", tmp_path / "full").exit_code == 0
+    result = invoke(*args, "-o", tmp_path / "codes", "--latent-only")
+    assert result.exit_code == 0, result.stderr
+    assert records(result)[0]["outputs"] == {"latent": str(tmp_path / "codes" / "face.npy")}
+    assert sorted(p.name for p in (tmp_path / "codes").iterdir()) == ["face.npy"]
+    codes, full = np.load(tmp_path / "codes" / "face.npy"), np.load(tmp_path / "full" / "face.npy")
+    np.testing.assert_allclose(codes, full, atol=1e-5)  # (two model loads: float rounding may differ)
+    again = invoke(*args, "-o", tmp_path / "codes", "--latent-only", "--skip-existing")
+    assert records(again)[0]["status"] == "skipped"
+
+
 def test_official_output_conversion():
     x = torch.tensor([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0]).view(1, 1, 1, 6).expand(1, 3, 1, 6)
     assert to_uint8(x)[0, 0, :, 0].tolist() == [0, 0, 127, 191, 255, 255]
