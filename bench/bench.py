@@ -3,7 +3,8 @@
     python bench/bench.py [--repeats 3] [--batch 1 4] [--threads N]
 
 Prints one JSON document: checkpoint load times (official .pt, first load with conversion, cached
-safetensors copy), median encode and synthesize seconds per call and per image, and peak RSS.
+safetensors copy), median encode and synthesize seconds per call and per image, and peak RSS. The heap policy
+the CLI applies (stylecli.allocator) is applied here too; STYLECLI_KEEP_HEAP=0 measures without it.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    from stylecli.allocator import retain_freed_memory
+
+    retain_freed_memory()
 
     with tempfile.TemporaryDirectory(prefix="stylecli-bench-") as tmp:
         os.environ["STYLECLI_CACHE"] = str(Path(tmp) / "cache")
