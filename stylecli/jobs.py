@@ -103,8 +103,6 @@ class EditJob:
             out[name] = out_dir / f"{item.stem}_{name}.png"
             if self.plan.save_latent:
                 out[f"{name}.latent"] = out_dir / f"{item.stem}_{name}.npy"
-            if self.plan.paste_back and not item.prefix:  # one face per input: its own pasted photo
-                out[f"{name}.pasted"] = out_dir / f"{item.stem}_{name}_pasted.png"
         base = self.plan.edits[0][0].label
         if self.plan.grid:
             out["grid"] = out_dir / f"{item.stem}_{base}_grid.png"
@@ -113,8 +111,8 @@ class EditJob:
         return out
 
     def input_targets(self, items: list[Item], stem: str, out_dir: Path) -> dict[str, Path]:
-        """With --faces all / N and --paste-back: one photo per variant with every chosen face edited."""
-        if not (self.plan.paste_back and items and items[0].prefix):
+        """With --paste-back: one photo per variant with every chosen face of the input edited."""
+        if not (self.plan.paste_back and items):
             return {}
         return {f"{name}.pasted": out_dir / f"{stem}_{name}_pasted.png" for name, _ in self.plan.variants()}
 
@@ -122,10 +120,11 @@ class EditJob:
                     overwrite: bool) -> None:
         from stylecli.align import paste_back
 
+        placed = [self._photo_and_quad(item) for item in items]  # the photo is read once per input at most
         for v, (name, _) in enumerate(self.plan.variants()):
-            photo = items[0].photo
-            for item, result in zip(items, results):
-                photo = paste_back(photo, result["images"][v], item.face.quad)
+            photo = placed[0][0]
+            for (_, quad), result in zip(placed, results):
+                photo = paste_back(photo, result["images"][v], quad)
             write_png(photo, targets[f"{name}.pasted"], overwrite)
 
     def compute(self, items: list[Item]) -> list[dict[str, Any]]:
@@ -150,16 +149,10 @@ class EditJob:
 
     def write(self, item: Item, result: dict[str, Any], targets: dict[str, Path], overwrite: bool) -> None:
         variants = self.plan.variants()
-        own_paste = self.plan.paste_back and not item.prefix  # several faces: see write_input
-        photo, quad = self._photo_and_quad(item) if own_paste else (None, None)
         for (name, _), image, code in zip(variants, result["images"], result["codes"]):
             write_png(image, targets[name], overwrite)
             if self.plan.save_latent:
                 write_latent(code, targets[f"{name}.latent"], overwrite)
-            if own_paste:
-                from stylecli.align import paste_back
-
-                write_png(paste_back(photo, image, quad), targets[f"{name}.pasted"], overwrite)
         if self.plan.grid:
             from stylecli.sheets import contact_sheet
 
