@@ -118,7 +118,7 @@ class EditJob:
 
     def write_input(self, items: list[Item], results: list[dict[str, Any]], targets: dict[str, Path],
                     overwrite: bool) -> None:
-        from stylecli.align import paste_back
+        from stylecli.faces import paste_back
 
         placed = [self._photo_and_quad(item) for item in items]  # the photo is read once per input at most
         for v, (name, _) in enumerate(self.plan.variants()):

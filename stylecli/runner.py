@@ -287,7 +287,7 @@ def _all_outputs_exist(path: Path, stem: str, job: Job, options: RunOptions) -> 
 def _write_alignment(item: Item, targets: dict[str, Path], options: RunOptions, written: list[Path]) -> None:
     if item.face is None:
         return
-    from stylecli.align import write_sidecar
+    from stylecli.faces import write_sidecar
 
     h, w = item.photo.shape[:2]
     written.append(write_png(item.pixels, targets["aligned"], options.overwrite))
@@ -306,7 +306,7 @@ def _items(path: Path, stem: str, job: Job, options: RunOptions, aligner: Any, r
     if not options.align:
         yield Item(path, stem, "", pixels=loaded.pixels, photo=loaded.pixels)
         return
-    from stylecli.align import align_crop, select_faces
+    from stylecli.faces import align_crop, select_faces
 
     faces = aligner.detect(loaded.pixels, options.detector_upsample)
     chosen = select_faces(faces, options.faces, path)
@@ -340,7 +340,7 @@ def _latent_item(path: Path, stem: str) -> Item:
     item = Item(path, stem, "", code=read_latent(path))
     side = sidecar_path(path.parent, path.stem)
     if side.is_file():
-        from stylecli.align import read_sidecar
+        from stylecli.faces import read_sidecar
 
         item.sidecar = read_sidecar(side)
     return item

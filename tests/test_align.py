@@ -7,9 +7,9 @@ from skimage import data
 
 pytest.importorskip("dlib")
 
-from stylecli.align import (  # noqa: E402
+from stylecli.errors import InputError  # noqa: E402
+from stylecli.faces import (  # noqa: E402
     FaceAligner,
-    _bilinear,
     align_crop,
     crop_to_image_affine,
     face_mask,
@@ -17,7 +17,7 @@ from stylecli.align import (  # noqa: E402
     paste_back,
     select_faces,
 )
-from stylecli.errors import InputError  # noqa: E402
+from stylecli.faces.paste import _bilinear  # noqa: E402
 
 ASTRO = data.astronaut()
 

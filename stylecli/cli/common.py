@@ -102,7 +102,7 @@ NulOpt = Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin ('-')
 def run_options(out_dir: Path, overwrite: bool, max_pixels: int, no_align: bool, faces: str,
                  upsample: int | None, skip_existing: bool = False, batch_size: int | None = None,
                  workers: int = 2):
-    from stylecli.align import parse_faces_option
+    from stylecli.faces import parse_faces_option
     from stylecli.runner import RunOptions
 
     try:
@@ -132,7 +132,7 @@ def execute_batch(paths: list[Path], make_job, options, as_json: bool, quiet: bo
     try:
         aligner = None
         if options.align:
-            from stylecli.align import FaceAligner
+            from stylecli.faces import FaceAligner
 
             aligner = FaceAligner()
         job = make_job()

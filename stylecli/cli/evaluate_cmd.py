@@ -85,7 +85,7 @@ def evaluate(
         dev = resolve_device(device.value)
         aligner = None
         if align:
-            from stylecli.align import FaceAligner
+            from stylecli.faces import FaceAligner
 
             aligner = FaceAligner()
         options = RunOptions(align=align, max_pixels=max_pixels)

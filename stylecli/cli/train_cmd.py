@@ -116,7 +116,7 @@ def train(
         model, nets = _training_parts(config, init, config.seed, dev)
         aligner = None
         if align:
-            from stylecli.align import FaceAligner
+            from stylecli.faces import FaceAligner
 
             aligner = FaceAligner()
         trainer = Trainer(config, model, nets, dev, dist, aligner)

@@ -37,7 +37,7 @@ class ImageFolder(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         pixels = read_image(self.paths[index]).pixels
         if self.aligner is not None:
-            from stylecli.align import align_crop, select_faces
+            from stylecli.faces import align_crop, select_faces
 
             (_, face), = select_faces(self.aligner.detect(pixels), "largest", self.paths[index])
             pixels = align_crop(pixels, face.quad)

@@ -1,0 +1,101 @@
+"""Finding faces: dlib's frontal detector and 68-point landmarks, and choosing which faces to edit."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stylecli.errors import InputError, StyleCliError
+from stylecli.faces.align import face_quad
+
+# dlib's detection score: real faces score about 0.5 and up, false detections (e.g. the patch on the
+# astronaut's suit) near 0. Weaker detections are dropped unless nothing else was found.
+MIN_FACE_SCORE = 0.3
+
+
+@dataclass
+class Face:
+    """One detected face: its detector box, 68 landmarks and FFHQ quad, all in original-image pixels."""
+
+    box: tuple[int, int, int, int]  # left, top, right, bottom
+    score: float
+    landmarks: np.ndarray  # [68, 2]
+    quad: np.ndarray  # [4, 2]: upper-left, lower-left, lower-right, upper-right corners of the crop
+
+    @property
+    def area(self) -> int:
+        return (self.box[2] - self.box[0]) * (self.box[3] - self.box[1])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"box": list(self.box), "score": round(self.score, 4), "quad": self.quad.round(3).tolist(),
+                "landmarks": self.landmarks.astype(int).tolist()}
+
+
+class FaceAligner:
+    """dlib's frontal face detector and 68-point shape predictor, loaded once."""
+
+    def __init__(self, predictor_path: Path | None = None):
+        try:
+            import dlib
+        except ImportError:
+            raise StyleCliError(
+                "face alignment needs dlib: pip install 'stylecli[faces]' (or pass --no-align for aligned crops)"
+            ) from None
+        if predictor_path is None:
+            from stylecli import weights
+
+            predictor_path = weights.resolve("dlib_landmarks68")
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(str(predictor_path))
+        self._lock = threading.Lock()  # dlib's objects are not documented as thread-safe
+
+    def detect(self, pixels: np.ndarray, upsample: int | None = None) -> list[Face]:
+        """Faces sorted largest first. upsample=None: at the image's own scale, then once upsampled if none
+        was found (small faces), which avoids the false detections that upsampling adds to large photos.
+        Detections scoring under MIN_FACE_SCORE are dropped when a better one exists."""
+        tries = [0, 1] if upsample is None else [upsample]
+        rgb = np.ascontiguousarray(pixels)
+        with self._lock:
+            return self._detect(rgb, tries)
+
+    def _detect(self, rgb: np.ndarray, tries: list[int]) -> list[Face]:
+        for up in tries:
+            dets, scores, _ = self._detector.run(rgb, up, 0.0)
+            if len(dets):
+                break
+        keep = [i for i, sc in enumerate(scores) if sc >= MIN_FACE_SCORE]
+        if not keep and len(scores):
+            keep = [int(np.argmax(scores))]
+        faces = []
+        for d, score in ((dets[i], scores[i]) for i in keep):
+            shape = self._predictor(rgb, d)
+            lm = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+            faces.append(Face((d.left(), d.top(), d.right(), d.bottom()), float(score), lm, face_quad(lm)))
+        return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def select_faces(faces: list[Face], which: str, source: Path | str) -> list[tuple[int, Face]]:
+    """`largest` (default), `all`, or a face index (0 = largest); errors name the file and the fix."""
+    if not faces:
+        raise InputError(
+            f"no face found in {source}; pass --no-align if the image is already an aligned crop, "
+            "or --detector-upsample 2 for very small faces"
+        )
+    if which == "largest":
+        return [(0, faces[0])]
+    if which == "all":
+        return list(enumerate(faces))
+    index = int(which)
+    if not 0 <= index < len(faces):
+        raise InputError(f"{source}: --faces {index} asked for, but only {len(faces)} face(s) found (0 is largest)")
+    return [(index, faces[index])]
+
+
+def parse_faces_option(value: str) -> str:
+    if value in ("largest", "all") or (value.isdigit()):
+        return value
+    raise ValueError("expected 'largest', 'all' or a face index such as 0")
