@@ -23,7 +23,7 @@ def atomic_path(dest: Path, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path in dest's folder; on success it becomes `dest`, on failure it is removed.
 
     A reader never sees a half-written `dest`. With overwrite=False an existing `dest` is left alone and
-    FileExistsError is raised after the write (os.link refuses to replace).
+    FileExistsError is raised after the write, even when `dest` appeared while the file was written.
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -36,7 +36,37 @@ def atomic_path(dest: Path, overwrite: bool = True) -> Iterator[Path]:
         if overwrite:
             os.replace(tmp, dest)
         else:
-            os.link(tmp, dest)  # fails if dest appeared meanwhile: never clobber
+            publish_new(tmp, dest)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def publish_new(tmp: Path, dest: Path) -> None:
+    """Give the finished file `tmp` the name `dest` only if no file has it; else raise FileExistsError.
+
+    A hard link does it in one step. File systems without hard links (exFAT, FAT, many FUSE and SMB mounts)
+    refuse the link with EPERM, ENOTSUP, ENOSYS or EXDEV: the name is then claimed by an exclusive create and
+    the finished file renamed over the claim, so an existing file is still never replaced (a reader may see
+    an empty `dest` for that instant, and a crash in it leaves an empty file, never a partial one).
+    """
+    try:
+        os.link(tmp, dest)
+        return
+    except FileExistsError:
+        raise
+    except OSError:
+        pass  # no hard links on this file system
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)  # FileExistsError if taken
+    try:
+        claim = os.fstat(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            now = os.stat(dest)
+            if (now.st_dev, now.st_ino, now.st_size) == (claim.st_dev, claim.st_ino, 0):
+                os.unlink(dest)  # our empty claim, not someone else's file
+        raise
