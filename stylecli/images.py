@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,38 +32,63 @@ def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image")
     notes: list[str] = []
-    pillow_limit = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = max_pixels  # Pillow's own bomb guard follows ours (--max-pixels raises both)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    raise InputError(
-                        f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of "
-                        f"{max_pixels / 1e6:.0f} (raise it with --max-pixels if the file is trusted)"
-                    )
-                if getattr(img, "n_frames", 1) > 1:
-                    img.seek(0)
-                    notes.append("animated image: used the first frame")
-                img.load()
-                img = ImageOps.exif_transpose(img)
-                rgb = _to_rgb(img, notes)
+        with open_image(path) as img:
+            w, h = img.size  # from the header: nothing is decoded yet
+            if w * h > max_pixels:
+                raise InputError(_too_large(path, f"{w}x{h} is {w * h / 1e6:.0f} megapixels, over", max_pixels))
+            if getattr(img, "n_frames", 1) > 1:
+                img.seek(0)
+                notes.append("animated image: used the first frame")
+            img.load()
+            if img.size[0] * img.size[1] > max_pixels:  # a GIF frame may grow the canvas while it loads
+                raise InputError(_too_large(path, "image is larger than", max_pixels))
+            img = ImageOps.exif_transpose(img)
+            rgb = _to_rgb(img, notes)
     except InputError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise InputError(
-            f"{path}: image is larger than the limit of {max_pixels / 1e6:.0f} megapixels "
-            "(raise it with --max-pixels if the file is trusted)"
-        ) from None
+    except Image.DecompressionBombError:  # TIFF re-checks while loading, against Pillow's own global limit
+        raise InputError(f"{path}: image is larger than Pillow allows for this format "
+                         f"(PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS})") from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: broken or truncated image ({str(exc).splitlines()[0][:120]})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = pillow_limit
     return LoadedImage(np.asarray(rgb, dtype=np.uint8).copy(), path, notes)
+
+
+def _too_large(path: Path, what: str, limit: int) -> str:
+    fix = "raise it with --max-pixels if the file is trusted"
+    return f"{path}: {what} the limit of {limit / 1e6:.0f} megapixels ({fix})"
+
+
+def open_image(path: Path):
+    """Identify and open an image as `PIL.Image.open` does, lazily (only the header is read), but without its
+    size check against Pillow's process-wide `MAX_IMAGE_PIXELS`.
+
+    read_image checks the header's size against its own per-call limit instead. Changing Pillow's global
+    per call is a race between worker threads (one thread's restore makes another's allowed image fail), and
+    leaving the global as it is would make Pillow warn about, or refuse, images that --max-pixels allows.
+    """
+    import struct
+
+    from PIL import Image, UnidentifiedImageError
+
+    with open(path, "rb") as f:
+        prefix = f.read(16)
+    tried: set[str] = set()
+    for load_plugins in (Image.preinit, Image.init):  # the common formats first, then every plugin, as Pillow does
+        load_plugins()
+        for fmt in [f for f in Image.ID if f not in tried]:
+            tried.add(fmt)
+            factory, accept = Image.OPEN[fmt]
+            try:
+                verdict = accept(prefix) if accept else True
+                if verdict and not isinstance(verdict, str):  # a string is the plugin's reason to refuse
+                    return factory(os.fspath(path))  # given a path, the image object owns and closes the file
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue
+    raise UnidentifiedImageError(f"cannot identify image file {os.fspath(path)!r}")
 
 
 def _to_rgb(img, notes: list[str]):
