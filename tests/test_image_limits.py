@@ -14,6 +14,7 @@ from stylecli.images import read_image
 
 PILLOW_LIMIT = 10_000  # Pillow warns above this many pixels and refuses above twice as many
 OURS = 50_000  # read_image's limit in these tests: allows both sizes below
+ASTRO = data.astronaut()  # loaded before any test lowers Pillow's limit
 SIZES = {"warned": (120, 100), "refused": (200, 150)}  # what Pillow would do to them by itself
 
 
@@ -42,7 +43,7 @@ def photos(tmp_path_factory):
     folder = tmp_path_factory.mktemp("large")
     out = {}
     for zone, (w, h) in SIZES.items():
-        pixels = np.ascontiguousarray(data.astronaut()[:h, :w])
+        pixels = np.ascontiguousarray(ASTRO[:h, :w])
         for ext in ("png", "jpg", "webp"):
             Image.fromarray(pixels).save(folder / f"{zone}.{ext}")
             out[f"{zone}.{ext}"] = folder / f"{zone}.{ext}"
@@ -57,7 +58,7 @@ def test_allowed_images_over_pillows_limit_read_without_touching_it(photos, pill
             pixels = read_image(path, max_pixels=OURS).pixels
             assert pixels.shape == (h, w, 3), name
             if name.endswith(".png"):
-                assert np.array_equal(pixels, data.astronaut()[:h, :w])
+                assert np.array_equal(pixels, ASTRO[:h, :w])
     assert not [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)]
     assert pillow_limit == [], "read_image assigned PIL.Image.MAX_IMAGE_PIXELS"
     assert Image.MAX_IMAGE_PIXELS == PILLOW_LIMIT
