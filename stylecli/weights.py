@@ -7,14 +7,16 @@ Every file is checked against the registry's sha256 before first use; a mismatch
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
 import os
 import shutil
 import sys
+import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,39 +183,94 @@ def hub_offline() -> bool:
 
 
 def _from_hub(entry: Entry, source: dict[str, str]) -> Path:
-    from huggingface_hub import hf_hub_download
+    """Download from the Hub. One request without retries first: an unreachable Hub fails this source at
+    once with one reason, instead of huggingface_hub's retry loop (five waits up to 8 s, each logged)."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
     repo, filename, revision = source["hf"], source.get("path", entry.file), source.get("revision", "main")
     if hub_offline():
         raise FileNotFoundError(f"not in the Hub cache and HF_HUB_OFFLINE is set ({repo}/{filename})")
-    return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=hub_cache_dir()))
+    with _quiet_hub_log():
+        get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision))
+        return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=hub_cache_dir()))
+
+
+@contextlib.contextmanager
+def _quiet_hub_log() -> Iterator[None]:
+    """Keep huggingface_hub's warnings (retries, HTTP errors) off the terminal while it downloads: each failed
+    source is reported once, by `resolve`. Its logger is process-wide, so this is done from one thread."""
+    import logging
+
+    log = logging.getLogger("huggingface_hub")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
 
 
 def _from_url(entry: Entry, url: str, progress: Callable[[int, int | None], None] | None = None) -> Path:
-    """Download into the cache with resume (HTTP Range) and an atomic rename once the hash matches."""
+    """Download into the cache with resume (HTTP Range) and an atomic rename once the hash matches.
+
+    An earlier `.download` partial is checked first: one that is already the whole file (a kill came before
+    the rename) is finished without a request; one that is too long or wrong is restarted; a resumed file
+    whose hash does not match is fetched once more from the start.
+    """
     if hub_offline():
         raise FileNotFoundError("offline (HF_HUB_OFFLINE is set)")
     dest = local_copy(entry)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".download")
+    have = _usable_partial(entry, part)
+    if have is None:
+        os.replace(part, dest)
+        return dest
+    for start in (have, 0) if have else (0,):
+        _fetch(url, part, start, entry.size, progress)
+        if not entry.sha256 or sha256_file(part) == entry.sha256:
+            os.replace(part, dest)
+            return dest
+        part.unlink(missing_ok=True)
+    raise WeightsError(f"{url}: downloaded file's sha256 does not match the registry; it was discarded")
+
+
+def _usable_partial(entry: Entry, part: Path) -> int | None:
+    """Bytes of an interrupted download to resume from (0: none), or None when `part` is already the complete,
+    verified file. A partial that cannot be a prefix of the file (longer than it, or complete but wrong) is
+    removed."""
     have = part.stat().st_size if part.exists() else 0
+    if not have or (entry.size is not None and have < entry.size):
+        return have
+    if entry.sha256 and (entry.size is None or have == entry.size) and sha256_file(part) == entry.sha256:
+        return None
+    if entry.size is None:
+        return have  # nothing says it is complete: resume; a server answering 416 makes _fetch start over
+    part.unlink()
+    return 0
+
+
+def _fetch(url: str, part: Path, have: int, size: int | None,
+           progress: Callable[[int, int | None], None] | None) -> None:
+    """Append the bytes from `have` on to `part` (all of them when have is 0 or the server ignores Range)."""
     headers = {"User-Agent": "stylecli", **({"Range": f"bytes={have}-"} if have else {})}
-    request = urllib.request.Request(url, headers=headers)
-    with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 (https URLs from the registry)
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)  # noqa: S310
+    except urllib.error.HTTPError as exc:
+        if exc.code != 416 or not have:
+            raise
+        part.unlink(missing_ok=True)  # the partial is at least as long as the file, yet not it: start over
+        return _fetch(url, part, 0, size, progress)
+    with response:
         if have and response.status != 206:  # server ignored the range: start over
             have = 0
-        total = entry.size or (int(response.headers.get("Content-Length", 0)) + have or None)
+        total = size or (int(response.headers.get("Content-Length", 0)) + have or None)
         with open(part, "ab" if have else "wb") as out:
             while chunk := response.read(CHUNK):
                 out.write(chunk)
                 have += len(chunk)
                 if progress:
                     progress(have, total)
-    if entry.sha256 and sha256_file(part) != entry.sha256:
-        part.unlink(missing_ok=True)
-        raise WeightsError(f"{url}: downloaded file's sha256 does not match the registry; it was discarded")
-    os.replace(part, dest)
-    return dest
 
 
 def _hub_cached(entry: Entry, source: dict[str, str]) -> Path | None:
@@ -253,10 +310,11 @@ def resolve(name: str, download: bool = True, progress: Callable[[int, int | Non
                     path = _from_url(entry, source["url"], progress)
                 else:
                     continue
-            except WeightsError:
-                raise
+            except WeightsError as exc:
+                failures.append(f"{_describe(entry, source)}: {exc}")
+                continue
             except Exception as exc:  # network, HTTP and Hub errors: try the next source
-                failures.append(f"{source.get('hf') or source.get('url')}: {str(exc).splitlines()[0][:160]}")
+                failures.append(f"{_describe(entry, source)}: {_reason(exc)}")
                 continue
             verify(entry, path)
             return path
@@ -264,17 +322,31 @@ def resolve(name: str, download: bool = True, progress: Callable[[int, int | Non
 
 
 def unavailable_message(entry: Entry, failures: list[str]) -> str:
-    why = f" ({failures[0]})" if failures else ""
+    """What to do, then one line per source tried and why it failed."""
     if entry.manual_only:
         where = entry.sources[0]["manual"] if entry.sources else "its authors"
         return (
             f"{entry.name} ({entry.file}) cannot be downloaded automatically: get it from {where}, then run "
             f"`stylecli weights import {entry.name} PATH`"
         )
-    return (
-        f"{entry.name} ({entry.file}) is not available here and could not be downloaded{why}; it comes from "
+    head = (
+        f"{entry.name} ({entry.file}) is not available here and could not be downloaded; it comes from "
         f"{entry.describe_sources()}: download it by hand and run `stylecli weights import {entry.name} PATH`"
     )
+    return "\n".join([head, *(f"  tried {line}" for line in failures)])
+
+
+def _describe(entry: Entry, source: dict[str, str]) -> str:
+    if "hf" in source:
+        return f"hf://{source['hf']}/{source.get('path', entry.file)}"
+    return source.get("url", "?")
+
+
+def _reason(exc: BaseException) -> str:
+    """One short line for a failed download: the exception's kind and its first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else "no details"
+    return f"{type(exc).__name__}: {text}"[:200]
 
 
 def import_file(name: str, source: Path) -> Path:

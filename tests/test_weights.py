@@ -127,6 +127,12 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
         start = 0
         if self.headers.get("Range"):
             start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+            if start >= len(self.payload):  # as real servers do: nothing left to send
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(self.payload)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(206)
         else:
             self.send_response(200)
@@ -142,10 +148,11 @@ class RangeHandler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def http_server():
     server = http.server.HTTPServer(("127.0.0.1", 0), RangeHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+    server.server_close()
 
 
 def test_url_download_resumes_and_verifies(tmp_path, monkeypatch, http_server):
@@ -165,3 +172,61 @@ def test_url_download_resumes_and_verifies(tmp_path, monkeypatch, http_server):
     with pytest.raises(StyleCliError, match="sha256 does not match.*discarded"):
         weights.resolve("v")
     assert not weights.local_copy(weights.get_entry("v")).exists()
+
+
+PAYLOAD = bytes(range(256)) * 4000
+
+
+@pytest.mark.parametrize("partial,with_size,expected_requests", [
+    (PAYLOAD, True, []),  # killed after the last byte, before the rename: finished without a request
+    (PAYLOAD, False, []),  # the same, with no size in the registry: its sha256 says it is complete
+    (b"x" * len(PAYLOAD), True, [None]),  # full length but wrong: started over
+    (b"x" * (len(PAYLOAD) + 5), False, [f"bytes={len(PAYLOAD) + 5}-", None]),  # too long: 416, started over
+    (b"x" * 1000, True, ["bytes=1000-", None]),  # a wrong prefix: resumed, hash fails, fetched whole once more
+], ids=["complete", "complete-no-size", "complete-wrong", "too-long-416", "wrong-prefix"])
+def test_url_download_checks_an_earlier_partial(tmp_path, monkeypatch, http_server, partial, with_size,
+                                                 expected_requests):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    RangeHandler.payload, RangeHandler.requests = PAYLOAD, []
+    body = entry_toml("u", hashlib.sha256(PAYLOAD).hexdigest(), f'{{ url = "{http_server}/u.bin" }}', "u.bin")
+    write_registry(tmp_path, monkeypatch, body + (f"size = {len(PAYLOAD)}\n" if with_size else ""))
+    part = weights.local_copy(weights.get_entry("u")).with_name("u.bin.download")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(partial)
+    path = weights.resolve("u")
+    assert path.read_bytes() == PAYLOAD and not part.exists()
+    assert RangeHandler.requests == expected_requests
+
+
+def test_failed_download_says_one_line_per_source_and_no_retry_log(tmp_path, monkeypatch, capfd):
+    """A new user without network: each source is tried once and reported in one line; huggingface_hub
+    neither retries (its waits go up to 8 s each) nor logs."""
+    import socket
+
+    import huggingface_hub.constants
+    import huggingface_hub.utils._http
+
+    with socket.socket() as sock:  # a port nothing listens on: connections are refused at once
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", dead)
+    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        dead + "/{repo_id}/resolve/{revision}/{filename}")
+    waits = []
+    monkeypatch.setattr(huggingface_hub.utils._http.time, "sleep", waits.append)
+    sources = f'{{ hf = "org/a", path = "m.bin" }}, {{ hf = "org/b", path = "m.bin" }}, {{ url = "{dead}/m.bin" }}'
+    write_registry(tmp_path, monkeypatch, entry_toml("m", "0" * 64, sources, "m.bin"))
+    capfd.readouterr()
+    with pytest.raises(weights.WeightsError) as err:
+        weights.resolve("m")
+    lines = str(err.value).splitlines()
+    assert "stylecli weights import m PATH" in lines[0]
+    assert len(lines) == 4, lines
+    for line, source in zip(lines[1:], ("hf://org/a/m.bin", "hf://org/b/m.bin", f"{dead}/m.bin")):
+        assert line.startswith(f"  tried {source}: ") and len(line) < 300, line
+        assert "refused" in line.lower(), line  # the local dead port, never the real Hub
+    assert waits == [], "huggingface_hub retried"
+    out, errout = capfd.readouterr()
+    assert out == "" and errout == "", errout
