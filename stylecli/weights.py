@@ -30,7 +30,18 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-REGISTRY_FILE = Path(__file__).with_name("weights.toml")
+
+def _bundled_registry() -> Path:
+    """weights.toml: the top-level file of a source checkout (editable installs, PYTHONPATH), else the copy that
+    the build (setup.py) puts inside the installed package."""
+    package = Path(__file__).resolve().parent
+    checkout = package.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "weights.toml").is_file():
+        return checkout / "weights.toml"
+    return package / "weights.toml"
+
+
+REGISTRY_FILE = _bundled_registry()
 CHUNK = 1 << 20
 
 
