@@ -53,11 +53,20 @@ class FaceAligner:
         self._predictor = dlib.shape_predictor(str(predictor_path))
         self._lock = threading.Lock()  # dlib's objects are not documented as thread-safe
 
-    def detect(self, pixels: np.ndarray, upsample: int | None = None) -> list[Face]:
+    def detect(self, pixels: np.ndarray, upsample: int | None = None,
+               landmark_pixels: np.ndarray | None = None) -> list[Face]:
         """Faces sorted largest first. upsample=None: at the image's own scale, then once upsampled if none
         was found (small faces), which avoids the false detections that upsampling adds to large photos.
-        Detections scoring under MIN_FACE_SCORE are dropped when a better one exists."""
+        Detections scoring under MIN_FACE_SCORE are dropped when a better one exists.
+
+        landmark_pixels: the same photo as decoded by the official alignment (`landmark_pixels_for`); when
+        given, faces and landmarks are found on it instead of on `pixels` (same size, same coordinates). The
+        crop is still cut from `pixels`, as the official code cuts it from Pillow's decoding."""
         tries = [0, 1] if upsample is None else [upsample]
+        if landmark_pixels is not None:
+            if landmark_pixels.shape != pixels.shape:
+                raise ValueError(f"landmark_pixels {landmark_pixels.shape} differ from the photo's {pixels.shape}")
+            pixels = landmark_pixels
         rgb = np.ascontiguousarray(pixels)
         with self._lock:
             return self._detect(rgb, tries)
@@ -76,6 +85,37 @@ class FaceAligner:
             lm = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
             faces.append(Face((d.left(), d.top(), d.right(), d.bottom()), float(score), lm, face_quad(lm)))
         return sorted(faces, key=lambda f: f.area, reverse=True)
+
+
+def landmark_pixels_for(path: Path | str, pixels: np.ndarray) -> np.ndarray | None:
+    """The pixels the official e4e alignment finds landmarks on, when they differ from `pixels` (Pillow's).
+
+    The official code (encoder4editing utils/alignment.py) runs dlib's detector and landmarks on
+    `dlib.load_rgb_image(path)` and crops from Pillow's decoding of the same file. For JPEGs the two decoders
+    differ (chroma upsampling, IDCT) by up to a dozen grey levels, enough to move landmarks by a pixel. So for a
+    JPEG that needs no EXIF rotation, whose dlib decoding has the size of `pixels` (Pillow's, as read by
+    read_image), this returns dlib's decoding; otherwise (PNG and other formats, rotated or unreadable
+    JPEGs, identical decodings) None, meaning: find the landmarks on `pixels`. Pass the result to
+    `FaceAligner.detect(pixels, upsample, landmark_pixels=...)`.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            if f.read(3) != b"\xff\xd8\xff":  # not JPEG data, whatever the name says
+                return None
+        from stylecli.images import open_image
+
+        with open_image(path) as img:
+            if img.getexif().get(0x0112, 1) not in (None, 1):  # read_image rotated it; dlib would not
+                return None
+        import dlib
+
+        decoded = dlib.load_rgb_image(str(path))
+    except (ImportError, OSError, RuntimeError, SyntaxError, ValueError):
+        return None
+    if decoded.shape != pixels.shape or np.array_equal(decoded, pixels):
+        return None
+    return decoded
 
 
 def select_faces(faces: list[Face], which: str, source: Path | str) -> list[tuple[int, Face]]:
