@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+BLENDS = ("feather", "seamless")
+
 
 def crop_to_image_affine(quad: np.ndarray, crop_size: int) -> np.ndarray:
     """2x3 matrix mapping crop pixel centres (u, v) to original-image coordinates, from the quad's corners."""
@@ -25,32 +27,79 @@ def face_mask(size: int, inner: float = 0.33, outer: float = 0.44) -> np.ndarray
     return t * t * (3 - 2 * t)
 
 
-def paste_back(photo: np.ndarray, face: np.ndarray, quad: np.ndarray) -> np.ndarray:
+def face_region(shape: tuple[int, ...], quad: np.ndarray, size: int = 256) -> np.ndarray:
+    """bool [H, W]: the photo pixels a paste-back through `quad` may change (where the face mask is above
+    zero); every other pixel is returned bit-exact, with either blend."""
+    region = np.zeros(shape[:2], dtype=bool)
+    placed = _place(shape, quad, size)
+    if placed is not None:
+        (ys, xs), u, v = placed
+        region[ys, xs] = _bilinear(face_mask(size)[..., None], u, v)[..., 0] > 0
+    return region
+
+
+def paste_back(photo: np.ndarray, face: np.ndarray, quad: np.ndarray, blend: str = "feather") -> np.ndarray:
     """Blend `face` (an aligned crop of any size, e.g. the generator output) into `photo` through the inverse
-    of the alignment. Pixels where the mask is zero are returned bit-exact."""
-    h, w = photo.shape[:2]
+    of the alignment. Pixels where the mask is zero are returned bit-exact.
+
+    blend="feather" (default): the edited pixels fade into the photo over the mask's soft ring; the face keeps
+    exactly the colours the generator gave it. blend="seamless": OpenCV's Poisson cloning (`seamlessClone`)
+    over the same region keeps the edited face's gradients and matches the photo at the region's edge, so no
+    seam shows even when the generator's colours drift, at the price of pulling the face's overall colour
+    towards the surrounding photo (a colour edit such as white hair or lipstick is partly undone).
+    """
+    if blend not in BLENDS:
+        raise ValueError(f"blend must be one of {', '.join(BLENDS)}, not {blend!r}")
+    out = photo.copy()
     size = face.shape[0]
+    placed = _place(photo.shape, quad, size)
+    if placed is None:
+        return out
+    (ys, xs), u, v = placed
+    mask = _bilinear(face_mask(size)[..., None], u, v)[..., 0]
+    region = mask > 0
+    if not region.any():
+        return out
+    colours = _bilinear(face.astype(np.float64), u, v)
+    patch = out[ys, xs]
+    if blend == "seamless":
+        colours = _poisson_clone(np.clip(np.rint(colours), 0, 255).astype(np.uint8), patch, region)
+        patch[region] = colours[region]
+        return out
+    orig = patch.astype(np.float64)
+    blended = orig + (colours - orig) * mask[..., None]
+    patch[region] = np.clip(np.rint(blended[region]), 0, 255).astype(np.uint8)
+    return out
+
+
+def _place(shape: tuple[int, ...], quad: np.ndarray, size: int):
+    """The photo window the quad covers, and the crop coordinates (u, v) of each of its pixels; None if empty."""
+    h, w = shape[:2]
     fwd = crop_to_image_affine(quad, size)  # crop -> image
     inv = np.linalg.inv(np.vstack([fwd, [0, 0, 1]]))[:2]  # image -> crop
     corners = np.asarray(quad)
     x0, y0 = np.maximum(np.floor(corners.min(axis=0)).astype(int) - 1, 0)
     x1, y1 = np.minimum(np.ceil(corners.max(axis=0)).astype(int) + 2, [w, h])
     if x0 >= x1 or y0 >= y1:
-        return photo.copy()
+        return None
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float64)
     u = inv[0, 0] * xx + inv[0, 1] * yy + inv[0, 2]
     v = inv[1, 0] * xx + inv[1, 1] * yy + inv[1, 2]
-    mask = _bilinear(face_mask(size)[..., None], u, v)[..., 0]
-    out = photo.copy()
-    region = mask > 0
-    if not region.any():
-        return out
-    colours = _bilinear(face.astype(np.float64), u, v)
-    orig = photo[y0:y1, x0:x1].astype(np.float64)
-    blended = orig + (colours - orig) * mask[..., None]
-    patch = out[y0:y1, x0:x1]
-    patch[region] = np.clip(np.rint(blended[region]), 0, 255).astype(np.uint8)
-    return out
+    return (slice(y0, y1), slice(x0, x1)), u, v
+
+
+def _poisson_clone(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """cv2.seamlessClone of src into dst (same-size uint8 windows) over `region`, in place (no shift)."""
+    import cv2
+
+    mask = region.astype(np.uint8) * 255
+    mask[[0, -1], :] = 0  # seamlessClone clears the outer ring of the mask itself; clear it first so that
+    mask[:, [0, -1]] = 0  # the bounding box below is the one it uses
+    x, y, bw, bh = cv2.boundingRect(mask)
+    if bw == 0 or bh == 0:
+        return dst.copy()
+    centre = (x + bw // 2, y + bh // 2)  # OpenCV places the box's top-left at centre - (w // 2, h // 2)
+    return cv2.seamlessClone(np.ascontiguousarray(src), np.ascontiguousarray(dst), mask, centre, cv2.NORMAL_CLONE)
 
 
 def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
