@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -17,10 +16,11 @@ from stylecli.cli.common import (
     MaxPixelsOpt,
     QuietOpt,
     expand_paths,
-    fail,
-    make_inverter,
+    handled,
+    print_json,
     print_rows,
 )
+from stylecli.progress import Reporter
 
 
 @app.command()
@@ -63,95 +63,27 @@ def evaluate(
       id      ArcFace cosine similarity of input and reconstruction (higher is better)
       lec     latent editing consistency, 1st-99th percentile trimmed mean (lower is better)
     """
-    from stylecli.errors import StyleCliError
-
-    try:
+    with handled():
         from stylecli import evaluation as ev
 
-        names = ev.parse_metrics(metrics)
-    except StyleCliError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--metrics") from None
-    sources: list[tuple[str, Path | None, str]] = [(str(c), c, "") for c in checkpoint or []]
-    sources += [(m, None, m) for m in model or []]
-    if not sources:
-        sources = [("e4e_ffhq", None, "e4e_ffhq")]
-    paths = expand_paths(inputs)
-    reporter = None
-    try:
-        from stylecli.images import read_image
-        from stylecli.pipeline import resolve_device
-        from stylecli.runner import RunOptions, single_item
-
-        dev = resolve_device(device.value)
-        aligner = None
-        if align:
-            from stylecli.faces import FaceAligner
-
-            aligner = FaceAligner()
-        options = RunOptions(align=align, max_pixels=max_pixels)
-        images, skipped = [], []
-        for p in paths:
-            try:
-                if align:
-                    images.append((str(p), single_item(p, options, aligner).pixels))
-                else:
-                    images.append((str(p), read_image(p, max_pixels).pixels))
-            except StyleCliError as exc:
-                skipped.append(str(exc))
-                if not quiet:
-                    typer.echo(f"stylecli: error: {exc}", err=True)
-        if not images:
-            raise ev.EvaluationError("no readable image among the inputs")
-        lpips_fn = ev.lpips_model(dev) if "lpips" in names else None
-        arcface = ev.arcface_model(dev) if "id" in names else None
-        import time
-
-        from stylecli.progress import Reporter
-        from stylecli.runner import Summary
-
-        total = len(images) * len(sources)
-        reporter = Reporter(total, quiet)
-        started = time.perf_counter()
-        done = [0]
-
-        def tick(n: int) -> None:
-            done[0] += n
-            reporter.update(Summary(total=total, done=done[0], faces=done[0], seconds=time.perf_counter() - started))
-
-        results = []
-        for label, ckpt, registry_name in sources:
-            inverter = make_inverter(ckpt, registry_name or "e4e_ffhq", device.value, batch_size)
-            edit, strength = None, 0.0
-            if "lec" in names:
-                edit, strength = _lec_edit(lec_edit, inverter)
-            results.append(ev.evaluate(inverter, images, names, label, edit, strength, lpips_fn, arcface,
-                                       inverter.batch_size, tick))
-    except StyleCliError as exc:
-        if reporter:
+        sources = [ev.ModelSource(str(c), c) for c in checkpoint or []] + [ev.ModelSource(m, None, m)
+                                                                            for m in model or []]
+        config = ev.EvaluationConfig(expand_paths(inputs), sources or [ev.ModelSource("e4e_ffhq")],
+                                     ev.parse_metrics(metrics), lec_edit, align, device.value, batch_size, max_pixels)
+        reporter = Reporter(len(config.inputs) * len(config.sources), quiet)
+        try:
+            report = ev.run_evaluation(config, reporter.advance, warn=lambda m: typer.echo(f"stylecli: error: {m}",
+                                                                                              err=True))
+        finally:
             reporter.stop()
-        raise fail(str(exc)) from None
-    reporter.stop()
-    document = {"images": len(images), "failed_inputs": skipped, "lec_edit": lec_edit if "lec" in names else None,
-                "results": [r.to_dict(per_image) for r in results]}
+    document = report.to_dict(per_image)
     if as_json:
-        typer.echo(json.dumps(document))
+        print_json(document)
     if csv_path is not None:
-        _write_csv(csv_path, document, names)
+        _write_csv(csv_path, document, config.metrics)
     if not quiet:
-        _print_table(document, names)
-    raise typer.Exit(1 if skipped else 0)
-
-
-def _lec_edit(spec: str, inverter):
-    from stylecli.editing.ganspace import GanspaceEdit
-    from stylecli.evaluation import EvaluationError, parse_lec_edit
-
-    name, strength = parse_lec_edit(spec)
-    edit = inverter.resolve_edit(name)
-    if isinstance(edit, GanspaceEdit):
-        raise EvaluationError(f"--lec-edit {spec}: GANSpace edits have no exact inverse; use an InterFaceGAN, SeFa "
-                              "or file direction")
-    return edit, strength
+        _print_table(document, config.metrics)
+    raise typer.Exit(1 if report.failed_inputs else 0)
 
 
 def _write_csv(path: Path, document: dict, names: list[str]) -> None:
