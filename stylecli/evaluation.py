@@ -31,12 +31,36 @@ class EvaluationError(StyleCliError):
     pass
 
 
-def parse_metrics(spec: str) -> list[str]:
-    names = [m.strip().lower() for m in spec.split(",") if m.strip()]
+# Metrics that need an optional package (module name, pip extra).
+METRIC_PACKAGES = {"lpips": ("lpips", "eval"), "msssim": ("pytorch_msssim", "eval")}
+
+
+def missing_package(metric: str) -> str | None:
+    """The pip line a metric needs, or None when it can run here."""
+    import importlib.util
+
+    if metric not in METRIC_PACKAGES:
+        return None
+    module, extra = METRIC_PACKAGES[metric]
+    return None if importlib.util.find_spec(module) else f"pip install 'stylecli[{extra}]'"
+
+
+def parse_metrics(spec: str | None) -> tuple[list[str], list[str]]:
+    """--metrics -> (metrics, notes). None: every metric that can run here (the others named in a note).
+    `speed` is accepted and always reported. A named metric whose package is missing is a usage error."""
+    if spec is None:
+        names = [m for m in METRICS if not missing_package(m)]
+        skipped = [m for m in METRICS if missing_package(m)]
+        notes = [f"skipped {', '.join(skipped)}: {missing_package(skipped[0])} to add them"] if skipped else []
+        return names, notes
+    names = [m.strip().lower() for m in spec.split(",") if m.strip() and m.strip().lower() != "speed"]
     unknown = [m for m in names if m not in METRICS]
-    if unknown or not names:
-        raise UsageError(f"--metrics {spec!r}: choose from {','.join(METRICS)}")
-    return names
+    if unknown or not (names or "speed" in spec):
+        raise UsageError(f"--metrics {spec!r}: choose from {','.join(METRICS)},speed")
+    for m in names:
+        if missing_package(m):
+            raise UsageError(f"--metrics {m} needs the {METRIC_PACKAGES[m][0]} package: {missing_package(m)}")
+    return names, []
 
 
 def parse_lec_edit(spec: str) -> tuple[str, float]:
@@ -57,6 +81,12 @@ class ModelSource:
     label: str
     checkpoint: Path | None = None
     name: str = "e4e_ffhq"
+
+
+def sources(checkpoints: list[Path] | None, models: list[str] | None) -> list[ModelSource]:
+    """Checkpoint files, then registry models; e4e_ffhq when neither is given."""
+    out = [ModelSource(str(c), c) for c in checkpoints or []] + [ModelSource(m, None, m) for m in models or []]
+    return out or [ModelSource("e4e_ffhq")]
 
 
 @dataclass

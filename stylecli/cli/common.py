@@ -129,6 +129,16 @@ def handled() -> Iterator[None]:
         raise error_exit(exc) from None
 
 
+def check_output(path: Path | None, overwrite: bool, option: str) -> None:
+    """An output file named by an option: refuse to replace it without --overwrite, before any work."""
+    from stylecli.errors import UsageError
+
+    if path is not None and path.exists() and not overwrite:
+        raise UsageError(f"{option} {path}: exists (pass --overwrite to replace it)")
+    if path is not None and path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+
+
 def run_options(out_dir: Path, overwrite: bool, skip_existing: bool = False, batch_size: int | None = None,
                 workers: int = 2):
     from stylecli.runner import RunOptions

@@ -14,7 +14,9 @@ from stylecli.cli.common import (
     DeviceOpt,
     InputsArg,
     MaxPixelsOpt,
+    OverwriteOpt,
     QuietOpt,
+    check_output,
     expand_paths,
     handled,
     print_json,
@@ -22,33 +24,44 @@ from stylecli.cli.common import (
 )
 from stylecli.progress import Reporter
 
+CheckpointsOpt = Annotated[
+    list[Path] | None, typer.Option("--checkpoint", help="Checkpoint to evaluate; repeat to compare several.")
+]
+ModelsOpt = Annotated[list[str] | None, typer.Option("--model", help="Registry model to evaluate; repeatable.")]
+MetricsOpt = Annotated[
+    str | None, typer.Option("--metrics", help="Comma-separated: l2,lpips,msssim,id,lec (speed is always "
+                             "reported). Default: every metric whose package is installed.", show_default=False)
+]
+LecEditOpt = Annotated[
+    str, typer.Option("--lec-edit", help="Invertible edit for LEC, NAME[:STRENGTH]: age:3, sefa:0:5, my.npy:2.")
+]
+AlignOpt = Annotated[bool, typer.Option("--align", help="Align faces first (default: inputs are aligned).")]
+PerImageOpt = Annotated[bool, typer.Option("--per-image", help="Include every image's values in the JSON.")]
+CsvOpt = Annotated[Path | None, typer.Option("--csv", help="Also write one CSV row per checkpoint.")]
+DocJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
+
 
 @app.command()
 def evaluate(
     inputs: InputsArg,
-    checkpoint: Annotated[
-        list[Path] | None, typer.Option("--checkpoint", help="Checkpoint to evaluate; repeat to compare several.")
-    ] = None,
-    model: Annotated[
-        list[str] | None, typer.Option("--model", help="Registry model to evaluate; repeatable.")
-    ] = None,
-    metrics: Annotated[str, typer.Option("--metrics", help="Comma-separated: l2,lpips,msssim,id,lec.")] = (
-        "l2,lpips,msssim,id,lec"),
-    lec_edit: Annotated[
-        str, typer.Option("--lec-edit", help="Invertible edit for LEC, NAME[:STRENGTH]: age:3, sefa:0:5, my.npy:2.")
-    ] = "age:3",
-    align: Annotated[bool, typer.Option("--align", help="Align faces first (default: inputs are aligned).")] = False,
-    per_image: Annotated[bool, typer.Option("--per-image", help="Include every image's values in the JSON.")] = False,
-    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write one CSV row per checkpoint.")] = None,
+    checkpoint: CheckpointsOpt = None,
+    model: ModelsOpt = None,
+    metrics: MetricsOpt = None,
+    lec_edit: LecEditOpt = "age:3",
+    align: AlignOpt = False,
+    per_image: PerImageOpt = False,
+    csv_path: CsvOpt = None,
+    overwrite: OverwriteOpt = False,
     device: DeviceOpt = Device.auto,
     batch_size: BatchOpt = None,
     max_pixels: MaxPixelsOpt = 100_000_000,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    as_json: DocJsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Measure distortion (L2, LPIPS, MS-SSIM, identity) and editability (LEC) of encoders on a folder.
 
-    Inputs are aligned face crops (use --align for raw photos); reconstructions are compared at 256 px.
+    Inputs are aligned face crops (use --align for raw photos). Reconstructions are pooled to 256 px and
+    clamped to [-1, 1], then compared with the input.
 
     \b
     Examples:
@@ -62,31 +75,39 @@ def evaluate(
       msssim  multi-scale SSIM (higher is better, 1 = identical)
       id      ArcFace cosine similarity of input and reconstruction (higher is better)
       lec     latent editing consistency, 1st-99th percentile trimmed mean (lower is better)
+      speed   seconds per image to encode and to synthesize (always reported)
     """
     with handled():
         from stylecli import evaluation as ev
 
-        sources = [ev.ModelSource(str(c), c) for c in checkpoint or []] + [ev.ModelSource(m, None, m)
-                                                                            for m in model or []]
-        config = ev.EvaluationConfig(expand_paths(inputs), sources or [ev.ModelSource("e4e_ffhq")],
-                                     ev.parse_metrics(metrics), lec_edit, align, device.value, batch_size, max_pixels)
-        reporter = Reporter(len(config.inputs) * len(config.sources), quiet)
-        try:
-            report = ev.run_evaluation(config, reporter.advance, warn=lambda m: typer.echo(f"stylecli: error: {m}",
-                                                                                              err=True))
-        finally:
-            reporter.stop()
+        config = ev.EvaluationConfig(expand_paths(inputs), ev.sources(checkpoint, model), [], lec_edit, align,
+                                     device.value, batch_size, max_pixels)
+        config.metrics, notes = ev.parse_metrics(metrics)
+        check_output(csv_path, overwrite, "--csv")
+        for note in notes if not quiet else []:
+            typer.echo(f"stylecli: {note}", err=True)
+        report = _run(config, quiet)
     document = report.to_dict(per_image)
     if as_json:
         print_json(document)
     if csv_path is not None:
-        _write_csv(csv_path, document, config.metrics)
+        _write_csv(csv_path, document, config.metrics, overwrite)
     if not quiet:
         _print_table(document, config.metrics)
     raise typer.Exit(1 if report.failed_inputs else 0)
 
 
-def _write_csv(path: Path, document: dict, names: list[str]) -> None:
+def _run(config, quiet: bool):
+    from stylecli import evaluation as ev
+
+    reporter = Reporter(len(config.inputs) * len(config.sources), quiet)
+    try:
+        return ev.run_evaluation(config, reporter.advance, warn=lambda m: typer.echo(f"stylecli: error: {m}", err=True))
+    finally:
+        reporter.stop()
+
+
+def _write_csv(path: Path, document: dict, names: list[str], overwrite: bool) -> None:
     import csv
     import io
 
@@ -99,7 +120,7 @@ def _write_csv(path: Path, document: dict, names: list[str]) -> None:
     for r in document["results"]:
         writer.writerow([r["checkpoint"], *[r["metrics"][m][s] for m in names for s in ("mean", "std", "n")],
                          r["speed"]["encode_s_per_image"], r["speed"]["synthesize_s_per_image"]])
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(buf.getvalue())
 
 
