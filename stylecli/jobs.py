@@ -242,11 +242,13 @@ class EditPlan:
     blend: str = "feather"
 
     def variants(self) -> list[Variant]:
-        from stylecli.pipeline import variant_of
+        from stylecli.pipeline import strength_label, variant_of
 
-        if self.sweep is not None:
+        if self.sweep is not None:  # names sort in sweep order: label_00-4, label_01-3, ...
             edit = self.edits[0][0]
-            return [variant_of([(edit, s)]) for s in self.sweep]
+            width = len(str(len(self.sweep) - 1))
+            return [Variant(f"{edit.label}_{i:0{width}d}{strength_label(s)}", ((edit, s),))
+                    for i, s in enumerate(self.sweep)]
         return [variant_of(self.edits)]
 
 
@@ -286,7 +288,8 @@ class EditJob(PhotoJob):
         """With --paste-back: one photo per variant with every chosen face of the input edited."""
         if not self.plan.paste_back:
             return {}
-        return {f"{v.name}.pasted": out_dir / f"{stem}_{v.name}_pasted.png" for v in self.variants}
+        kind = "pasted" if self.plan.blend == "feather" else f"pasted-{self.plan.blend}"
+        return {f"{v.name}.pasted": out_dir / f"{stem}_{v.name}_{kind}.png" for v in self.variants}
 
     def prepare(self, source: Path, stem: str, out_dir: Path) -> Task:
         task = super().prepare(source, stem, out_dir)

@@ -22,18 +22,31 @@ class Device(str, Enum):
 
 def print_rows(rows: list[dict], columns: dict[str, Callable[[dict], str]], as_json: bool = False,
                title: str | None = None, stderr: bool = False) -> None:
-    """Rows as one JSON object per line (--json), or as a table whose cells `columns` derive from each row."""
+    """Rows as one JSON object per line (--json); on a terminal a table whose first column (the name a user
+    types) is never cut (the others wrap); in pipes and files plain tab-separated lines, header first."""
     if as_json:
         for row in rows:
             print_json(row)
         return
+    stream = sys.stderr if stderr else sys.stdout
+    cells = [[str(cell(row)) for cell in columns.values()] for row in rows]
+    if not stream.isatty():
+        if title:
+            print(f"# {title}", file=stream)
+        for line in [list(columns), *cells]:
+            print("\t".join(c.replace("\t", " ").replace("\n", " ") for c in line), file=stream)
+        stream.flush()
+        return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(*columns, title=title)
-    for row in rows:
-        table.add_row(*(cell(row) for cell in columns.values()))
-    Console(stderr=stderr).print(table)
+    table = Table(title=title)
+    for i, name in enumerate(columns):
+        width = max([len(name), *(len(c[0]) for c in cells)]) if i == 0 else None
+        table.add_column(name, no_wrap=i == 0, min_width=width, overflow="fold")
+    for line in cells:
+        table.add_row(*line)
+    Console(file=stream).print(table)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -139,10 +152,39 @@ def check_output(path: Path | None, overwrite: bool, option: str) -> None:
         raise UsageError(f"{option} {path}: is a folder; give a file name")
 
 
+def check_out_dir(out_dir: Path) -> None:
+    """The output folder can hold files: checked once, before any model loads (it is created on first write)."""
+    import os
+
+    from stylecli.errors import UsageError
+
+    probe = out_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"-o {out_dir}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {out_dir}: {probe} is not writable (choose another folder with -o)")
+
+
+def unreadable_inputs(paths: list[Path]) -> None:
+    """For commands of a fixed few inputs: the first that cannot be read ends the command (exit 1)."""
+    from stylecli.errors import InputError
+    from stylecli.inputs import unreadable
+
+    for p in paths:
+        problem = unreadable(p)
+        if problem:
+            raise InputError(problem)
+
+
 def run_options(out_dir: Path, overwrite: bool, skip_existing: bool = False, batch_size: int | None = None,
                 workers: int = 2):
     from stylecli.runner import RunOptions
 
+    if overwrite and skip_existing:
+        raise typer.BadParameter("--overwrite and --skip-existing contradict each other: pick one",
+                                 param_hint="--overwrite")
     return RunOptions(out_dir, overwrite, skip_existing, batch_size or 0, workers)
 
 
@@ -154,6 +196,9 @@ def face_options(no_align: bool, faces: str):
         faces = parse_faces_option(faces)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faces") from None
+    if no_align and faces != "largest":
+        raise typer.BadParameter(f"--faces {faces} chooses among detected faces; --no-align detects none",
+                                 param_hint="--faces")
     return FaceOptions(not no_align, faces)
 
 
@@ -174,6 +219,11 @@ def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_js
             print_json(record.to_dict())
         reporter.record(record)
 
+    try:
+        check_out_dir(options.out_dir)
+    except StyleCliError as exc:
+        reporter.stop()
+        raise error_exit(exc) from None
     problems = [unreadable(p) for p in paths]
     if all(problems):  # nothing to do: say so without loading (or downloading) a model
         for p, problem in zip(paths, problems):

@@ -38,6 +38,7 @@ from stylecli.cli.common import (
     photo_editor,
     run_options,
 )
+from stylecli.errors import UsageError
 
 
 @app.command()
@@ -230,6 +231,8 @@ def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | N
     from stylecli.jobs import EditPlan
 
     strengths = list(strength or [])
+    if sweep and strengths:
+        raise typer.BadParameter("--sweep sets the strengths; drop --strength", param_hint="--sweep")
     if len(strengths) > len(direction):
         raise typer.BadParameter("more --strength values than --direction values", param_hint="--strength")
     sweep_values = _parse_sweep(sweep) if sweep else None
@@ -250,15 +253,32 @@ def resolve_plan(plan, editor, layers: str | None):
     from stylecli.editing import parse_layers
 
     chosen = parse_layers(layers, editor.n_styles)
-    return replace(plan, edits=[(editor.resolve_edit(spec, chosen), s) for spec, s in plan.edits])
+    edits = [(editor.resolve_edit(spec, chosen), s) for spec, s in plan.edits]
+    if chosen is not None:  # the layers change the pixels, so they are in the names
+        edits = [(replace(e, label=f"{e.label}_layers{layers_tag(chosen)}"), s) for e, s in edits]
+    return replace(plan, edits=edits)
+
+
+def layers_tag(layers: tuple[int, ...]) -> str:
+    """(0, 1, 2, 3, 8) -> '0-3.8': the layers in a file name."""
+    runs: list[list[int]] = []
+    for i in layers:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ".".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 @app.command()
 def mix(
     first: Annotated[Path, typer.Argument(help="Image or latent giving the base code.", show_default=False)],
     second: Annotated[Path, typer.Argument(help="Image or latent giving the mixed-in layers.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png).")] = Path("mixed.png"),
-    layers: Annotated[str, typer.Option("--layers", help="Layers taken from SECOND, e.g. 8-17.")] = "8-17",
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the output (named FIRST+SECOND_"
+                                          "layersA-B.png), or a file name whose extension (.png, .jpg, .webp) "
+                                          "sets the format.")] = Path("."),
+    layers: Annotated[str | None, typer.Option("--layers", help="Layers taken from SECOND, e.g. 8-17. Default: "
+                                               "the fine layers, 8 to the model's last.", show_default=False)] = None,
     alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="1: copy; 0.5: halfway.")] = 1.0,
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
@@ -269,17 +289,31 @@ def mix(
     """Style mixing: FIRST's code with chosen layers taken from SECOND (coarse 0-3: pose and shape,
     middle 4-7: features, fine 8+: colours and texture).
 
-    Example: stylecli mix a.jpg b.jpg --layers 8-17 -o mixed.png
+    Example: stylecli mix a.jpg b.jpg --layers 8-17 -o mixed/
     """
     with handled():
-        from stylecli.editing import parse_layers
+        from stylecli.cli.common import check_out_dir, unreadable_inputs
         from stylecli.editing.mixing import mix as mix_codes
-        from stylecli.images import write_png
+        from stylecli.images import write_image
         from stylecli.jobs import face_code
 
+        as_file = out_dir.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and not out_dir.is_dir()
+        check_out_dir(out_dir.parent if as_file else out_dir)
+        unreadable_inputs([first, second])
         editor = make_editor(checkpoint, model, device.value)
-        chosen = parse_layers(layers, editor.n_styles)
+        chosen = mix_layers(layers, editor.n_styles)
+        name = f"{first.stem}+{second.stem}_layers{layers_tag(chosen)}" + (f"_alpha{alpha:g}" if alpha != 1 else "")
+        dest = out_dir if as_file else out_dir / f"{name}.png"
+        if dest.exists() and not overwrite:
+            raise UsageError(f"{dest}: exists (pass --overwrite to replace it)")
         codes = [face_code(editor, p, not no_align) for p in (first, second)]
-        image = editor.synthesize(mix_codes(codes[0], codes[1], chosen, alpha))[0]
-        write_png(image, out, overwrite)
-    typer.echo(f"{first} + {second} (layers {layers}) -> {out}", err=True)
+        write_image(editor.synthesize(mix_codes(codes[0], codes[1], chosen, alpha))[0], dest, overwrite)
+    typer.echo(f"{first} + {second} (layers {layers_tag(chosen)}) -> {dest}", err=True)
+
+
+def mix_layers(spec: str | None, n_styles: int) -> tuple[int, ...]:
+    """--layers for mix; default the fine layers (8 to the last, or the upper half of a small model)."""
+    from stylecli.editing import parse_layers
+
+    chosen = parse_layers(spec, n_styles) if spec else tuple(range(min(8, n_styles // 2), n_styles))
+    return chosen if chosen is not None else tuple(range(n_styles))
