@@ -9,6 +9,11 @@ from PIL import Image
 from test_cli import invoke, records
 
 
+def clean(result) -> bool:
+    """Ended by the CLI itself (an exit code), not by an exception escaping it (a traceback for a user)."""
+    return result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_quiet_silences_progress_but_never_errors(tmp_path, tiny_checkpoint, face_png):
     result = invoke("invert", tmp_path / "nope.jpg", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "-o",
                     tmp_path / "o", "-q")
@@ -91,4 +96,41 @@ def test_mix_follows_the_output_contract(tmp_path, tiny_checkpoint):
     assert invoke(*base, "-o", tmp_path / "m.jpg", "--layers", "0-1").exit_code == 0
     assert Image.open(tmp_path / "m.jpg").format == "JPEG"
     bad = invoke(*base, "--layers", "8-17", "-o", tmp_path)
-    assert bad.exit_code == 2 and "Traceback" not in bad.stderr
+    assert bad.exit_code == 2 and clean(bad)
+
+
+def test_weights_import_without_a_published_hash_checks_the_architecture(tmp_path, tiny_checkpoint, monkeypatch):
+    from conftest import randomize
+
+    from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint
+
+    reg = tmp_path / "weights.toml"
+    reg.write_text('[e4e_horse]\nwhat = "t"\nkind = "checkpoint"\ndomain = "horse"\nfile = "h.pt"\nlicense = "t"\n'
+                   'sources = [{ manual = "https://example.invalid" }]\n')
+    monkeypatch.setenv("STYLECLI_WEIGHTS_TOML", str(reg))
+    (tmp_path / "notes.txt").write_text("not a model")
+    text = invoke("weights", "import", "e4e_horse", tmp_path / "notes.txt")
+    assert text.exit_code == 1 and "nothing was installed" in text.stderr
+    wrong = invoke("weights", "import", "e4e_horse", tiny_checkpoint)  # 8 style layers, not 14
+    assert wrong.exit_code == 1 and "14" in wrong.stderr and "nothing was installed" in wrong.stderr
+    config = ModelConfig(size=256, kind="e4e", style_dim=32, widths=(16, 16, 32, 32),
+                         channels={4: 16, 8: 16, 16: 16, 32: 8, 64: 8, 128: 8, 256: 8}, n_mlp=2)
+    horse = tmp_path / "horse.pt"
+    save_checkpoint(randomize(config.build()), horse, default_opts(config, dataset_type="horse_encode"))
+    ok = invoke("weights", "import", "e4e_horse", horse)
+    assert ok.exit_code == 0 and "not verified against a published hash" in ok.stderr, ok.stderr
+    assert invoke("weights", "import", "nosuch", horse).exit_code == 2
+
+
+def test_a_cache_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
+    reg = tmp_path / "weights.toml"
+    reg.write_text('[thing]\nwhat = "t"\nkind = "data"\nfile = "t.bin"\nlicense = "t"\n'
+                   'sources = [{ manual = "https://example.invalid" }]\n')
+    monkeypatch.setenv("STYLECLI_WEIGHTS_TOML", str(reg))
+    (tmp_path / "blocker").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("STYLECLI_CACHE", str(tmp_path / "blocker" / "cache"))
+    import torch
+
+    torch.save({"x": torch.zeros(1)}, tmp_path / "t.bin")
+    result = invoke("weights", "import", "thing", tmp_path / "t.bin")
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1 and clean(result)

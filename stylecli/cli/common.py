@@ -140,6 +140,9 @@ def handled() -> Iterator[None]:
         yield
     except StyleCliError as exc:
         raise error_exit(exc) from None
+    except OSError as exc:  # a read-only cache, a full disk: one line naming the file
+        where = exc.filename or "a file"
+        raise fail(f"{where}: {exc.strerror or exc} (check the folder's permissions and free space)") from None
 
 
 def check_output(path: Path | None, overwrite: bool, option: str) -> None:
@@ -165,6 +168,17 @@ def check_out_dir(out_dir: Path) -> None:
         raise UsageError(f"-o {out_dir}: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UsageError(f"-o {out_dir}: {probe} is not writable (choose another folder with -o)")
+
+
+def registry_entry(name: str):
+    """A weights registry entry; an unknown name is a usage error."""
+    from stylecli import weights
+    from stylecli.errors import UsageError
+
+    try:
+        return weights.get_entry(name)
+    except weights.WeightsError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def unreadable_inputs(paths: list[Path]) -> None:
