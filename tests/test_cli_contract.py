@@ -134,3 +134,28 @@ def test_a_cache_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
     torch.save({"x": torch.zeros(1)}, tmp_path / "t.bin")
     result = invoke("weights", "import", "thing", tmp_path / "t.bin")
     assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1 and clean(result)
+
+
+def test_evaluate_out_of_the_box(tmp_path, tiny_checkpoint, face_png, monkeypatch):
+    from stylecli import evaluation
+
+    real = evaluation.missing_package
+    monkeypatch.setattr(evaluation, "missing_package", lambda m: "pip install 'stylecli[eval]'" if m in (
+        "lpips", "msssim") else real(m))
+    names, notes = evaluation.parse_metrics(None)
+    assert names == ["l2", "id", "lec"] and "lpips, msssim" in notes[0] and "stylecli[eval]" in notes[0]
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(2):
+        Image.open(face_png).rotate(90 * i).save(folder / f"f{i}.png")
+    base = ("evaluate", folder, "--checkpoint", tiny_checkpoint, "--json")
+    missing = invoke(*base, "--metrics", "l2,msssim")
+    assert missing.exit_code == 2 and "pip install 'stylecli[eval]'" in missing.stderr and missing.stdout == ""
+    result = invoke(*base, "--metrics", "l2,speed", "--csv", tmp_path / "r.csv")
+    assert result.exit_code == 0, result.stderr
+    doc = __import__("json").loads(result.stdout)
+    assert 0 < doc["results"][0]["metrics"]["l2"]["mean"] <= 4  # images in [-1, 1]: clamped reconstructions
+    assert doc["results"][0]["speed"]["encode_s_per_image"] > 0
+    again = invoke(*base, "--metrics", "l2", "--csv", tmp_path / "r.csv")
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    assert invoke(*base, "--metrics", "l2", "--csv", tmp_path / "r.csv", "--overwrite").exit_code == 0

@@ -57,7 +57,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 InputsArg = Annotated[
     list[str],
     typer.Argument(
-        help="Image files, folders (searched recursively) or '-' to read paths from stdin.", show_default=False
+        help="Image files, folders (searched recursively) or '-' to read paths from stdin.", show_default=False,
+        metavar="INPUT",
     ),
 ]
 OutDirOpt = Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the outputs.")]
@@ -107,7 +108,8 @@ ShardOpt = Annotated[
     str | None, typer.Option("--shard", help="K/N: take only shard K of N (1-based), split by path hash.")
 ]
 BatchOpt = Annotated[
-    int | None, typer.Option("--batch-size", min=1, help="Faces per model batch (default: 8 on CUDA, 4 otherwise).")
+    int | None, typer.Option("--batch-size", min=1, metavar="N",
+                              help="Faces per model batch (default: 8 on CUDA, 4 on MPS, 1 on CPUs).")
 ]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Threads reading and aligning ahead.")]
 NulOpt = Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin ('-') are NUL-separated.")]

@@ -106,7 +106,6 @@ def align(
     max_pixels: MaxPixelsOpt = 100_000_000,
     skip_existing: SkipOpt = False,
     shard: ShardOpt = None,
-    batch_size: BatchOpt = None,
     workers: WorkersOpt = 2,
     null: NulOpt = False,
     as_json: JsonOpt = False,
@@ -121,7 +120,7 @@ def align(
       stylecli align group.jpg --faces all -o aligned/ --json
       stylecli align shots/ -o aligned/
     """
-    options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(False, faces)
+    options, chosen = run_options(out_dir, overwrite, skip_existing, None, workers), face_options(False, faces)
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
@@ -132,14 +131,18 @@ def align(
     execute_batch(paths, make_job, options, as_json, quiet)
 
 
+MAX_SWEEP = 100  # renders per input; each is a generator pass
+
+
 def _parse_sweep(spec: str) -> list[float]:
     try:
         start, stop, n = spec.split(":")
         count = int(n)
-        if count < 2:
+        if not 2 <= count <= MAX_SWEEP:
             raise ValueError
     except ValueError:
-        raise typer.BadParameter("expected START:STOP:N with N >= 2, e.g. -4:4:9", param_hint="--sweep") from None
+        raise typer.BadParameter(f"expected START:STOP:N with 2 <= N <= {MAX_SWEEP}, e.g. -4:4:9",
+                                 param_hint="--sweep") from None
     import numpy as np
 
     return [round(float(v), 6) for v in np.linspace(float(start), float(stop), count)]
@@ -147,16 +150,20 @@ def _parse_sweep(spec: str) -> list[float]:
 
 DirectionOpt = Annotated[
     list[str],
-    typer.Option("--direction", "-d", help="age, smile, pose, ganspace:NAME, ganspace:N, sefa:K or a .pt/.npy file; "
-                 "repeat for several edits at once. `stylecli directions` lists them."),
+    typer.Option("--direction", "-d", metavar="SPEC", help="age, smile, pose, ganspace:NAME, ganspace:N, sefa:K or a "
+                 ".pt/.npy file; repeat for several edits at once. `stylecli directions` lists them."),
 ]
 StrengthOpt = Annotated[
     list[float] | None,
-    typer.Option("--strength", "-s", help="Strength of the matching --direction (in order); default: the "
+    typer.Option("--strength", "-s", metavar="S", help="Strength of the matching --direction (in order); default: the "
                  "direction's own (3 for InterFaceGAN and SeFa, the published value for GANSpace)."),
 ]
-LayersOpt = Annotated[str | None, typer.Option("--layers", help="Only these W+ layers, e.g. 0-5 or 0-3,8 (inclusive).")]
-SweepOpt = Annotated[str | None, typer.Option("--sweep", help="Render N strengths from START to STOP: START:STOP:N.")]
+LayersOpt = Annotated[
+    str | None, typer.Option("--layers", metavar="LIST", help="Only these W+ layers, e.g. 0-5 or 0-3,8 (inclusive).")
+]
+SweepOpt = Annotated[
+    str | None, typer.Option("--sweep", metavar="START:STOP:N", help="Render N strengths from START to STOP.")
+]
 GridOpt = Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet.")]
 GifOpt = Annotated[bool, typer.Option("--gif", help="Also write an animation of the sweep.")]
 PasteBackOpt = Annotated[
