@@ -68,3 +68,21 @@ def test_other_files_keep_pillows_pixels(tmp_path, jpeg):
 def test_detect_refuses_landmark_pixels_of_another_size(aligner):
     with pytest.raises(ValueError, match="differ"):
         aligner.detect(ASTRO, landmark_pixels=ASTRO[:500])
+
+
+def test_the_align_command_finds_landmarks_on_dlibs_decoding(tmp_path, jpeg):
+    """End to end: `stylecli align` on a 4:2:0 JPEG records the quad of dlib's decoding in its sidecar."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from stylecli.cli import app
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["align", str(jpeg), "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    recorded = np.asarray(json.loads((out / "astronaut.align.json").read_text())["quad"])
+    on_dlib = FaceAligner().detect(dlib.load_rgb_image(str(jpeg)))[0]
+    on_pillow = FaceAligner().detect(read_image(jpeg).pixels)[0]
+    np.testing.assert_allclose(recorded, on_dlib.quad, atol=1e-3)
+    assert np.abs(recorded - on_pillow.quad).max() > 1e-2, "this JPEG moves the quad between decoders"
