@@ -162,3 +162,33 @@ def test_mix_and_directions(tmp_path, tiny_checkpoint):
     horse = invoke("directions", "--model", "e4e_horse", "--json").stdout.splitlines()
     horse = [json.loads(line)["name"] for line in horse]
     assert horse == ["sefa:K", "PATH.pt|PATH.npy"]
+
+
+def test_blend_seamless_changes_only_the_face_region(tmp_path, tiny_checkpoint):
+    pytest.importorskip("dlib")
+    pytest.importorskip("cv2")
+    from skimage import data
+
+    from stylecli.faces import face_region
+
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    outs = {}
+    for blend in ("feather", "seamless"):
+        out = tmp_path / blend
+        result = invoke("edit", photo, "--checkpoint", tiny_checkpoint, "-o", out, "--json", "-d", "sefa:2",
+                        "-s", "4", "--paste-back", "--blend", blend)
+        assert result.exit_code == 0, result.stderr
+        pasted = [p for p in records(result)[0]["outputs"].values() if p.endswith(".png") and "pasted" in p]
+        assert len(pasted) == 1
+        outs[blend] = np.asarray(Image.open(pasted[0]))
+    assert not np.array_equal(outs["feather"], outs["seamless"])  # the option reached paste_back
+    from stylecli.faces import FaceAligner
+
+    original = data.astronaut()
+    quad = FaceAligner().detect(original)[0].quad  # unrounded (the sidecar keeps 3 decimals)
+    region = face_region(original.shape[:2], quad, size=32)  # the tiny generator renders 32 px faces
+    for blend, image in outs.items():
+        changed = np.any(image != original, axis=2)
+        assert not (changed & ~region).any(), f"{blend}: {(changed & ~region).sum()} pixels changed outside"
+        assert changed.any()
