@@ -34,13 +34,13 @@ else:  # pragma: no cover
 
 
 def _bundled_registry() -> Path:
-    """weights.toml: the top-level file of a source checkout (editable installs, PYTHONPATH), else the copy that
-    the build (setup.py) puts inside the installed package."""
+    """weights.toml: the copy that every build (setup.py: wheel, sdist, `pip install .`) puts inside the package,
+    else, in a source checkout (an editable install, PYTHONPATH), which has no such copy, the top-level file.
+    The copy is looked for first so that an installed stylecli never reads an unrelated weights.toml that sits
+    beside it (`pip install --target` into a project folder)."""
     package = Path(__file__).resolve().parent
-    checkout = package.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "weights.toml").is_file():
-        return checkout / "weights.toml"
-    return package / "weights.toml"
+    packaged = package / "weights.toml"
+    return packaged if packaged.is_file() else package.parent / "weights.toml"
 
 
 REGISTRY_FILE = _bundled_registry()
