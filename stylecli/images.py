@@ -33,12 +33,12 @@ def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image")
     notes: list[str] = []
+    _let_pillow_load(max_pixels)
     try:
         with open_image(path) as img:
             w, h = img.size  # from the header: nothing is decoded yet
             if w * h > max_pixels:
                 raise InputError(_too_large(path, f"{w}x{h} is {w * h / 1e6:.0f} megapixels, over", max_pixels))
-            _let_pillow_load(w * h, max_pixels)
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
                 notes.append("animated image: used the first frame")
@@ -62,20 +62,20 @@ def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
 _pillow_limit_lock = threading.Lock()
 
 
-def _let_pillow_load(pixels: int, max_pixels: int) -> None:
-    """Raise Pillow's process-wide MAX_IMAGE_PIXELS to `max_pixels` when an allowed image is over it.
+def _let_pillow_load(max_pixels: int) -> None:
+    """Raise Pillow's process-wide MAX_IMAGE_PIXELS to `max_pixels` when it is lower.
 
-    Pillow checks sizes against that global again while it loads TIFF, GIF and ICO frames and in
-    Image.crop: it warns above the global and refuses above twice it. The global is only ever raised, under
-    a lock, never lowered or restored, so no thread's allowed image can fail because of another's call; each
-    call's own limit is still checked from the header, by read_image.
+    Pillow checks sizes against that global again while it opens ICO files and loads TIFF, GIF and ICO
+    frames, and in Image.crop: it warns above the global and refuses above twice it. The global is only ever
+    raised, under a lock, never lowered or restored, so no thread's allowed image can fail because of
+    another's call; each call's own limit is still checked from the header, by read_image.
     """
     from PIL import Image
 
     with _pillow_limit_lock:
         current = Image.MAX_IMAGE_PIXELS
-        if current is not None and pixels > current:
-            Image.MAX_IMAGE_PIXELS = max(current, max_pixels)
+        if current is not None and current < max_pixels:
+            Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def _too_large(path: Path, what: str, limit: int) -> str:
