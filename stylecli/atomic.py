@@ -76,8 +76,9 @@ def publish_new(tmp: Path, dest: Path) -> None:
 
 def is_complete(path: Path | str) -> bool:
     """Whether `path` is a finished output that a skip check (--skip-existing) may keep: an existing file that
-    is not empty. Every file written here has content, and the one empty file these writes can leave (a
-    crash between publish_new's exclusive create and its rename) is then written again."""
+    is not empty. Every file written here has content; the one empty file these writes can leave (a crash
+    between publish_new's exclusive create and its rename) is not complete, and a skip check must treat it as
+    missing (and let it be replaced: a no-clobber check that only asks `exists()` would refuse it)."""
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
