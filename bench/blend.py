@@ -66,7 +66,7 @@ def gradient_energy(img: np.ndarray) -> np.ndarray:
     return (gx**2 + gy**2).sum(axis=-1)
 
 
-def measure(photo, quad, repeats: int) -> dict:
+def measure(photo, quad) -> dict:
     from scipy.ndimage import binary_dilation, binary_erosion, gaussian_filter
 
     from stylecli.faces import align_crop, paste_back
@@ -122,7 +122,7 @@ def main() -> None:
     photo = data.astronaut()
     quad = FaceAligner().detect(photo)[0].quad
     report = {"photo": f"skimage astronaut {photo.shape[1]}x{photo.shape[0]}", "opencv": cv2.__version__,
-              "edits": measure(photo, quad, args.repeats), "time_ms": {}}
+              "edits": measure(photo, quad), "time_ms": {}}
     big = np.repeat(np.repeat(photo, 4, axis=0), 4, axis=1)
     for label, img, q in (("512px", photo, quad), ("2048px", big, quad * 4)):
         face = edits(align_crop(img, q))["colour_drift"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,7 +49,8 @@ def publish_new(tmp: Path, dest: Path) -> None:
     A hard link does it in one step. File systems without hard links (exFAT, FAT, many FUSE and SMB mounts)
     refuse the link with EPERM, ENOTSUP, ENOSYS or EXDEV: the name is then claimed by an exclusive create and
     the finished file renamed over the claim, so an existing file is still never replaced (a reader may see
-    an empty `dest` for that instant, and a crash in it leaves an empty file, never a partial one).
+    an empty `dest` for that instant, and a crash in it leaves an empty file, never a partial one; skip
+    checks use `is_complete`, which does not take that empty file for a finished output).
     """
     try:
         os.link(tmp, dest)
@@ -70,3 +72,15 @@ def publish_new(tmp: Path, dest: Path) -> None:
             if (now.st_dev, now.st_ino, now.st_size) == (claim.st_dev, claim.st_ino, 0):
                 os.unlink(dest)  # our empty claim, not someone else's file
         raise
+
+
+def is_complete(path: Path | str) -> bool:
+    """Whether `path` is a finished output that a skip check (--skip-existing) may keep: an existing file that
+    is not empty. Every file written here has content; the one empty file these writes can leave (a crash
+    between publish_new's exclusive create and its rename) is not complete, and a skip check must treat it as
+    missing (and let it be replaced: a no-clobber check that only asks `exists()` would refuse it)."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size > 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not an image")
     notes: list[str] = []
+    _let_pillow_load(max_pixels)
     try:
         with open_image(path) as img:
             w, h = img.size  # from the header: nothing is decoded yet
@@ -47,14 +49,33 @@ def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
             rgb = _to_rgb(img, notes)
     except InputError:
         raise
-    except Image.DecompressionBombError:  # TIFF re-checks while loading, against Pillow's own global limit
-        raise InputError(f"{path}: image is larger than Pillow allows for this format "
-                         f"(PIL.Image.MAX_IMAGE_PIXELS = {Image.MAX_IMAGE_PIXELS})") from None
+    except Image.DecompressionBombError:  # only if Pillow's global limit was lowered by other code meanwhile
+        raise InputError(f"{path}: image is larger than Pillow allows (PIL.Image.MAX_IMAGE_PIXELS = "
+                         f"{Image.MAX_IMAGE_PIXELS}); another part of this program lowered that limit") from None
     except UnidentifiedImageError:
         raise InputError(f"{path}: not an image file (or a format Pillow cannot read)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path}: broken or truncated image ({str(exc).splitlines()[0][:120]})") from None
     return LoadedImage(np.asarray(rgb, dtype=np.uint8).copy(), path, notes)
+
+
+_pillow_limit_lock = threading.Lock()
+
+
+def _let_pillow_load(max_pixels: int) -> None:
+    """Raise Pillow's process-wide MAX_IMAGE_PIXELS to `max_pixels` when it is lower.
+
+    Pillow checks sizes against that global again while it opens ICO files and loads TIFF, GIF and ICO
+    frames, and in Image.crop: it warns above the global and refuses above twice it. The global is only ever
+    raised, under a lock, never lowered or restored, so no thread's allowed image can fail because of
+    another's call; each call's own limit is still checked from the header, by read_image.
+    """
+    from PIL import Image
+
+    with _pillow_limit_lock:
+        current = Image.MAX_IMAGE_PIXELS
+        if current is not None and current < max_pixels:
+            Image.MAX_IMAGE_PIXELS = max_pixels
 
 
 def _too_large(path: Path, what: str, limit: int) -> str:
@@ -66,9 +87,9 @@ def open_image(path: Path):
     """Identify and open an image as `PIL.Image.open` does, lazily (only the header is read), but without its
     size check against Pillow's process-wide `MAX_IMAGE_PIXELS`.
 
-    read_image checks the header's size against its own per-call limit instead. Changing Pillow's global
-    per call is a race between worker threads (one thread's restore makes another's allowed image fail), and
-    leaving the global as it is would make Pillow warn about, or refuse, images that --max-pixels allows.
+    read_image checks the header's size against its own per-call limit instead (setting Pillow's global per
+    call and restoring it is a race between worker threads: one thread's restore makes another's allowed
+    image fail), then lets Pillow's later checks pass with `_let_pillow_load`.
     """
     import struct
 

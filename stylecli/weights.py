@@ -14,6 +14,8 @@ import json
 import os
 import shutil
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -32,13 +34,13 @@ else:  # pragma: no cover
 
 
 def _bundled_registry() -> Path:
-    """weights.toml: the top-level file of a source checkout (editable installs, PYTHONPATH), else the copy that
-    the build (setup.py) puts inside the installed package."""
+    """weights.toml: the copy that every build (setup.py: wheel, sdist, `pip install .`) puts inside the package,
+    else, in a source checkout (an editable install, PYTHONPATH), which has no such copy, the top-level file.
+    The copy is looked for first so that an installed stylecli never reads an unrelated weights.toml that sits
+    beside it (`pip install --target` into a project folder)."""
     package = Path(__file__).resolve().parent
-    checkout = package.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "weights.toml").is_file():
-        return checkout / "weights.toml"
-    return package / "weights.toml"
+    packaged = package / "weights.toml"
+    return packaged if packaged.is_file() else package.parent / "weights.toml"
 
 
 REGISTRY_FILE = _bundled_registry()
@@ -194,32 +196,66 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
+HUB_RETRY_WAITS = (2.0, 6.0)  # seconds before the second and third metadata check after a transient failure
+
+
 def _from_hub(entry: Entry, source: dict[str, str]) -> Path:
-    """Download from the Hub. One request without retries first: an unreachable Hub fails this source at
-    once with one reason, instead of huggingface_hub's retry loop (five waits up to 8 s, each logged)."""
+    """Download from the Hub. A metadata request first, retried only after a transient failure (HTTP 429 or
+    5xx, a timeout): an unreachable Hub (connection refused, unknown host) fails this source at once with one
+    reason, instead of huggingface_hub's retry loop (five waits up to 8 s, each logged)."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
 
     repo, filename, revision = source["hf"], source.get("path", entry.file), source.get("revision", "main")
     if hub_offline():
         raise FileNotFoundError(f"not in the Hub cache and HF_HUB_OFFLINE is set ({repo}/{filename})")
+    url = hf_hub_url(repo, filename, revision=revision)
     with _quiet_hub_log():
-        get_hf_file_metadata(hf_hub_url(repo, filename, revision=revision))
+        for wait in (*HUB_RETRY_WAITS, None):
+            try:
+                get_hf_file_metadata(url)
+                break
+            except Exception as exc:
+                if wait is None or not _transient(exc):
+                    raise
+                time.sleep(wait)
         return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=hub_cache_dir()))
+
+
+def _transient(exc: BaseException) -> bool:
+    """An HTTP 429 or 5xx answer, or a timeout (httpx's or requests'): worth asking again. A refused connection,
+    an unknown host or offline mode is not."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return status == 429 or 500 <= status < 600
+    return isinstance(exc, TimeoutError) or any("Timeout" in cls.__name__ for cls in type(exc).__mro__)
+
+
+_hub_log_lock = threading.Lock()
+_hub_log_users = 0
+_hub_log_level = 0
 
 
 @contextlib.contextmanager
 def _quiet_hub_log() -> Iterator[None]:
     """Keep huggingface_hub's warnings (retries, HTTP errors) off the terminal while it downloads: each failed
-    source is reported once, by `resolve`. Its logger is process-wide, so this is done from one thread."""
+    source is reported once, by `resolve`. Its logger is process-wide: the first of concurrent downloads
+    raises its level, the last one out restores it."""
     import logging
 
+    global _hub_log_users, _hub_log_level
     log = logging.getLogger("huggingface_hub")
-    level = log.level
-    log.setLevel(logging.ERROR)
+    with _hub_log_lock:
+        if _hub_log_users == 0:
+            _hub_log_level = log.level
+            log.setLevel(logging.ERROR)
+        _hub_log_users += 1
     try:
         yield
     finally:
-        log.setLevel(level)
+        with _hub_log_lock:
+            _hub_log_users -= 1
+            if _hub_log_users == 0:
+                log.setLevel(_hub_log_level)
 
 
 def _from_url(entry: Entry, url: str, progress: Callable[[int, int | None], None] | None = None) -> Path:
@@ -229,22 +265,22 @@ def _from_url(entry: Entry, url: str, progress: Callable[[int, int | None], None
     the rename) is finished without a request; one that is too long or wrong is restarted; a resumed file
     whose hash does not match is fetched once more from the start.
     """
-    if hub_offline():
-        raise FileNotFoundError("offline (HF_HUB_OFFLINE is set)")
     dest = local_copy(entry)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".download")
     have = _usable_partial(entry, part)
-    if have is None:
+    if have is None:  # already complete and verified: no request, so also when offline
         os.replace(part, dest)
         return dest
+    if hub_offline():
+        raise FileNotFoundError("offline (HF_HUB_OFFLINE is set)")
     for start in (have, 0) if have else (0,):
         _fetch(url, part, start, entry.size, progress)
         if not entry.sha256 or sha256_file(part) == entry.sha256:
             os.replace(part, dest)
             return dest
         part.unlink(missing_ok=True)
-    raise WeightsError(f"{url}: downloaded file's sha256 does not match the registry; it was discarded")
+    raise WeightsError("the downloaded file's sha256 does not match the registry; it was discarded")
 
 
 def _usable_partial(entry: Entry, part: Path) -> int | None:
@@ -322,13 +358,13 @@ def resolve(name: str, download: bool = True, progress: Callable[[int, int | Non
                     path = _from_url(entry, source["url"], progress)
                 else:
                     continue
-            except WeightsError as exc:
+                verify(entry, path)
+            except WeightsError as exc:  # includes a file whose sha256 does not match: try the next source
                 failures.append(f"{_describe(entry, source)}: {exc}")
                 continue
             except Exception as exc:  # network, HTTP and Hub errors: try the next source
                 failures.append(f"{_describe(entry, source)}: {_reason(exc)}")
                 continue
-            verify(entry, path)
             return path
     raise WeightsError(unavailable_message(entry, failures))
 

@@ -73,3 +73,36 @@ def test_image_writes_keep_no_clobber_without_hard_links(tmp_path, no_hard_links
     assert dest.read_bytes() == before
     write_png(img + 1, dest, overwrite=True)
     assert dest.read_bytes() != before
+
+
+KILLED_BEFORE_THE_RENAME = """
+import errno, os, sys
+from pathlib import Path
+import numpy as np
+from stylecli import atomic
+from stylecli.images import write_png
+
+def refuse(*args, **kwargs):
+    raise OSError(errno.EPERM, "no hard links")
+
+def killed(*args, **kwargs):
+    os._exit(9)  # as SIGKILL: no cleanup runs
+
+atomic.os.link, atomic.os.replace = refuse, killed
+write_png(np.zeros((4, 4, 3), np.uint8), Path(sys.argv[1]))
+"""
+
+
+def test_a_kill_before_the_rename_leaves_no_complete_looking_output(tmp_path):
+    import subprocess
+    import sys
+
+    dest = tmp_path / "out.png"
+    run = subprocess.run([sys.executable, "-c", KILLED_BEFORE_THE_RENAME, str(dest)],
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert run.returncode == 9
+    assert dest.exists() and dest.stat().st_size == 0  # the exclusive create's claim
+    assert not atomic.is_complete(dest)
+    assert not atomic.is_complete(tmp_path / "missing.png") and not atomic.is_complete(tmp_path)
+    write_png(np.zeros((4, 4, 3), np.uint8), tmp_path / "done.png")
+    assert atomic.is_complete(tmp_path / "done.png")

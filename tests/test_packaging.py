@@ -38,7 +38,9 @@ def _run(*args: str, cwd: Path, **env: str) -> str:
 
 def test_sdist_and_wheel_carry_the_registry(tmp_path):
     """sdist -> wheel (as `python -m build` does; `pip install .` builds the wheel from the tree the same way),
-    then the unpacked wheel, imported from elsewhere, reads the packaged copy, equal to the top-level file."""
+    then the unpacked wheel, imported from elsewhere, reads the packaged copy, equal to the top-level file, also
+    when it was unpacked into a project folder with a pyproject.toml and weights.toml of its own (as
+    `pip install --target` into a project does)."""
     pytest.importorskip("setuptools", minversion="68")
     src = _copy_source(tmp_path / "src")
     sdist = _run(sys.executable, "-c", "import sys, setuptools.build_meta as b; print(b.build_sdist(sys.argv[1]))",
@@ -55,6 +57,8 @@ def test_sdist_and_wheel_carry_the_registry(tmp_path):
         assert zf.read("stylecli/weights.toml") == TOP_LEVEL.read_bytes()
         zf.extractall(tmp_path / "site")
 
+    (tmp_path / "site" / "pyproject.toml").write_text('[project]\nname = "someone-elses-project"\n')
+    (tmp_path / "site" / "weights.toml").write_text('[unrelated]\nfile = "x.bin"\n')
     shown = _run(sys.executable, "-c", "from stylecli import weights; print(weights.REGISTRY_FILE); "
                  "print(len(weights.load_registry()))", cwd=tmp_path, PYTHONPATH=str(tmp_path / "site"))
     path, count = shown.split()

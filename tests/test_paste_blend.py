@@ -55,3 +55,21 @@ def test_feather_keeps_the_edit_seamless_matches_the_photo():
 def test_unknown_blend_is_refused():
     with pytest.raises(ValueError, match="feather, seamless"):
         paste_back(ASTRO, edited(), QUAD, blend="poisson")
+
+
+@pytest.mark.parametrize("side", [2.0, 3.0, 3.5])
+def test_seamless_on_a_face_a_few_pixels_wide_is_feathered(side):
+    """OpenCV's cloning fails (cv2.error) on a region of 2 or 3 pixels; such a face is feathered instead."""
+    quad = np.array([[100.0, 100.0], [100.0, 100.0 + side], [100.0 + side, 100.0 + side], [100.0 + side, 100.0]])
+    face = np.full((256, 256, 3), 200, np.uint8)
+    out = paste_back(ASTRO, face, quad, blend="seamless")
+    assert np.array_equal(out, paste_back(ASTRO, face, quad, blend="feather"))
+    assert (out != ASTRO).any()
+
+
+def test_missing_opencv_names_both_packages(monkeypatch):
+    from stylecli.errors import StyleCliError
+
+    monkeypatch.setitem(__import__("sys").modules, "cv2", None)  # `import cv2` raises ImportError
+    with pytest.raises(StyleCliError, match=r"stylecli\[faces\].*opencv-python-headless.*opencv-python works"):
+        paste_back(ASTRO, edited(), QUAD, blend="seamless")

@@ -230,3 +230,128 @@ def test_failed_download_says_one_line_per_source_and_no_retry_log(tmp_path, mon
     assert waits == [], "huggingface_hub retried"
     out, errout = capfd.readouterr()
     assert out == "" and errout == "", errout
+
+
+def test_complete_partial_is_finished_when_offline(tmp_path, monkeypatch, http_server):
+    """HF_HUB_OFFLINE=1 stops requests, not a rename: a verified complete .download needs none."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    RangeHandler.payload, RangeHandler.requests = PAYLOAD, []
+    sources = f'{{ hf = "org/absent", path = "u.bin" }}, {{ url = "{http_server}/u.bin" }}'
+    write_registry(tmp_path, monkeypatch, entry_toml("u", hashlib.sha256(PAYLOAD).hexdigest(), sources, "u.bin"))
+    part = weights.local_copy(weights.get_entry("u")).with_name("u.bin.download")
+    part.parent.mkdir(parents=True)
+    part.write_bytes(PAYLOAD)
+    assert weights.resolve("u").read_bytes() == PAYLOAD and not part.exists()
+    assert RangeHandler.requests == []
+
+
+def fake_hub(monkeypatch, tmp_path, content: bytes) -> list:
+    """huggingface_hub's metadata check and download, answering with `content` (the calls are recorded)."""
+    import huggingface_hub
+
+    calls = []
+
+    def download(repo, filename, revision=None, cache_dir=None):
+        calls.append(repo)
+        path = tmp_path / "hub-download" / repo / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        return str(path)
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub, "get_hf_file_metadata", lambda url: None)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    return calls
+
+
+def test_a_file_with_the_wrong_hash_moves_on_to_the_next_source_from_the_hub_or_a_url(tmp_path, monkeypatch,
+                                                                                      http_server):
+    RangeHandler.payload, RangeHandler.requests = PAYLOAD, []
+    calls = fake_hub(monkeypatch, tmp_path, b"a different version")
+    sha = hashlib.sha256(PAYLOAD).hexdigest()
+    hub, url = '{ hf = "org/a", path = "u.bin" }', f'{{ url = "{http_server}/u.bin" }}'
+    write_registry(tmp_path, monkeypatch, entry_toml("u", sha, f"{hub}, {url}", "u.bin")
+                   + entry_toml("v", sha, f'{url}, {hub}', "u.bin"))
+    assert weights.resolve("u").read_bytes() == PAYLOAD  # the Hub's file fails its check; the URL is tried
+    assert calls == ["org/a"] and RangeHandler.requests == [None]
+    RangeHandler.payload = b"not it"
+    with pytest.raises(weights.WeightsError) as err:  # the URL's file fails its check; the Hub is tried
+        weights.resolve("v")
+    lines = str(err.value).splitlines()
+    assert len(lines) == 3 and calls == ["org/a", "org/a"], lines
+    assert lines[1] == f"  tried {http_server}/u.bin: the downloaded file's sha256 does not match the registry; " \
+                       "it was discarded"
+    assert lines[2].startswith("  tried hf://org/a/u.bin: ") and "does not match" in lines[2]
+
+
+class HeadHandler(http.server.BaseHTTPRequestHandler):
+    """A Hub answering metadata requests with the statuses queued in `answers`."""
+
+    answers: list = []
+    seen: list = []
+
+    def do_HEAD(self):  # noqa: N802
+        status = self.answers.pop(0)
+        HeadHandler.seen.append(status)
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("answers,retried", [
+    ([503, 429, 404], 2),  # transient twice, then a real answer: asked three times
+    ([502, 500, 503], 2),  # transient every time: three tries, then this source fails
+    ([404], 0),  # a definite answer: no retry
+])
+def test_hub_metadata_check_retries_only_transient_failures(tmp_path, monkeypatch, answers, retried):
+    import huggingface_hub.constants
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), HeadHandler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+    hub = f"http://127.0.0.1:{server.server_address[1]}"
+    HeadHandler.answers, HeadHandler.seen = list(answers), []
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", hub)
+    monkeypatch.setattr(huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                        hub + "/{repo_id}/resolve/{revision}/{filename}")
+    waits = []
+    monkeypatch.setattr(weights.time, "sleep", waits.append)  # also huggingface_hub's own waits
+    write_registry(tmp_path, monkeypatch, entry_toml("m", "0" * 64, '{ hf = "org/a", path = "m.bin" }', "m.bin"))
+    try:
+        with pytest.raises(weights.WeightsError) as err:
+            weights.resolve("m")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert HeadHandler.seen == answers
+    assert waits == list(weights.HUB_RETRY_WAITS[:retried])
+    assert str(answers[-1]) in str(err.value).splitlines()[1]
+
+
+def test_transient_failures():
+    import httpx
+
+    assert weights._transient(httpx.ReadTimeout("slow")) and weights._transient(httpx.ConnectTimeout("slow"))
+    assert not weights._transient(httpx.ConnectError("[Errno 111] Connection refused"))
+    assert not weights._transient(httpx.ConnectError("[Errno -2] Name or service not known"))
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    assert not weights._transient(OfflineModeIsEnabled("offline"))
+
+
+def test_quieting_the_hub_log_from_overlapping_downloads_restores_its_level():
+    import logging
+
+    log = logging.getLogger("huggingface_hub")
+    before = log.level
+    first, second = weights._quiet_hub_log(), weights._quiet_hub_log()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert log.level == logging.ERROR, "the other download's retries would be logged"
+    second.__exit__(None, None, None)
+    assert log.level == before

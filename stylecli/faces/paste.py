@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stylecli.errors import StyleCliError
+
 BLENDS = ("feather", "seamless")
 
 
@@ -46,7 +48,8 @@ def paste_back(photo: np.ndarray, face: np.ndarray, quad: np.ndarray, blend: str
     exactly the colours the generator gave it. blend="seamless": OpenCV's Poisson cloning (`seamlessClone`)
     over the same region keeps the edited face's gradients and matches the photo at the region's edge, so no
     seam shows even when the generator's colours drift, at the price of pulling the face's overall colour
-    towards the surrounding photo (a colour edit such as white hair or lipstick is partly undone).
+    towards the surrounding photo (a colour edit such as white hair or lipstick is partly undone). A face
+    region under MIN_CLONE_SIDE pixels a side, too small to clone, is feathered.
     """
     if blend not in BLENDS:
         raise ValueError(f"blend must be one of {', '.join(BLENDS)}, not {blend!r}")
@@ -63,9 +66,10 @@ def paste_back(photo: np.ndarray, face: np.ndarray, quad: np.ndarray, blend: str
     colours = _bilinear(face.astype(np.float64), u, v)
     patch = out[ys, xs]
     if blend == "seamless":
-        colours = _poisson_clone(np.clip(np.rint(colours), 0, 255).astype(np.uint8), patch, region)
-        patch[region] = colours[region]
-        return out
+        cloned = _poisson_clone(np.clip(np.rint(colours), 0, 255).astype(np.uint8), patch, region)
+        if cloned is not None:
+            patch[region] = cloned[region]
+            return out
     orig = patch.astype(np.float64)
     blended = orig + (colours - orig) * mask[..., None]
     patch[region] = np.clip(np.rint(blended[region]), 0, 255).astype(np.uint8)
@@ -88,18 +92,34 @@ def _place(shape: tuple[int, ...], quad: np.ndarray, size: int):
     return (slice(y0, y1), slice(x0, x1)), u, v
 
 
-def _poisson_clone(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """cv2.seamlessClone of src into dst (same-size uint8 windows) over `region`, in place (no shift)."""
-    import cv2
+MIN_CLONE_SIDE = 4  # seamlessClone fails (cv2.error) on regions whose bounding box is under 4 pixels a side
+
+
+def _poisson_clone(src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> np.ndarray | None:
+    """cv2.seamlessClone of src into dst (same-size uint8 windows) over `region`, in place (no shift); None
+    for a region too small to clone (a face a few pixels wide), which paste_back then feathers."""
+    cv2 = import_cv2()
 
     mask = region.astype(np.uint8) * 255
     mask[[0, -1], :] = 0  # seamlessClone clears the outer ring of the mask itself; clear it first so that
     mask[:, [0, -1]] = 0  # the bounding box below is the one it uses
     x, y, bw, bh = cv2.boundingRect(mask)
-    if bw == 0 or bh == 0:
-        return dst.copy()
+    if bw < MIN_CLONE_SIDE or bh < MIN_CLONE_SIDE:
+        return None
     centre = (x + bw // 2, y + bh // 2)  # OpenCV places the box's top-left at centre - (w // 2, h // 2)
     return cv2.seamlessClone(np.ascontiguousarray(src), np.ascontiguousarray(dst), mask, centre, cv2.NORMAL_CLONE)
+
+
+def import_cv2():
+    """OpenCV, or an error saying how to install it (either opencv-python or opencv-python-headless works)."""
+    try:
+        import cv2
+    except ImportError:
+        raise StyleCliError(
+            "--blend seamless needs OpenCV: pip install 'stylecli[faces]' (installs opencv-python-headless; "
+            "an installed opencv-python works as well)"
+        ) from None
+    return cv2
 
 
 def _bilinear(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
