@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from stylecli.atomic import is_complete
 from stylecli.errors import InputError, StyleCliError
 from stylecli.inputs import output_stems
 
@@ -202,7 +203,7 @@ def _prepare(path: Path, stem: str, job: Job, options: RunOptions) -> _Prepared:
     try:
         if options.skip_existing:
             expected = job.expected_outputs(path, stem, options.out_dir)
-            if expected and all(p.exists() for p in expected):
+            if expected and all(is_complete(p) for p in expected):  # an empty leftover is not done
                 prepared.skipped = True
                 return prepared
         task = job.prepare(path, stem, options.out_dir)

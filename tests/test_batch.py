@@ -124,6 +124,17 @@ def test_skip_existing_with_every_face(tmp_path, tiny_checkpoint):
     assert records(invoke(*args, "--overwrite"))[0]["status"] == "done"
 
 
+def test_skip_existing_redoes_an_empty_leftover(tmp_path, tiny_checkpoint, face_png):
+    """A kill inside the no-hard-link publish can leave an empty output: a resume must redo it, not skip it."""
+    out = tmp_path / "o"
+    args = ("invert", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "-o", out, "--json", "--skip-existing")
+    assert records(invoke(*args))[0]["status"] == "done"
+    assert records(invoke(*args))[0]["status"] == "skipped"
+    (out / "face_inversion.png").write_bytes(b"")
+    assert records(invoke(*args))[0]["status"] == "done"
+    assert Image.open(out / "face_inversion.png").size[0] > 0
+
+
 class FakeStream(io.StringIO):
     def isatty(self):
         return False
