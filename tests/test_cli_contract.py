@@ -173,3 +173,21 @@ def test_converted_copies_are_announced_listed_and_cleaned(tmp_path, tiny_checkp
                                                                                             "--json"))) == 1
     assert invoke("cache", "clean").exit_code == 0 and records(invoke("cache", "list", "--json")) == []
     assert invoke("cache", "clean", "--older-than", "soon").exit_code == 2
+
+
+def test_an_image_given_as_checkpoint_is_named_as_such(tmp_path, face_png):
+    Image.open(face_png).save(tmp_path / "photo.jpg")
+    result = invoke("invert", face_png, "--no-align", "--checkpoint", tmp_path / "photo.jpg", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "not a checkpoint but a JPEG image" in result.stderr
+
+
+def test_conversions_are_noted_and_an_empty_folder_is_named(tmp_path, face_png):
+    from stylecli.images import read_image
+
+    Image.open(face_png).convert("L").save(tmp_path / "grey.png")
+    Image.open(face_png).convert("P").save(tmp_path / "pal.png")
+    assert read_image(tmp_path / "grey.png").notes == ["grayscale image converted to RGB"]
+    assert read_image(tmp_path / "pal.png").notes == ["palette image converted to RGB"]
+    (tmp_path / "empty").mkdir()
+    result = invoke("align", tmp_path / "empty", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and str(tmp_path / "empty") in result.stderr
