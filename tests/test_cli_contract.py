@@ -191,3 +191,13 @@ def test_conversions_are_noted_and_an_empty_folder_is_named(tmp_path, face_png):
     (tmp_path / "empty").mkdir()
     result = invoke("align", tmp_path / "empty", "-o", tmp_path / "o")
     assert result.exit_code == 2 and str(tmp_path / "empty") in result.stderr
+
+
+def test_output_keys_do_not_depend_on_the_faces_option(tmp_path):
+    pytest.importorskip("dlib")
+    from skimage import data
+
+    Image.fromarray(data.astronaut()).save(tmp_path / "a.png")
+    keys = [set(records(invoke("align", tmp_path / "a.png", "-o", tmp_path / f"o{i}", "--json", *extra))[0]["outputs"])
+            for i, extra in enumerate([(), ("--faces", "0"), ("--faces", "all")])]
+    assert keys[0] == keys[1] == keys[2] == {"face0.aligned", "face0.alignment"}
