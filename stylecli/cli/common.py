@@ -260,6 +260,7 @@ def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_js
 
 
 def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False) -> list[Path]:
+    from stylecli.images import IMAGE_EXTENSIONS
     from stylecli.inputs import expand_inputs, parse_shard, take_shard
 
     paths = expand_inputs(inputs, null_separated=null)
@@ -270,7 +271,8 @@ def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False
             raise typer.BadParameter(str(exc), param_hint="--shard") from None
         paths = take_shard(paths, k, n)
     elif not paths:
-        raise fail("no input images found in the given paths", 2)
+        raise fail(f"no input images in {', '.join(inputs)} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
+                   "and .npy given by name)", 2)
     return paths
 
 
