@@ -7,15 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from stylecli.editing.base import Edit, EditError
+from stylecli.editing.catalog import INTERFACEGAN, PCA_DOMAIN, named_domain
 from stylecli.editing.ganspace import NAMED_EDITS, ganspace_edit, load_pca
 from stylecli.editing.interfacegan import DirectionEdit, load_direction
 from stylecli.models.stylegan2 import Generator
 
-INTERFACEGAN = {
-    "age": "InterFaceGAN age: + older, - younger (about -5..5)",
-    "smile": "InterFaceGAN smile: + smiling, - neutral (about -3..3)",
-    "pose": "InterFaceGAN head pose (yaw), one row per layer (about -3..3)",
-}
 PCA_FOR_STYLES = {18: "ffhq_pca", 16: "cars_pca"}
 
 
@@ -57,7 +53,9 @@ def resolve_edit(spec: str, n_styles: int, generator: Generator | None = None,
             raise EditError(_unknown(spec, [f"ganspace:{e}" for e in edits]))
         comp, start, end, strength = edits[arg]
         chosen = layers if layers is not None else tuple(range(start, end))
-        return ganspace_edit(load_pca(resolve_file(pca_file)), comp, chosen, strength, f"ganspace-{arg}")
+        edit = ganspace_edit(load_pca(resolve_file(pca_file)), comp, chosen, strength, f"ganspace-{arg}")
+        edit.domain = named_domain(pca_file, PCA_DOMAIN[pca_file])
+        return edit
     if kind == "sefa" and arg:
         if not arg.isdigit():
             raise EditError(f"--direction {spec}: expected sefa:K with K a number (0 = strongest direction)")
@@ -75,7 +73,8 @@ def resolve_edit(spec: str, n_styles: int, generator: Generator | None = None,
                         direction=torch.from_numpy(directions[k]).float())
     if spec in INTERFACEGAN:
         direction = load_direction(resolve_file(spec))
-        return DirectionEdit(label=spec, layers=layers, description=INTERFACEGAN[spec], direction=direction)
+        return DirectionEdit(label=spec, layers=layers, description=INTERFACEGAN[spec][0], direction=direction,
+                             domain=named_domain(spec, "ffhq"))
     path = Path(spec).expanduser()
     if path.suffix in (".pt", ".pth", ".npy") or path.exists():
         return DirectionEdit(label=path.stem, layers=layers, description=f"direction file {path}",
