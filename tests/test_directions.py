@@ -18,7 +18,7 @@ from stylecli import weights
 from stylecli.editing import resolve_edit
 from stylecli.editing.base import EditError
 from stylecli.editing.catalog import check_domain, model_domain, named_directions
-from stylecli.editing.conditional import condition, conditioned_edit
+from stylecli.editing.conditional import condition, condition_edits, conditioned_edit
 from stylecli.editing.ganspace import NAMED_EDITS, ganspace_edit
 from stylecli.editing.interfacegan import DirectionEdit
 from stylecli.pipeline import to_uint8
@@ -197,6 +197,10 @@ def test_keep_builds_an_edit_and_refuses_ganspace(tmp_path):
         conditioned_edit(bald, [gender])
     with pytest.raises(EditError, match="cannot be kept"):
         conditioned_edit(age, [bald])
+    edits, notes = condition_edits([(age, 2.0), (gender, None)], [kept_edit])
+    assert [s for _, s in edits] == [2.0, None] and len(notes) == 2
+    assert notes[1].startswith("gender keeping age: cosine ")
+    assert condition_edits([(bald, None)], []) == ([(bald, None)], [])  # nothing kept: GANSpace is fine
 
 
 # --- learn ----------------------------------------------------------------------------------------------------
@@ -252,6 +256,9 @@ def test_learn_refuses_too_few_examples_and_warns_on_poor_accuracy(tmp_path):
     bad = invoke("directions", "learn", "--positive", tmp_path / "pos", "--negative", tmp_path / "neg",
                  "-o", tmp_path / "d.txt")
     assert bad.exit_code == 2
+    missing = invoke("directions", "learn", "--positive", tmp_path / "pos", "--positive", tmp_path / "gone.jpg",
+                     "--negative", tmp_path / "neg", "-o", tmp_path / "e.npy")
+    assert missing.exit_code == 2 and "gone.jpg: no such file or folder" in missing.stderr
 
 
 def test_learn_from_photos_end_to_end(tmp_path, tiny_checkpoint, face_png):

@@ -92,17 +92,8 @@ def learn(
       stylecli directions learn --positive glasses/ --negative no_glasses/ -o glasses.npy
       stylecli edit photo.jpg --direction glasses.npy --strength 3
     """
-    from stylecli.editing.examples import expand_examples
-
-    if out.suffix not in (".npy", ".pt"):
-        raise typer.BadParameter(f"{out}: write the direction as .npy or .pt", param_hint="--out")
-    pos, neg = expand_examples(positive), expand_examples(negative)
-    if min(len(pos), len(neg)) < 5:
-        raise fail(f"learning a direction needs at least 5 examples on each side; found {len(pos)} positive and "
-                   f"{len(neg)} negative inputs: add more examples", 2)
-    if not overwrite and (out.exists() or Path(f"{out}.json").exists()):
-        raise fail(f"{out}: exists (pass --overwrite to replace it)")
-    from stylecli.editing.learn import WARN_BELOW, learn_from_inputs, save_direction
+    pos, neg = _learn_inputs(positive, negative, out, overwrite)
+    from stylecli.editing.learn import learn_from_inputs, save_direction
     from stylecli.errors import StyleCliError
 
     def progress(side: str, done: int, total: int) -> None:
@@ -118,6 +109,33 @@ def learn(
         save_direction(learned, out, overwrite)
     except StyleCliError as exc:
         raise fail(str(exc)) from None
+    _report_learned(learned, out, as_json, quiet)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _learn_inputs(positive: list[str], negative: list[str], out: Path, overwrite: bool):
+    """The example files of both sides, checked before any model is loaded (usage errors exit 2)."""
+    from stylecli.editing.examples import expand_examples
+    from stylecli.editing.learn import MIN_PER_SIDE
+
+    if out.suffix not in (".npy", ".pt"):
+        raise typer.BadParameter(f"{out}: write the direction as .npy or .pt", param_hint="--out")
+    pos, neg = expand_examples(positive), expand_examples(negative)
+    missing = [str(p) for p in (*pos, *neg) if not p.exists()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if missing[1:] else ""
+        raise fail(f"{missing[0]}: no such file or folder{more}", 2)
+    if min(len(pos), len(neg)) < MIN_PER_SIDE:
+        raise fail(f"learning a direction needs at least {MIN_PER_SIDE} examples on each side; found {len(pos)} "
+                   f"positive and {len(neg)} negative inputs: add more examples", 2)
+    if not overwrite and (out.exists() or Path(f"{out}.json").exists()):
+        raise fail(f"{out}: exists (pass --overwrite to replace it)")
+    return pos, neg
+
+
+def _report_learned(learned, out: Path, as_json: bool, quiet: bool) -> None:
+    from stylecli.editing.learn import WARN_BELOW
+
     if as_json:
         typer.echo(json.dumps({"direction": str(out), **learned.sidecar()}))
     if learned.accuracy < WARN_BELOW:
@@ -126,7 +144,6 @@ def learn(
     if not quiet:
         typer.echo(f"{out}: from {learned.positive} positive and {learned.negative} negative examples, "
                    f"{learned.folds}-fold held-out accuracy {learned.accuracy:.3f}", err=True)
-    raise typer.Exit(1 if failed else 0)
 
 
 @directions_app.command()
@@ -164,6 +181,8 @@ def preview(
         raise typer.BadParameter(f"{out}: the sheet is written as PNG: name it .png", param_hint="--out")
     if out.exists() and not overwrite:
         raise fail(f"{out}: exists (pass --overwrite to replace it)")
+    if not photo.is_file():
+        raise fail(f"{photo}: no such file")
     from stylecli.editing.catalog import named_directions
     from stylecli.errors import StyleCliError
 
@@ -175,6 +194,12 @@ def preview(
         rows = _preview_rows(inverter, domain, code, chosen, strength, quiet)
     except StyleCliError as exc:
         raise fail(str(exc)) from None
+    good = _write_preview(rows, photo, out, cell, overwrite, as_json, quiet)
+    raise typer.Exit(0 if good == len(rows) else 1)
+
+
+def _write_preview(rows, photo: Path, out: Path, cell: int, overwrite: bool, as_json: bool, quiet: bool) -> int:
+    """Print the rows that failed, write the sheet of the others; returns how many rendered."""
     from stylecli.sheets import row_sheet, write_sheet
 
     good = [r for r in rows if r.error is None]
@@ -188,7 +213,7 @@ def preview(
             typer.echo(json.dumps({"sheet": str(out), **info}))
         if not quiet:
             typer.echo(f"{photo} -> {out} ({len(good)} directions)", err=True)
-    raise typer.Exit(0 if len(good) == len(rows) else 1)
+    return len(good)
 
 
 def _load(checkpoint: Path | None, model: str, device: str, batch_size: int | None):

@@ -86,3 +86,22 @@ def conditioned_edit(edit: Edit, kept: Sequence[Edit]) -> tuple[DirectionEdit, f
     return DirectionEdit(label=edit.label, default_strength=edit.default_strength, layers=edit.layers,
                          domain=edit.domain, description=f"{edit.description} keeping {names}",
                          direction=projected), cosine
+
+
+def keep_note(edit: Edit, kept: Sequence[Edit], cosine: float) -> str:
+    """The record note for a conditioned edit: how much of the direction was left."""
+    return (f"{edit.label} keeping {', '.join(k.label for k in kept)}: cosine {cosine:.4f} between the original and "
+            "the projected direction")
+
+
+def condition_edits(edits: Sequence[tuple[Edit, float | None]], kept: Sequence[Edit]
+                    ) -> tuple[list[tuple[Edit, float | None]], list[str]]:
+    """Every edit conditioned on the kept ones (--keep), with one note per edit; unchanged when nothing is kept."""
+    if not kept:
+        return list(edits), []
+    out, notes = [], []
+    for edit, strength in edits:
+        projected, cosine = conditioned_edit(edit, kept)
+        out.append((projected, strength))
+        notes.append(keep_note(edit, kept, cosine))
+    return out, notes
