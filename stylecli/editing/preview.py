@@ -50,7 +50,9 @@ def preview_rows(code: torch.Tensor, names: Sequence[str], resolve: Callable[[st
             batch = torch.cat([edit.apply(code, s) for s in strengths])
             rows.append(PreviewRow(name, strengths, render(batch)))
         except StyleCliError as exc:
-            rows.append(PreviewRow(name, [], error=str(exc)))
+            message = str(exc)
+            rows.append(PreviewRow(name, [], error=message if name in message else f"{name}: {message}"))
+            continue
         if progress:
             progress(name)
     return rows
