@@ -134,8 +134,10 @@ def test_a_direction_of_another_domain_is_refused_with_the_fix(tmp_path):
     for fine in (("age", "ffhq"), ("age", None), ("mine.npy", "cars"), ("sefa:3", "church"), (bald, "ffhq")):
         check_domain(*fine)
     check_domain(ganspace_edit({k: torch.as_tensor(v) for k, v in pca.items()}, 3, (0,), 0.0, "g"), "cars")
-    assert model_domain({"dataset_type": "cars_encode"}) == "cars" and model_domain("e4e_horse") == "horse"
-    assert model_domain("e4e_ffhq") == "ffhq" and model_domain({"dataset_type": "mine"}) is None
+    assert model_domain("e4e_horse") == "horse" and model_domain("e4e_ffhq") == "ffhq"
+    assert model_domain("cars") == "cars" and model_domain("mine") is None
+    with pytest.raises(EditError, match="ganspace:bald: found for the ffhq generator, and this model is cars"):
+        resolve_edit("ganspace:bald", 18, resolve_file=lambda n: tmp_path / f"{n}.pt", domain="cars")
 
 
 # --- --keep ---------------------------------------------------------------------------------------------------
@@ -270,7 +272,7 @@ def test_learn_from_photos_end_to_end(tmp_path, tiny_checkpoint, face_png):
     np.save(neg / "saved.npy", np.zeros((8, 32), np.float32))  # a latent among the photos
     out = tmp_path / "bright.npy"
     result = invoke("directions", "learn", "--positive", pos, "--negative", neg, "-o", out, "--no-align",
-                    "--checkpoint", tiny_checkpoint, "--batch-size", "3")
+                    "--checkpoint", tiny_checkpoint, "--batch-size", "3")  # 2 encoder calls per side
     assert result.exit_code == 0, result.stderr
     assert "inverting positive examples: 5/5" in result.stderr and "inverting negative examples: 4/4" in result.stderr
     learned = np.load(out)
@@ -278,10 +280,10 @@ def test_learn_from_photos_end_to_end(tmp_path, tiny_checkpoint, face_png):
     side = json.loads((tmp_path / "bright.npy.json").read_text())
     assert (side["positive"], side["negative"]) == (5, 5) and side["model"] == str(tiny_checkpoint)
     # The codes the same weights give the photos: the direction points from the dark ones to the bright ones.
-    from stylecli.pipeline import Inverter
+    from stylecli.pipeline import FaceEditor
 
     photos = [np.asarray(Image.open(p)) for p in (pos / "b0.png", neg / "d0.png", neg / "d3.png")]
-    codes = Inverter(tiny_model(), "cpu").encode(photos).numpy().mean(axis=1)
+    codes = FaceEditor.from_checkpoint(tiny_checkpoint, "cpu").encode(photos).codes.numpy().mean(axis=1)
     score = codes @ learned[0]
     assert score[0] > max(score[1], score[2], 0.0)  # 0.0: the saved zero latent
 

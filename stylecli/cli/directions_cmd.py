@@ -20,6 +20,7 @@ from stylecli.cli.common import (
     OverwriteOpt,
     QuietOpt,
     fail,
+    make_inverter,
     print_rows,
 )
 
@@ -102,8 +103,8 @@ def learn(
 
     try:
         learned, failed = learn_from_inputs(
-            pos, neg, lambda: _load(checkpoint, model, device.value, batch_size)[0], layer, not no_align,
-            batch_size or 8, progress, str(checkpoint or model))
+            pos, neg, lambda: make_inverter(checkpoint, model, device.value, batch_size), layer, not no_align,
+            progress, str(checkpoint or model))
         for message in failed:
             typer.echo(f"stylecli: error: {message}", err=True)
         save_direction(learned, out, overwrite)
@@ -184,14 +185,15 @@ def preview(
     if not photo.is_file():
         raise fail(f"{photo}: no such file")
     from stylecli.editing.catalog import named_directions
+    from stylecli.editing.examples import code_of
     from stylecli.errors import StyleCliError
 
     try:
-        inverter, domain = _load(checkpoint, model, device.value, None)
-        code = _code_of(inverter, photo, not no_align)
+        editor = make_inverter(checkpoint, model, device.value)
+        code = code_of(editor, photo, not no_align)
         if chosen is None:
-            chosen = [d.name for d in named_directions(domain)] or [f"sefa:{k}" for k in range(5)]
-        rows = _preview_rows(inverter, domain, code, chosen, strength, quiet)
+            chosen = [d.name for d in named_directions(editor.domain)] or [f"sefa:{k}" for k in range(5)]
+        rows = _preview_rows(editor, code, chosen, strength, quiet)
     except StyleCliError as exc:
         raise fail(str(exc)) from None
     good = _write_preview(rows, photo, out, cell, overwrite, as_json, quiet)
@@ -216,43 +218,11 @@ def _write_preview(rows, photo: Path, out: Path, cell: int, overwrite: bool, as_
     return len(good)
 
 
-def _load(checkpoint: Path | None, model: str, device: str, batch_size: int | None):
-    """The inverter and the domain of its generator (from the registry entry, or the checkpoint's opts)."""
-    from stylecli.editing.catalog import model_domain
-
-    if checkpoint is None:
-        from stylecli.cli.common import make_inverter
-
-        return make_inverter(None, model, device, batch_size), model_domain(model)
-    from stylecli.loader import load_model
-    from stylecli.pipeline import Inverter, resolve_device
-
-    loaded = load_model(checkpoint)
-    return Inverter.from_loaded(loaded, resolve_device(device), batch_size=batch_size), model_domain(loaded.opts)
-
-
-def _code_of(inverter, photo: Path, align: bool):
-    from stylecli.runner import RunOptions, single_item
-
-    aligner = None
-    if align and photo.suffix.lower() != ".npy":
-        from stylecli.faces import FaceAligner
-
-        aligner = FaceAligner()
-    return inverter.code_of(single_item(photo, RunOptions(align=align), aligner))
-
-
-def _preview_rows(inverter, domain: str | None, code, names: list[str], strength: float | None, quiet: bool):
-    from stylecli.editing import resolve_edit
-    from stylecli.editing.catalog import check_domain
+def _preview_rows(editor, code, names: list[str], strength: float | None, quiet: bool):
     from stylecli.editing.preview import preview_rows
-
-    def resolve(name: str):
-        check_domain(name, domain)
-        return resolve_edit(name, inverter.n_styles, inverter.model.decoder)
 
     def progress(name: str) -> None:
         if not quiet:
             typer.echo(f"stylecli: rendered {name}", err=True)
 
-    return preview_rows(code, names, resolve, inverter.synthesize, strength, progress)
+    return preview_rows(code, names, editor.resolve_edit, editor.synthesize, strength, progress)

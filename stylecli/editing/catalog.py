@@ -103,18 +103,18 @@ def find(name: str, registry: dict | None = None) -> NamedDirection | None:
     return next((d for d in named_directions(None, registry) if d.name == name), None)
 
 
-def model_domain(name_or_opts: str | dict | None) -> str | None:
-    """The domain of a model: from a registry name (its `domain`, else the name), or from a checkpoint's opts
-    (`dataset_type`, e.g. 'cars_encode'). None when it cannot be told."""
-    if isinstance(name_or_opts, dict):
-        text = str(name_or_opts.get("dataset_type") or "")
-    else:
-        text = str(name_or_opts or "")
-        found = file_domain(text) if text else None
-        if found:
-            return found
-    text = text.lower()
-    return next((d for d in KNOWN_DOMAINS if d in text), None)
+def model_domain(name: str | None) -> str | None:
+    """The domain of a registry model (its `domain`, else told from the name, e.g. 'cars'); None when unknown.
+    For a loaded checkpoint, FaceEditor.domain comes from its opts instead."""
+    found = file_domain(name) if name else None
+    return found or next((d for d in KNOWN_DOMAINS if d in str(name or "").lower()), None)
+
+
+def domain_error(label: str, theirs: str, ours: str) -> EditError:
+    return EditError(
+        f"--direction {label}: found for the {theirs} generator, and this model is {ours}; use a {ours} direction "
+        f"(`stylecli directions --model <a {ours} model>` lists them), sefa:K, or your own .pt/.npy file"
+    )
 
 
 def check_domain(direction: str | NamedDirection | object, model_domain: str | None) -> None:
@@ -131,13 +131,8 @@ def check_domain(direction: str | NamedDirection | object, model_domain: str | N
         label, domain = direction.name, direction.domain
     else:
         label, domain = getattr(direction, "label", "direction"), getattr(direction, "domain", None)
-    if domain is None or domain == model_domain:
-        return
-    raise EditError(
-        f"--direction {label}: found for the {domain} generator, and this model is {model_domain}; use a "
-        f"{model_domain} direction (`stylecli directions --model <a {model_domain} model>` lists them), sefa:K, "
-        "or your own .pt/.npy file"
-    )
+    if domain is not None and domain != model_domain:
+        raise domain_error(label, domain, model_domain)
 
 
 def short_license(text: str) -> str:

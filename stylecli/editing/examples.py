@@ -38,32 +38,43 @@ def needs_model(paths: Sequence[Path]) -> bool:
     return any(Path(p).suffix.lower() != ".npy" for p in paths)
 
 
-def example_codes(paths: Sequence[Path], inverter: Any = None, align: bool = True, batch: int = 8,
-                  progress: Callable[[int, int], None] | None = None) -> Examples:
-    """Read each .npy latent; align (unless align=False) and encode each photo, `batch` faces per encoder call.
+def crop_of(editor: Any, path: Path, align: bool = True) -> np.ndarray:
+    """What the encoder sees of a photo: the FFHQ crop of its largest face, or the photo itself (align=False)."""
+    photo = editor.read(path)
+    if not align:
+        return photo.pixels
+    from stylecli.faces import select_faces
 
-    An input that cannot be used (no face, unreadable, a latent of another shape) is listed in `failed`; the
-    others still count.
-    """
+    (_, face), *_ = select_faces(editor.detect(photo), "largest", path)
+    return editor.align(photo, face)
+
+
+def code_of(editor: Any, path: Path, align: bool = True) -> Any:
+    """The W+ code [1, n_styles, dim] of one input: a saved .npy latent (checked against the model) or a photo."""
     from stylecli.images import read_latent
-    from stylecli.runner import RunOptions, single_item
+
+    path = Path(path)
+    if path.suffix.lower() == ".npy":
+        return editor.check_codes(read_latent(path), path)
+    return editor.encode([crop_of(editor, path, align)]).codes
+
+
+def example_codes(paths: Sequence[Path], editor: Any = None, align: bool = True,
+                  progress: Callable[[int, int], None] | None = None) -> Examples:
+    """Read each .npy latent; align (unless align=False) and encode each photo with a FaceEditor, its batch size
+    of faces per encoder call. An input that cannot be used (no face, unreadable, a latent of another shape) is
+    listed in `failed`; the others still count."""
+    from stylecli.images import read_latent
 
     out = Examples()
-    aligner = None
-    if align and needs_model(paths):
-        from stylecli.faces import FaceAligner
-
-        aligner = FaceAligner()
-    options = RunOptions(align=align)
-    pending: list[tuple[Path, np.ndarray]] = []
+    pending: list[np.ndarray] = []
     photos = sum(Path(p).suffix.lower() != ".npy" for p in paths)
     done = 0
 
     def flush() -> None:
         nonlocal done
         if pending:
-            codes = inverter.encode([pixels for _, pixels in pending]).float().cpu().numpy()
-            out.codes.extend(codes)
+            out.codes.extend(editor.encode(pending).codes.cpu().numpy())
             done += len(pending)
             pending.clear()
             if progress:
@@ -72,14 +83,14 @@ def example_codes(paths: Sequence[Path], inverter: Any = None, align: bool = Tru
     for path in map(Path, paths):
         try:
             if path.suffix.lower() == ".npy":
-                out.codes.append(read_latent(path, inverter.n_styles if inverter is not None else None))
+                code = read_latent(path)
+                out.codes.append(code if editor is None else editor.check_codes(code, path)[0].cpu().numpy())
             else:
-                pending.append((path, single_item(path, options, aligner).pixels))
+                pending.append(crop_of(editor, path, align))
         except StyleCliError as exc:
             out.failed.append(str(exc))
-            if path.suffix.lower() != ".npy":
-                photos -= 1
-        if len(pending) >= batch:
+            photos -= path.suffix.lower() != ".npy"
+        if editor is not None and len(pending) >= editor.batch_size:
             flush()
     flush()
     shapes = {c.shape for c in out.codes}

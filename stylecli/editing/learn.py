@@ -108,11 +108,11 @@ def save_direction(learned: LearnedDirection, dest: Path, overwrite: bool = Fals
     return dest, side
 
 
-def learn_from_inputs(positive: Sequence[Path], negative: Sequence[Path], load_inverter: Callable[[], Any],
-                      layer: int | None = None, align: bool = True, batch: int = 8,
+def learn_from_inputs(positive: Sequence[Path], negative: Sequence[Path], load_editor: Callable[[], Any],
+                      layer: int | None = None, align: bool = True,
                       progress: Callable[[str, int, int], None] | None = None,
                       model: str = "") -> tuple[LearnedDirection, list[str]]:
-    """Codes of both example sets (the model is loaded only when there are photos to invert), then the SVM.
+    """Codes of both example sets (the FaceEditor is loaded only when there are photos to invert), then the SVM.
 
     Returns the direction and one message per input that could not be used. `progress(side, done, total)`
     follows the inversion of photos.
@@ -120,16 +120,16 @@ def learn_from_inputs(positive: Sequence[Path], negative: Sequence[Path], load_i
     from stylecli.editing.examples import example_codes, needs_model
 
     check_counts(len(positive), len(negative))
-    inverter = load_inverter() if needs_model([*positive, *negative]) else None
+    editor = load_editor() if needs_model([*positive, *negative]) else None
     sides = {}
     for side, paths in (("positive", positive), ("negative", negative)):
         report = (lambda done, total, side=side: progress(side, done, total)) if progress else None
-        sides[side] = example_codes(paths, inverter, align, batch, report)
+        sides[side] = example_codes(paths, editor, align, report)
     failed = sides["positive"].failed + sides["negative"].failed
     pos, neg = sides["positive"].codes, sides["negative"].codes
     check_counts(len(pos), len(neg))
     if pos[0].shape != neg[0].shape:
         raise LearnError(f"positive codes are {list(pos[0].shape)} and negative ones {list(neg[0].shape)}: use "
                          "examples of one model")
-    label = model if inverter is not None else f"latents {list(pos[0].shape)}"
+    label = model if editor is not None else f"latents {list(pos[0].shape)}"
     return fit_direction(np.stack(pos), np.stack(neg), layer, model=label), failed

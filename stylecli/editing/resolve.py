@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stylecli.editing.base import Edit, EditError
-from stylecli.editing.catalog import INTERFACEGAN, PCA_DOMAIN, named_domain
+from stylecli.editing.catalog import INTERFACEGAN, PCA_DOMAIN, domain_error, file_domain, named_domain
 from stylecli.editing.ganspace import NAMED_EDITS, ganspace_edit, load_pca
 from stylecli.editing.interfacegan import DirectionEdit, load_direction
 from stylecli.models.stylegan2 import Generator
@@ -36,14 +36,24 @@ def _registry_path(name: str):
     return weights.resolve(name)
 
 
+def check_domain(spec: str, registry_name: str, domain: str | None) -> None:
+    """A registry direction belongs to one domain (weights.toml `domain`); refuse it on a model of another."""
+    theirs = file_domain(registry_name) if domain is not None else None
+    if theirs and theirs != domain:
+        raise domain_error(spec, theirs, domain)
+
+
 def resolve_edit(spec: str, n_styles: int, generator: Generator | None = None,
-                 layers: tuple[int, ...] | None = None, resolve_file: Any = _registry_path) -> Edit:
+                 layers: tuple[int, ...] | None = None, resolve_file: Any = _registry_path,
+                 domain: str | None = None) -> Edit:
     """Build the edit named by `spec` for a model with `n_styles` layers; `layers` restricts it (or, for
-    ganspace:NAME, replaces the published layer range)."""
+    ganspace:NAME, replaces the published layer range). `domain` (the model's, e.g. ffhq) refuses registry
+    directions of another domain; a direction file is trusted."""
     spec = spec.strip()
     kind, _, arg = spec.partition(":")
     if kind == "ganspace" and arg:
         pca_file = pca_name(n_styles)
+        check_domain(spec, pca_file, domain)
         if arg.isdigit():
             if layers is None:
                 raise EditError(f"--direction {spec}: a raw GANSpace component needs --layers (e.g. --layers 0-5)")
@@ -72,6 +82,7 @@ def resolve_edit(spec: str, n_styles: int, generator: Generator | None = None,
         return SefaEdit(label=f"sefa-{k}", layers=layers, description=f"SeFa direction {k}",
                         direction=torch.from_numpy(directions[k]).float())
     if spec in INTERFACEGAN:
+        check_domain(spec, spec, domain)
         direction = load_direction(resolve_file(spec))
         return DirectionEdit(label=spec, layers=layers, description=INTERFACEGAN[spec][0], direction=direction,
                              domain=named_domain(spec, "ffhq"))
