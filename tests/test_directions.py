@@ -323,3 +323,56 @@ def test_preview_sheet_rows_cells_and_labels(tmp_path, tiny_checkpoint):
             assert (pixels[top: top + LABEL_HEIGHT, name_width + 48 * c: name_width + 48 * (c + 1)] < 100).any()
     assert invoke("directions", "preview", tmp_path / "face.npy", "-o", out, "--names", "sefa:0",
                   "--checkpoint", tiny_checkpoint).exit_code == 1  # exists: never replaced without --overwrite
+
+
+# --- --keep in `edit` and in the FaceEditor ---------------------------------------------------------------------
+
+def test_edit_keep_end_to_end(tmp_path, tiny_checkpoint):
+    code = np.random.default_rng(4).standard_normal((8, 32)).astype(np.float32)
+    np.save(tmp_path / "face.npy", code)
+    save_as_if_on_gpu(unit((1, 32), 12) * 3, tmp_path / "age.pt")
+    gender, beard = unit((1, 32), 13), unit((8, 32), 14)  # one [1, dim], one per-layer
+    save_as_if_on_gpu(gender, tmp_path / "gender.pt")
+    np.save(tmp_path / "beard.npy", beard.numpy())
+    out = tmp_path / "out"
+    result = invoke("edit", tmp_path / "face.npy", "-d", tmp_path / "age.pt", "-s", "2", "--save-latent", "--json",
+                    "--keep", f"{tmp_path / 'gender.pt'},{tmp_path / 'beard.npy'}", "--checkpoint", tiny_checkpoint,
+                    "-o", out)
+    assert result.exit_code == 0, result.stderr
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    (note,) = record["notes"]
+    assert note.startswith("age keeping gender, beard: cosine ")
+    moved = (np.load(out / "face_age+2.npy") - code) / 2  # per layer: the projected direction itself
+    cosine = float(note.split("cosine ")[1].split()[0])
+    original = np.broadcast_to(unit((1, 32), 12).numpy(), (8, 32)).reshape(-1)
+    expected_cosine = float(original @ moved.reshape(-1)) / (np.linalg.norm(original) * np.linalg.norm(moved))
+    assert 0 < cosine < 1 and cosine == pytest.approx(expected_cosine, abs=1e-4)
+    for layer in range(8):
+        assert abs(np.linalg.norm(moved[layer]) - 1) < 1e-5
+        assert abs(moved[layer] @ gender[0].numpy()) < 1e-5 and abs(moved[layer] @ beard[layer].numpy()) < 1e-5
+    image = np.asarray(Image.open(out / "face_age+2.png"))
+    with torch.no_grad():
+        expected = to_uint8(tiny_model().synthesize(torch.from_numpy(code + 2 * moved)[None]))[0]
+    assert np.abs(image.astype(int) - expected.astype(int)).max() <= 1
+    for bad in (("-d", "ganspace:bald", "--keep", "smile"), ("-d", "smile", "--keep", "ganspace:bald")):
+        refused = invoke("edit", tmp_path / "face.npy", *bad, "--checkpoint", tiny_checkpoint, "-o", out)
+        assert refused.exit_code == 2 and "GANSpace" in refused.stderr
+
+
+def test_face_editor_keeps_directions(tmp_path, tiny_checkpoint, face_png):
+    from stylecli.pipeline import FaceEditor
+
+    editor = FaceEditor.from_checkpoint(tiny_checkpoint, "cpu")
+    np.save(tmp_path / "d.npy", unit((1, 32), 15).numpy() * 2)
+    kept = DirectionEdit(label="k", direction=unit((1, 32), 16))
+    photo = np.asarray(Image.open(face_png))
+    (result,) = editor(photo, edits=[(str(tmp_path / "d.npy"), 1.5), [(str(tmp_path / "d.npy"), -1.0)]],
+                       align=False, keep=[kept, "sefa:0"])
+    (note,) = result.notes  # one note for the edit, however many variants use it
+    assert note.startswith("d keeping k, sefa-0: cosine ")
+    face = result.faces[0]
+    delta = face.edits[0].code - face.code
+    sefa = editor.resolve_edit("sefa:0").direction.numpy()
+    assert abs(delta[0] @ kept.direction[0].numpy()) < 1e-5 and abs(delta[0] @ sefa) < 1e-5
+    assert np.linalg.norm(delta[0]) == pytest.approx(1.5, abs=1e-5)
+    np.testing.assert_allclose(face.edits[1].code - face.code, -delta / 1.5, atol=1e-5)
