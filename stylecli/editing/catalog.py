@@ -112,8 +112,9 @@ def model_domain(name: str | None) -> str | None:
 
 def domain_error(label: str, theirs: str, ours: str) -> EditError:
     return EditError(
-        f"--direction {label}: found for the {theirs} generator, and this model is {ours}; use a {ours} direction "
-        f"(`stylecli directions --model <a {ours} model>` lists them), sefa:K, or your own .pt/.npy file"
+        f"--direction {label}: a direction for {theirs} models, and this model is a {ours} model; use one made for "
+        f"{ours} (`stylecli directions --model <a {ours} model>` lists them), sefa:K (found in any generator) or "
+        "a direction file made for this model"
     )
 
 
