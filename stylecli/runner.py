@@ -182,7 +182,7 @@ def _prepare(path: Path, stem: str, job: Job, options: RunOptions) -> _Prepared:
         task = job.prepare(path, stem, options.out_dir)
         prepared.record.notes = task.notes
         prepared.record.details = task.details
-        if not options.overwrite:
+        if not (options.overwrite or options.skip_existing):  # a resume redoes an input's partial outputs
             taken = [p for p in task.outputs.values() if p.exists()]
             if taken:
                 raise InputError(f"{taken[0]}: exists (pass --overwrite to replace it, or --skip-existing)")
@@ -214,7 +214,7 @@ def _finish(pending: list[_Prepared], job: Job, options: RunOptions, summary: Su
             summary.skipped += 1
         elif p.error is None and p.task is not None:
             try:
-                _write(p.task, job, results[id(p)], options.overwrite)
+                _write(p.task, job, results[id(p)], options.overwrite or options.skip_existing)
                 record.outputs = {k: str(v) for k, v in p.task.outputs.items()}
                 record.ok, record.status = True, "done"
                 summary.done += 1

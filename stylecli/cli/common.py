@@ -21,24 +21,32 @@ class Device(str, Enum):
 
 
 def print_rows(rows: list[dict], columns: dict[str, Callable[[dict], str]], as_json: bool = False,
-               title: str | None = None, stderr: bool = False, whole: tuple[str, ...] = ()) -> None:
-    """Rows as one JSON object per line (--json), or as a table whose cells `columns` derive from each row.
-    Columns named in `whole` are never wrapped or cut; with `whole`, the others wrap rather than being cut."""
+               title: str | None = None, stderr: bool = False) -> None:
+    """Rows as one JSON object per line (--json); on a terminal a table whose first column (the name a user
+    types) is never cut (the others wrap); in pipes and files plain tab-separated lines, header first."""
     if as_json:
         for row in rows:
             print_json(row)
         return
+    stream = sys.stderr if stderr else sys.stdout
+    cells = [[str(cell(row)) for cell in columns.values()] for row in rows]
+    if not stream.isatty():
+        if title:
+            print(f"# {title}", file=stream)
+        for line in [list(columns), *cells]:
+            print("\t".join(c.replace("\t", " ").replace("\n", " ") for c in line), file=stream)
+        stream.flush()
+        return
     from rich.console import Console
-    from rich.table import Column, Table
+    from rich.table import Table
 
-    table = Table(*(Column(name, no_wrap=name in whole, overflow="fold" if whole else "ellipsis")
-                    for name in columns), title=title)
-    for row in rows:
-        table.add_row(*(cell(row) for cell in columns.values()))
-    console = Console(stderr=stderr)
-    if whole and not console.is_terminal:  # pipes and logs: one line per row rather than an 80-column squeeze
-        console.width = 200
-    console.print(table)
+    table = Table(title=title)
+    for i, name in enumerate(columns):
+        width = max([len(name), *(len(c[0]) for c in cells)]) if i == 0 else None
+        table.add_column(name, no_wrap=i == 0, min_width=width, overflow="fold")
+    for line in cells:
+        table.add_row(*line)
+    Console(file=stream).print(table)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -49,7 +57,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 InputsArg = Annotated[
     list[str],
     typer.Argument(
-        help="Image files, folders (searched recursively) or '-' to read paths from stdin.", show_default=False
+        help="Image files, folders (searched recursively) or '-' to read paths from stdin.", show_default=False,
+        metavar="INPUT",
     ),
 ]
 OutDirOpt = Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the outputs.")]
@@ -99,7 +108,8 @@ ShardOpt = Annotated[
     str | None, typer.Option("--shard", help="K/N: take only shard K of N (1-based), split by path hash.")
 ]
 BatchOpt = Annotated[
-    int | None, typer.Option("--batch-size", min=1, help="Faces per model batch (default: 8 on CUDA, 4 otherwise).")
+    int | None, typer.Option("--batch-size", min=1, metavar="N",
+                              help="Faces per model batch (default: 8 on CUDA, 4 on MPS, 1 on CPUs).")
 ]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Threads reading and aligning ahead.")]
 NulOpt = Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin ('-') are NUL-separated.")]
@@ -132,6 +142,9 @@ def handled() -> Iterator[None]:
         yield
     except StyleCliError as exc:
         raise error_exit(exc) from None
+    except OSError as exc:  # a read-only cache, a full disk: one line naming the file
+        where = exc.filename or "a file"
+        raise fail(f"{where}: {exc.strerror or exc} (check the folder's permissions and free space)") from None
 
 
 def check_output(path: Path | None, overwrite: bool, option: str) -> None:
@@ -144,10 +157,50 @@ def check_output(path: Path | None, overwrite: bool, option: str) -> None:
         raise UsageError(f"{option} {path}: is a folder; give a file name")
 
 
+def check_out_dir(out_dir: Path) -> None:
+    """The output folder can hold files: checked once, before any model loads (it is created on first write)."""
+    import os
+
+    from stylecli.errors import UsageError
+
+    probe = out_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"-o {out_dir}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {out_dir}: {probe} is not writable (choose another folder with -o)")
+
+
+def registry_entry(name: str):
+    """A weights registry entry; an unknown name is a usage error."""
+    from stylecli import weights
+    from stylecli.errors import UsageError
+
+    try:
+        return weights.get_entry(name)
+    except weights.WeightsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def unreadable_inputs(paths: list[Path]) -> None:
+    """For commands of a fixed few inputs: the first that cannot be read ends the command (exit 1)."""
+    from stylecli.errors import InputError
+    from stylecli.inputs import unreadable
+
+    for p in paths:
+        problem = unreadable(p)
+        if problem:
+            raise InputError(problem)
+
+
 def run_options(out_dir: Path, overwrite: bool, skip_existing: bool = False, batch_size: int | None = None,
                 workers: int = 2):
     from stylecli.runner import RunOptions
 
+    if overwrite and skip_existing:
+        raise typer.BadParameter("--overwrite and --skip-existing contradict each other: pick one",
+                                 param_hint="--overwrite")
     return RunOptions(out_dir, overwrite, skip_existing, batch_size or 0, workers)
 
 
@@ -159,6 +212,9 @@ def face_options(no_align: bool, faces: str):
         faces = parse_faces_option(faces)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faces") from None
+    if no_align and faces != "largest":
+        raise typer.BadParameter(f"--faces {faces} chooses among detected faces; --no-align detects none",
+                                 param_hint="--faces")
     return FaceOptions(not no_align, faces)
 
 
@@ -179,6 +235,11 @@ def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_js
             print_json(record.to_dict())
         reporter.record(record)
 
+    try:
+        check_out_dir(options.out_dir)
+    except StyleCliError as exc:
+        reporter.stop()
+        raise error_exit(exc) from None
     problems = [unreadable(p) for p in paths]
     if all(problems):  # nothing to do: say so without loading (or downloading) a model
         for p, problem in zip(paths, problems):

@@ -58,7 +58,7 @@ def directions(
         "layers": lambda r: r["layers"], "strength": lambda r: r["strength"], "source": lambda r: r["short"][0],
         "license": lambda r: r["short"][1],
     }
-    print_rows(listing(model_domain(model)), columns, as_json, whole=("direction",))
+    print_rows(listing(model_domain(model)), columns, as_json)
 
 
 Examples = Annotated[
