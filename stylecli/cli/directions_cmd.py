@@ -55,8 +55,8 @@ def directions(
 
     columns = {
         "direction": lambda r: r["name"], "kind": lambda r: r["kind"], "domain": lambda r: r["domain"] or "any",
-        "layers": lambda r: r["layers"], "strength": lambda r: r["strength"], "source": lambda r: r["short"][0],
-        "license": lambda r: r["short"][1],
+        "layers": lambda r: r["layers"], "strength": lambda r: r["strength"], "source": lambda r: r["source_short"],
+        "license": lambda r: r["license_short"],
     }
     print_rows(listing(model_domain(model)), columns, as_json)
 
