@@ -252,6 +252,8 @@ class EditPlan:
     paste_back: bool = False
     save_latent: bool = False
     blend: str = "feather"
+    keep: tuple[Any, ...] = ()  # directions every edit holds (--keep): specs, then Edits once resolved
+    notes: tuple[str, ...] = ()  # what --keep left of each edit (cosines), for every record
 
     def variants(self) -> list[Variant]:
         from stylecli.pipeline import strength_label, variant_of
@@ -305,6 +307,7 @@ class EditJob(PhotoJob):
 
     def prepare(self, source: Path, stem: str, out_dir: Path) -> Task:
         task = super().prepare(source, stem, out_dir)
+        task.notes = [*task.notes, *self.plan.notes]
         if self.plan.paste_back:
             prepared: Prepared = task.data
             if prepared.photo is None and prepared.units[0].code is not None:

@@ -172,6 +172,11 @@ PasteBackOpt = Annotated[
                  "every chosen face, in one photo per variant, NAME_<variant>_pasted.png)."),
 ]
 SaveLatentOpt = Annotated[bool, typer.Option("--save-latent", help="Also write each edited latent (.npy).")]
+KeepOpt = Annotated[
+    str | None,
+    typer.Option("--keep", help="Comma-separated directions to hold: each edit moves orthogonally to them (e.g. "
+                 "--keep gender,beard; not with GANSpace). The record's notes give the cosine kept."),
+]
 
 
 @app.command()
@@ -186,6 +191,7 @@ def edit(
     paste_back: PasteBackOpt = False,
     blend: BlendOpt = "feather",
     save_latent: SaveLatentOpt = False,
+    keep: KeepOpt = None,
     out_dir: OutDirOpt = Path("."),
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
@@ -216,9 +222,10 @@ def edit(
       stylecli edit out/photo.npy --direction ganspace:white_hair
       stylecli edit photo.jpg --direction age --sweep -4:4:9 --grid --gif
       stylecli edit photo.jpg --direction sefa:3 --layers 0-5 --strength 5
+      stylecli edit photo.jpg --direction age --strength 3 --keep gender,beard
     """
     options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
-    plan = edit_plan(direction, strength, sweep, grid, gif, paste_back, save_latent, blend)
+    plan = edit_plan(direction, strength, sweep, grid, gif, paste_back, save_latent, blend, keep)
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
@@ -232,7 +239,7 @@ def edit(
 
 
 def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | None, grid: bool, gif: bool,
-              paste_back: bool, save_latent: bool, blend: str):
+              paste_back: bool, save_latent: bool, blend: str, keep: str | None = None):
     """The edit options checked against each other (usage errors, before any input is read); directions are
     resolved later against the model (resolve_plan)."""
     from stylecli.jobs import EditPlan
@@ -250,7 +257,19 @@ def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | N
     if blend not in ("feather", "seamless"):
         raise typer.BadParameter("expected feather or seamless", param_hint="--blend")
     edits = [(d, strengths[i] if i < len(strengths) else None) for i, d in enumerate(direction)]
-    return EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent, blend)
+    return EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent, blend, _parse_keep(keep, direction))
+
+
+def _parse_keep(spec: str | None, directions: list[str]) -> tuple[str, ...]:
+    """--keep a,b -> (a, b); GANSpace edits move to a target coordinate, so they cannot be conditioned or kept."""
+    kept = tuple(k.strip() for k in (spec or "").split(",") if k.strip())
+    if spec is not None and not kept:
+        raise typer.BadParameter("name at least one direction to keep", param_hint="--keep")
+    ganspace = [d for d in (list(directions) if kept else []) + list(kept) if d.strip().startswith("ganspace:")]
+    if ganspace:
+        raise typer.BadParameter(f"{ganspace[0]} is a GANSpace edit (a target coordinate, not a fixed direction): "
+                                 "--keep works with InterFaceGAN, SeFa and file directions", param_hint="--keep")
+    return kept
 
 
 def resolve_plan(plan, editor, layers: str | None):
@@ -263,7 +282,8 @@ def resolve_plan(plan, editor, layers: str | None):
     edits = [(editor.resolve_edit(spec, chosen), s) for spec, s in plan.edits]
     if chosen is not None:  # the layers change the pixels, so they are in the names
         edits = [(replace(e, label=f"{e.label}_layers{layers_tag(chosen)}"), s) for e, s in edits]
-    return replace(plan, edits=edits)
+    edits, notes = editor.keep(edits, plan.keep)
+    return replace(plan, edits=edits, notes=tuple(notes))
 
 
 def layers_tag(layers: tuple[int, ...]) -> str:
