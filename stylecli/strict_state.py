@@ -53,10 +53,11 @@ def floats(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def assign_strict(module: nn.Module, state: dict[str, torch.Tensor], name: str, what: str) -> None:
-    """Adopt `state`'s tensors into `module` (built on the meta device) after checking every key and shape."""
+    """Adopt `state`'s tensors into `module` (built on the meta device) after checking every key and shape.
+    `what` is the keys' prefix in the file (named in errors)."""
     expected = module.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
+    missing = [f"{what}.{k}" for k in expected if k not in state]
+    unexpected = [f"{what}.{k}" for k in state if k not in expected]
     if missing or unexpected:
         parts = []
         if missing:

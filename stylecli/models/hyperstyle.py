@@ -278,7 +278,7 @@ class HyperStyle(nn.Module):
         """The official passes for photos x and their W codes; partner: the codes' pooled image, rendered here
         when not given. Each pass but the last renders for the next; the last only with render_last."""
         if partner is None:
-            partner = pool(self.synthesize(codes))
+            partner = pool(self.synthesize(codes), x.shape[-1])
         offsets: list[Tensor | None] | None = None
         state: HyperStyleState | None = None
         for t in range(n_iters):
@@ -288,7 +288,7 @@ class HyperStyle(nn.Module):
             state = head if state is None else state + head
             pooled = None
             if t < n_iters - 1 or render_last:
-                pooled = partner = pool(self.synthesize(codes, offsets))
+                pooled = partner = pool(self.synthesize(codes, offsets), x.shape[-1])
             yield HyperStyleStep(offsets, state, pooled)
 
     def forward(self, x: Tensor, n_iters: int = 5) -> tuple[Tensor, list[Tensor | None]]:

@@ -84,11 +84,11 @@ class ReStyleStep:
     pooled: Tensor | None  # [B, 3, 256, 256], unclipped
 
 
-def pool(images: Tensor) -> Tensor:
-    """The official face pool: adaptive average pooling to 256x256."""
-    if images.shape[-1] == POOLED_SIZE and images.shape[-2] == POOLED_SIZE:
+def pool(images: Tensor, size: int = POOLED_SIZE) -> Tensor:
+    """The official face pool: adaptive average pooling to the encoder's input size (256x256)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
         return images
-    return F.adaptive_avg_pool2d(images, (POOLED_SIZE, POOLED_SIZE))
+    return F.adaptive_avg_pool2d(images, (size, size))
 
 
 class ReStyle(nn.Module):
@@ -113,11 +113,11 @@ class ReStyle(nn.Module):
         """W+ codes -> full-size generator images with the stored noise."""
         return self.decoder(codes, input_is_latent=True, randomize_noise=False)
 
-    def average_image(self) -> Tensor:
+    def average_image(self, size: int = POOLED_SIZE) -> Tensor:
         """The mean latent's image pooled to 256 px [3, 256, 256]: the first pass's partner (computed once)."""
         cached = self._avg_image
-        if cached is None or cached.device != self.latent_avg.device or cached.dtype != self.latent_avg.dtype:
-            cached = pool(self.synthesize(self.latent_avg[None]))[0]
+        if cached is None or cached.shape[-1] != size or cached.device != self.latent_avg.device:
+            cached = pool(self.synthesize(self.latent_avg[None]), size)[0]
             if not torch.is_grad_enabled():
                 self._avg_image = cached
         return cached
@@ -134,13 +134,14 @@ class ReStyle(nn.Module):
     def iterate(self, x: Tensor, n_iters: int, render_last: bool = True) -> Iterator[ReStyleStep]:
         """The passes of the official inference, one at a time. Each pass but the last renders its code for the
         next one; the last renders only with render_last (skip it when the caller renders the code itself)."""
-        partner = self.average_image().expand(x.shape[0], -1, -1, -1)
+        size = x.shape[-1]
+        partner = self.average_image(size).expand(x.shape[0], -1, -1, -1)
         codes = None
         for t in range(n_iters):
             codes = self.step(x, partner, codes)
             pooled = None
             if t < n_iters - 1 or render_last:
-                pooled = partner = pool(self.synthesize(codes))
+                pooled = partner = pool(self.synthesize(codes), size)
             yield ReStyleStep(codes, pooled)
 
     def forward(self, x: Tensor, n_iters: int = 5) -> Tensor:
