@@ -20,7 +20,6 @@ from stylecli.hyperstyle_checkpoint import load_hyperstyle, load_w_encoder
 from stylecli.models.hyperstyle import HyperRefinementBlock, RefinementBlock, generator_layers
 from stylecli.restyle_checkpoint import load_restyle, save_restyle
 
-
 SIZE = 64  # the models run on any input size; 64 px keeps the tests fast (the pipeline feeds 256)
 
 

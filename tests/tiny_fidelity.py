@@ -9,7 +9,7 @@ import torch
 
 from stylecli.hyperstyle_checkpoint import save_hyperstyle
 from stylecli.models.hyperstyle import DEFAULT_LAYERS_TO_TUNE, HyperNetwork, HyperStyle, WEncoder, generator_layers
-from stylecli.models.restyle import BackboneEncoder, ReStyle, ResNetBackboneEncoder
+from stylecli.models.restyle import BackboneEncoder, ResNetBackboneEncoder, ReStyle
 from stylecli.models.stylegan2 import Generator
 from stylecli.restyle_checkpoint import save_restyle
 
