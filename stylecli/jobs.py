@@ -17,17 +17,36 @@ from stylecli.runner import Item
 class Inversion:
     code: Any  # float32 [n_styles, style_dim]
     image: Any  # uint8 [size, size, 3] or None
+    weights: Any = None  # per-photo generator weights (HyperStyle), saved compactly beside the latent
+    steps: Any = None  # uint8 images of the passes before the last (--save-steps)
 
 
 def codes_of(editor: FaceEditor, items: list[Item]):
     """W+ codes [B, n, d] of runner items: saved latents as they are (checked against the model), images
     encoded together in batches of the editor's batch size."""
+    return encoded_of(editor, items).codes
+
+
+def encoded_of(editor: FaceEditor, items: list[Item]):
+    """Codes and per-photo generator weights of runner items: saved latents as they are (checked against the
+    model, with the offsets saved beside them for HyperStyle), images encoded together in batches."""
     import torch
 
+    from stylecli.encoders import Encoded
+    from stylecli.fidelity_encoders import saved_weights
+
     to_encode = [item for item in items if item.code is None]
-    encoded = iter(editor.encode([item.pixels for item in to_encode]).codes) if to_encode else iter(())
-    return torch.stack([editor.check_codes(item.code, item.source)[0] if item.code is not None else next(encoded)
-                        for item in items])
+    encoded = editor.encode([item.pixels for item in to_encode]) if to_encode else None
+    codes, weights, k = [], [], 0
+    for item in items:
+        if item.code is not None:
+            codes.append(editor.check_codes(item.code, item.source)[0])
+            weights.append(saved_weights(editor.encoder, item.source))
+        else:
+            codes.append(encoded.codes[k])
+            weights.append(encoded.weights[k] if encoded.weights is not None else None)
+            k += 1
+    return Encoded(torch.stack(codes), weights if any(w is not None for w in weights) else None)
 
 
 class AlignJob:
@@ -51,28 +70,55 @@ class InvertJob:
 
     accepts_latents = False
 
-    def __init__(self, inverter: FaceEditor, latent_only: bool = False):
+    def __init__(self, inverter: FaceEditor, latent_only: bool = False, save_steps: bool = False):
+        from stylecli.fidelity_encoders import HyperStyleEncoder, ReStyleEncoder
+
+        if save_steps and not isinstance(inverter.encoder, (ReStyleEncoder, HyperStyleEncoder)):
+            raise InputError("--save-steps: this model encodes in one pass (use a ReStyle or HyperStyle model)")
         self.inverter = inverter
         self.latent_only = latent_only
+        self.save_steps = save_steps
         self.default_batch_size = inverter.batch_size
 
     def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
+        from stylecli.fidelity_encoders import STATE_SUFFIX, HyperStyleEncoder
+
         out = {"latent": out_dir / f"{item.stem}.npy"}
+        if isinstance(self.inverter.encoder, HyperStyleEncoder):
+            out["offsets"] = out_dir / f"{item.stem}{STATE_SUFFIX}"
         if not self.latent_only:
             out["image"] = out_dir / f"{item.stem}_inversion.png"
+        if self.save_steps:
+            for t in range(1, self.inverter.encoder.steps):
+                out[f"step{t}"] = out_dir / f"{item.stem}_step{t}.png"
         return out
 
     def compute(self, items: list[Item]) -> list[Inversion]:
-        codes = self.inverter.encode([item.pixels for item in items]).codes
+        encoded = self.inverter.encode([item.pixels for item in items])
+        codes, n = encoded.codes.cpu().numpy(), len(items)
+        weights = encoded.weights or [None] * n
         if self.latent_only:  # no generator pass: about half the time per face
-            return [Inversion(code, None) for code in codes.cpu().numpy()]
-        images = self.inverter.synthesize(codes)
-        return [Inversion(code, image) for code, image in zip(codes.cpu().numpy(), images)]
+            return [Inversion(code, None, w) for code, w in zip(codes, weights)]
+        images = self.inverter.synthesize(encoded.codes, encoded.weights)
+        steps = [None] * n
+        if self.save_steps:
+            from stylecli.fidelity_encoders import step_renders
+
+            step_codes, step_weights, t = step_renders(self.inverter.encoder, encoded)
+            rendered = self.inverter.synthesize(step_codes, step_weights)
+            steps = [rendered[i * t : (i + 1) * t] for i in range(n)]
+        return [Inversion(*r) for r in zip(codes, images, weights, steps)]
 
     def write(self, item: Item, result: Inversion, targets: dict[str, Path], overwrite: bool) -> None:
         write_latent(result.code, targets["latent"], overwrite)
+        if "offsets" in targets:
+            from stylecli.fidelity_encoders import save_state
+
+            save_state(result.weights.state, targets["offsets"], overwrite)
         if "image" in targets:
             write_png(result.image, targets["image"], overwrite)
+        for t, image in enumerate(result.steps if result.steps is not None else [], start=1):
+            write_png(image, targets[f"step{t}"], overwrite)
 
 
 def strength_label(value: float) -> str:
@@ -152,13 +198,17 @@ class EditJob:
         from stylecli.editing import apply_edits
 
         variants = self.plan.variants()
-        codes = codes_of(self.inverter, items)
+        encoded = encoded_of(self.inverter, items)
+        codes, n, v = encoded.codes, len(items), len(variants)
         edited = torch.stack([apply_edits(codes, edits) for _, edits in variants], dim=1)  # [B, V, n, d]
         batch = edited.flatten(0, 1)
+        weights = None
+        if encoded.weights is not None:  # each photo's generator weights render its variants
+            weights = [w for w in encoded.weights for _ in range(v)]
         if self.plan.grid:
             batch = torch.cat([batch, codes])
-        images = self.inverter.synthesize(batch)
-        n, v = len(items), len(variants)
+            weights = None if weights is None else weights + list(encoded.weights)
+        images = self.inverter.synthesize(batch, weights)
         return [
             {"codes": edited[i].cpu().numpy(), "images": images[i * v : (i + 1) * v],
              "recon": images[n * v + i] if self.plan.grid else None}

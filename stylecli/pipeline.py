@@ -112,10 +112,24 @@ class FaceEditor:
                    **options)
 
     @classmethod
-    def from_checkpoint(cls, path: Path | str, device: str | torch.device = "auto", **options: Any) -> FaceEditor:
-        """From an e4e / pSp checkpoint file (official format). options: batch_size, precision."""
+    def from_checkpoint(cls, path: Path | str, device: str | torch.device = "auto", *, steps: int | None = None,
+                        w_encoder: Path | str | None = None, **options: Any) -> FaceEditor:
+        """From a checkpoint file in its official format: e4e / pSp, ReStyle or HyperStyle (see
+        stylecli.fidelity_encoders). steps: ReStyle / HyperStyle passes (default: the checkpoint's, 5);
+        w_encoder: HyperStyle's W encoder file (default: the registry's faces_w_encoder).
+        options: batch_size, precision."""
+        from stylecli.fidelity_encoders import checkpoint_kind, load_encoder
         from stylecli.loader import load_model
 
+        kind, ckpt = checkpoint_kind(Path(path))
+        if kind != "e4e":
+            loaded = load_encoder(Path(path), ckpt, kind, steps, w_encoder)
+            options.setdefault("domain", loaded.domain)
+            return cls(loaded.encoder, loaded.generator, device, source=Path(path), **options)
+        if steps is not None or w_encoder is not None:
+            raise StyleCliError(f"{path}: an e4e / pSp checkpoint encodes in one pass: --steps and --w-encoder are "
+                                "for ReStyle and HyperStyle models")
+        del ckpt
         return cls.from_loaded(load_model(path), device, **options)
 
     @classmethod

@@ -48,7 +48,16 @@ InputsArg = Annotated[
 ]
 OutDirOpt = Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the outputs.")]
 CheckpointOpt = Annotated[
-    Path | None, typer.Option("--checkpoint", help="A local e4e/pSp checkpoint (.pt) instead of --model.")
+    Path | None,
+    typer.Option("--checkpoint", help="A local checkpoint (.pt: e4e, pSp, ReStyle or HyperStyle) instead of --model."),
+]
+StepsOpt = Annotated[
+    int | None,
+    typer.Option("--steps", min=1, help="ReStyle / HyperStyle: refinement passes (default: the model's, 5)."),
+]
+WEncoderOpt = Annotated[
+    Path | None,
+    typer.Option("--w-encoder", help="HyperStyle: its W encoder file (default: the registry's faces_w_encoder)."),
 ]
 ModelOpt = Annotated[str, typer.Option("--model", help="Registry model (see `stylecli weights list`).")]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run: auto picks CUDA, then MPS, then CPU.")]
@@ -173,10 +182,11 @@ def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False
 
 
 def make_inverter(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None,
-              precision: str = "fp32"):
+              precision: str = "fp32", steps: int | None = None, w_encoder: Path | None = None):
     from stylecli.pipeline import FaceEditor, resolve_device
 
     dev = resolve_device(device)
+    fidelity = {k: v for k, v in (("steps", steps), ("w_encoder", w_encoder)) if v is not None}
     if checkpoint is not None:
-        return FaceEditor.from_checkpoint(checkpoint, dev, batch_size=batch_size, precision=precision)
-    return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision)
+        return FaceEditor.from_checkpoint(checkpoint, dev, batch_size=batch_size, precision=precision, **fidelity)
+    return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision, **fidelity)

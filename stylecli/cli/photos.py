@@ -27,7 +27,9 @@ from stylecli.cli.common import (
     QuietOpt,
     ShardOpt,
     SkipOpt,
+    StepsOpt,
     UpsampleOpt,
+    WEncoderOpt,
     WorkersOpt,
     execute_batch,
     expand_paths,
@@ -60,6 +62,11 @@ def invert(
         typer.Option("--latent-only", help="Write only the latent (and the alignment files): no generator pass, "
                      "about half the time per face."),
     ] = False,
+    steps: StepsOpt = None,
+    save_steps: Annotated[
+        bool, typer.Option("--save-steps", help="ReStyle / HyperStyle: also each earlier pass's image, NAME_stepT.png.")
+    ] = False,
+    w_encoder: WEncoderOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -76,17 +83,22 @@ def invert(
       stylecli invert group.jpg --faces all -o out/
       stylecli invert crops/ --no-align --checkpoint e4e_ffhq_encode.pt -o out/
       stylecli invert dataset/ --latent-only -o latents/ --skip-existing
+      stylecli invert photo.jpg --model restyle_e4e_ffhq --steps 3 --save-steps
+      stylecli invert photo.jpg --model hyperstyle_ffhq    (also writes NAME.hyperstyle.npz, its offsets)
 
     Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
     """
     options = run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
                            batch_size, workers)
+    if save_steps and latent_only:
+        raise typer.BadParameter("--save-steps renders images; --latent-only renders none", param_hint="--save-steps")
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
         from stylecli.jobs import InvertJob
 
-        return InvertJob(make_inverter(checkpoint, model, device.value, batch_size, precision.value), latent_only)
+        editor = make_inverter(checkpoint, model, device.value, batch_size, precision.value, steps, w_encoder)
+        return InvertJob(editor, latent_only, save_steps)
 
     execute_batch(paths, make_job, options, as_json, quiet)
 
@@ -168,6 +180,8 @@ def edit(
                      "all: every chosen face, in one photo per variant, NAME_<variant>_pasted.png)."),
     ] = False,
     save_latent: Annotated[bool, typer.Option("--save-latent", help="Also write each edited latent (.npy).")] = False,
+    steps: StepsOpt = None,
+    w_encoder: WEncoderOpt = None,
     out_dir: OutDirOpt = Path("."),
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
@@ -199,6 +213,7 @@ def edit(
       stylecli edit out/photo.npy --direction ganspace:white_hair
       stylecli edit photo.jpg --direction age --sweep -4:4:9 --grid --gif
       stylecli edit photo.jpg --direction sefa:3 --layers 0-5 --strength 5
+      stylecli edit photo.jpg --model hyperstyle_ffhq --direction age --strength 3 --paste-back
     """
     options = run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
                            batch_size, workers)
@@ -216,7 +231,7 @@ def edit(
         from stylecli.editing import parse_layers
         from stylecli.jobs import EditJob, EditPlan
 
-        inverter = make_inverter(checkpoint, model, device.value, batch_size, precision.value)
+        inverter = make_inverter(checkpoint, model, device.value, batch_size, precision.value, steps, w_encoder)
         chosen = parse_layers(layers, inverter.n_styles)
         edits = [
             (inverter.resolve_edit(d, chosen), strengths[i] if i < len(strengths) else None)
