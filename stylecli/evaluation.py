@@ -21,10 +21,12 @@ class EvaluationError(StyleCliError):
 
 
 def parse_metrics(spec: str) -> list[str]:
-    names = [m.strip().lower() for m in spec.split(",") if m.strip()]
+    # "speed" is always reported (encode and synthesize seconds per image); naming it is allowed
+    raw = [m.strip().lower() for m in spec.split(",") if m.strip()]
+    names = [m for m in raw if m != "speed"]
     unknown = [m for m in names if m not in METRICS]
-    if unknown or not names:
-        raise EvaluationError(f"--metrics {spec!r}: choose from {','.join(METRICS)}")
+    if unknown or not raw:
+        raise EvaluationError(f"--metrics {spec!r}: choose from {','.join(METRICS)},speed")
     return names
 
 
@@ -99,16 +101,21 @@ def moco_model(device: torch.device, path: Path | None = None) -> torch.nn.Modul
 
 
 class _Codec:
-    """encode / synthesize on tensors, as the metrics take them."""
+    """encode / synthesize on tensors, as the metrics take them. Per-photo generator weights (HyperStyle) of the
+    last encoded batch render the codes derived from it (reconstructions, LEC's edited codes)."""
 
     def __init__(self, editor: FaceEditor):
         self.editor = editor
+        self.weights = None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.editor.encoder.encode(x).codes
+        encoded = self.editor.encoder.encode(x)
+        self.weights = encoded.weights
+        return encoded.codes
 
     def synthesize(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.editor.render(codes)
+        weights = self.weights if self.weights is not None and len(self.weights) == len(codes) else None
+        return self.editor.render(codes, weights)
 
 
 @dataclass

@@ -151,3 +151,36 @@ def test_cli_hyperstyle_invert_then_edit_the_saved_latent(tmp_path, hyperstyle_f
     offsets.unlink()
     result = invoke("edit", out / "face.npy", *common, "-d", "sefa:1", "-o", tmp_path / "c")
     assert result.exit_code == 1 and "face.hyperstyle.npz" in result.output and "missing" in result.output
+
+
+def test_evaluate_compares_e4e_restyle_and_hyperstyle_in_one_table(tmp_path, monkeypatch, isolated_cache,
+                                                                   tiny_checkpoint, restyle_file, hyperstyle_files,
+                                                                   face_png):
+    import json
+
+    (_, hyper, w_enc) = hyperstyle_files
+    body = ""
+    for name, path in (("hyperstyle_ffhq", hyper), ("faces_w_encoder", w_enc)):
+        content = path.read_bytes()
+        build_hub_cache(isolated_cache / "hf", f"org/{name}", path.name, content)
+        body += (f'[{name}]\nwhat = "t"\nkind = "checkpoint"\nfile = "{path.name}"\nlicense = "t"\n'
+                 f'sha256 = "{hashlib.sha256(content).hexdigest()}"\n'
+                 f'sources = [{{ hf = "org/{name}", path = "{path.name}" }}]\n')
+    write_registry(tmp_path, monkeypatch, body)
+    result = invoke("evaluate", face_png, "--checkpoint", tiny_checkpoint, "--checkpoint", restyle_file[0],
+                    "--model", "hyperstyle_ffhq", "--metrics", "l2,lec,speed", "--lec-edit", "sefa:0:2", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    rows = {r["checkpoint"]: r for r in doc["results"]}
+    assert list(rows) == [str(tiny_checkpoint), str(restyle_file[0]), "hyperstyle_ffhq"]
+    for row in rows.values():
+        assert set(row["metrics"]) == {"l2", "lec"} and row["speed"]["encode_s_per_image"] > 0
+    # HyperStyle's reconstruction uses its offsets: its L2 is what the model gives with them
+    model = hyperstyle_files[0]
+    x = preprocess(crop(face_png))[None]
+    with torch.no_grad():
+        codes = model.w_codes(x)
+        offsets = list(model.iterate(x, codes, 5))[-1].offsets
+        recon = torch.nn.functional.adaptive_avg_pool2d(model.synthesize(codes, offsets), 256)
+    expected = float(((x - recon) ** 2).mean())
+    assert abs(rows["hyperstyle_ffhq"]["metrics"]["l2"]["mean"] - expected) < 1e-4 * max(1.0, expected)
