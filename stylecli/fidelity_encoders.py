@@ -128,16 +128,20 @@ def state_path(latent: Path) -> Path:
     return latent.with_name(latent.stem + STATE_SUFFIX)
 
 
-def saved_weights(encoder: Any, latent: Path) -> HyperStyleWeights | None:
-    """The generator weights a saved latent is rendered with: for a HyperStyle encoder, those of the offsets
-    file `invert` wrote beside the latent; None for the other encoders."""
+def saved_state(encoder: Any, latent: Path) -> HyperStyleState | None:
+    """The offsets a saved latent is rendered with: for a HyperStyle encoder, those of the file `invert` wrote
+    beside the latent; None for the other encoders."""
     if not isinstance(encoder, HyperStyleEncoder):
         return None
     path = state_path(Path(latent))
     if not path.is_file():
         raise InputError(f"{latent}: a HyperStyle latent is rendered with its offsets, {path.name}, which `invert` "
                          "writes beside it; it is missing (invert the photo again, or edit the photo itself)")
-    return encoder.weights_of(load_state(path, encoder.model))
+    return load_state(path, encoder.model)
+
+
+def weights_from_state(encoder: Any, state: HyperStyleState | None) -> HyperStyleWeights | None:
+    return None if state is None else encoder.weights_of(state)
 
 
 def step_renders(encoder: Any, encoded: Encoded) -> tuple[Tensor, list[GeneratorWeights | None] | None, int]:

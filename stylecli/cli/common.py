@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -24,7 +25,7 @@ def print_rows(rows: list[dict], columns: dict[str, Callable[[dict], str]], as_j
     """Rows as one JSON object per line (--json), or as a table whose cells `columns` derive from each row."""
     if as_json:
         for row in rows:
-            typer.echo(json.dumps(row))
+            print_json(row)
         return
     from rich.console import Console
     from rich.table import Table
@@ -108,25 +109,70 @@ WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Threads readi
 NulOpt = Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin ('-') are NUL-separated.")]
 
 
-def run_options(out_dir: Path, overwrite: bool, max_pixels: int, no_align: bool, faces: str,
-                 upsample: int | None, skip_existing: bool = False, batch_size: int | None = None,
-                 workers: int = 2):
-    from stylecli.faces import parse_faces_option
+BlendOpt = Annotated[
+    str, typer.Option("--blend", help="Paste-back blending: feather (a soft mask) or seamless (OpenCV Poisson).")
+]
+
+
+def print_json(obj: Any) -> None:
+    """The one JSON printer: one document per line on stdout, flushed (pipes see each record at once)."""
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def error_exit(exc: BaseException) -> typer.Exit:
+    """The one place exceptions become a one-line message on stderr and an exit code (see errors.exit_code)."""
+    from stylecli.errors import exit_code
+
+    return fail(str(exc), exit_code(exc))
+
+
+@contextlib.contextmanager
+def handled() -> Iterator[None]:
+    """Run a command body: library errors end it with their one-line message and exit code, never a traceback."""
+    from stylecli.errors import StyleCliError
+
+    try:
+        yield
+    except StyleCliError as exc:
+        raise error_exit(exc) from None
+
+
+def check_output(path: Path | None, overwrite: bool, option: str) -> None:
+    """An output file named by an option: refuse to replace it without --overwrite, before any work."""
+    from stylecli.errors import UsageError
+
+    if path is not None and path.exists() and not overwrite:
+        raise UsageError(f"{option} {path}: exists (pass --overwrite to replace it)")
+    if path is not None and path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+
+
+def run_options(out_dir: Path, overwrite: bool, skip_existing: bool = False, batch_size: int | None = None,
+                workers: int = 2):
     from stylecli.runner import RunOptions
+
+    return RunOptions(out_dir, overwrite, skip_existing, batch_size or 0, workers)
+
+
+def face_options(no_align: bool, faces: str):
+    from stylecli.faces import parse_faces_option
+    from stylecli.jobs import FaceOptions
 
     try:
         faces = parse_faces_option(faces)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faces") from None
-    return RunOptions(out_dir, overwrite, max_pixels, not no_align, faces, upsample, skip_existing,
-                      batch_size or 0, workers)
+    return FaceOptions(not no_align, faces)
 
 
-def execute_batch(paths: list[Path], make_job, options, as_json: bool, quiet: bool) -> None:
-    """Load what the job needs, run it over the inputs, print records and the summary, exit 0/1/130."""
+def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_json: bool, quiet: bool) -> None:
+    """Check the inputs, load what the job needs, run it over the inputs, print records and the summary,
+    exit 0/1/130. Inputs that cannot be read fail at once, before any model is resolved or downloaded."""
     import signal
 
-    from stylecli.errors import StyleCliError
+    from stylecli.errors import StyleCliError, exit_code
+    from stylecli.inputs import unreadable
     from stylecli.progress import Reporter
     from stylecli.runner import Record, failed_records, run_job
 
@@ -134,23 +180,23 @@ def execute_batch(paths: list[Path], make_job, options, as_json: bool, quiet: bo
 
     def emit(record: Record) -> None:
         if as_json:
-            sys.stdout.write(json.dumps(record.to_dict()) + "\n")
-            sys.stdout.flush()
+            print_json(record.to_dict())
         reporter.record(record)
 
+    problems = [unreadable(p) for p in paths]
+    if all(problems):  # nothing to do: say so without loading (or downloading) a model
+        for p, problem in zip(paths, problems):
+            emit(Record(str(p), error=problem))
+        reporter.stop()
+        raise typer.Exit(1)
     try:
-        aligner = None
-        if options.align:
-            from stylecli.faces import FaceAligner
-
-            aligner = FaceAligner()
         job = make_job()
     except StyleCliError as exc:
         reporter.stop()
-        if as_json:
+        if as_json and exit_code(exc) != 2:  # usage errors are said once; others fail every input
             for record in failed_records(paths, str(exc)):
-                sys.stdout.write(json.dumps(record.to_dict()) + "\n")
-        raise fail(str(exc)) from None
+                print_json(record.to_dict())
+        raise error_exit(exc) from None
     if not options.batch_size:
         options.batch_size = job.default_batch_size
 
@@ -159,7 +205,7 @@ def execute_batch(paths: list[Path], make_job, options, as_json: bool, quiet: bo
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        summary = run_job(paths, job, options, emit, aligner, reporter.update)
+        summary = run_job(paths, job, options, emit, reporter.update)
     finally:
         signal.signal(signal.SIGTERM, previous)
     reporter.close(summary)
@@ -181,12 +227,23 @@ def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False
     return paths
 
 
-def make_inverter(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None,
-              precision: str = "fp32", steps: int | None = None, w_encoder: Path | None = None):
+def make_editor(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None,
+                precision: str = "fp32", **options: Any):
+    """The FaceEditor of --checkpoint or --model (options: max_pixels, detector_upsample)."""
     from stylecli.pipeline import FaceEditor, resolve_device
 
     dev = resolve_device(device)
-    fidelity = {k: v for k, v in (("steps", steps), ("w_encoder", w_encoder)) if v is not None}
     if checkpoint is not None:
-        return FaceEditor.from_checkpoint(checkpoint, dev, batch_size=batch_size, precision=precision, **fidelity)
-    return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision, **fidelity)
+        return FaceEditor.from_checkpoint(checkpoint, dev, batch_size=batch_size, precision=precision, **options)
+    return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision, **options)
+
+
+def photo_editor(max_pixels: int, detector_upsample: int | None):
+    """A FaceEditor without models: the photo stages only (align)."""
+    from stylecli.pipeline import FaceEditor
+
+    return FaceEditor(None, None, "cpu", max_pixels=max_pixels, detector_upsample=detector_upsample)
+
+
+# Kept for the commands written against the earlier name.
+make_inverter = make_editor

@@ -10,6 +10,7 @@ import typer
 from stylecli.cli import app
 from stylecli.cli.common import (
     BatchOpt,
+    BlendOpt,
     CheckpointOpt,
     Device,
     DeviceOpt,
@@ -33,8 +34,10 @@ from stylecli.cli.common import (
     WorkersOpt,
     execute_batch,
     expand_paths,
-    fail,
-    make_inverter,
+    face_options,
+    handled,
+    make_editor,
+    photo_editor,
     run_options,
 )
 
@@ -84,12 +87,11 @@ def invert(
       stylecli invert crops/ --no-align --checkpoint e4e_ffhq_encode.pt -o out/
       stylecli invert dataset/ --latent-only -o latents/ --skip-existing
       stylecli invert photo.jpg --model restyle_e4e_ffhq --steps 3 --save-steps
-      stylecli invert photo.jpg --model hyperstyle_ffhq    (also writes NAME.hyperstyle.npz, its offsets)
+      stylecli invert photo.jpg --model hyperstyle_ffhq     (also NAME.hyperstyle.npz: its generator offsets)
 
     Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
     """
-    options = run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
-                           batch_size, workers)
+    options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
     if save_steps and latent_only:
         raise typer.BadParameter("--save-steps renders images; --latent-only renders none", param_hint="--save-steps")
     paths = expand_paths(inputs, shard, null)
@@ -97,8 +99,9 @@ def invert(
     def make_job():
         from stylecli.jobs import InvertJob
 
-        editor = make_inverter(checkpoint, model, device.value, batch_size, precision.value, steps, w_encoder)
-        return InvertJob(editor, latent_only, save_steps)
+        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, max_pixels=max_pixels,
+                             detector_upsample=detector_upsample, steps=steps, w_encoder=w_encoder)
+        return InvertJob(editor, chosen, latent_only, save_steps)
 
     execute_batch(paths, make_job, options, as_json, quiet)
 
@@ -128,14 +131,13 @@ def align(
       stylecli align group.jpg --faces all -o aligned/ --json
       stylecli align shots/ -o aligned/
     """
-    options = run_options(out_dir, overwrite, max_pixels, False, faces, detector_upsample, skip_existing,
-                           batch_size, workers)
+    options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(False, faces)
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
         from stylecli.jobs import AlignJob
 
-        return AlignJob()
+        return AlignJob(photo_editor(max_pixels, detector_upsample), chosen)
 
     execute_batch(paths, make_job, options, as_json, quiet)
 
@@ -153,33 +155,40 @@ def _parse_sweep(spec: str) -> list[float]:
     return [round(float(v), 6) for v in np.linspace(float(start), float(stop), count)]
 
 
+DirectionOpt = Annotated[
+    list[str],
+    typer.Option("--direction", "-d", help="age, smile, pose, ganspace:NAME, ganspace:N, sefa:K or a .pt/.npy file; "
+                 "repeat for several edits at once. `stylecli directions` lists them."),
+]
+StrengthOpt = Annotated[
+    list[float] | None,
+    typer.Option("--strength", "-s", help="Strength of the matching --direction (in order); default: the "
+                 "direction's own (3 for InterFaceGAN and SeFa, the published value for GANSpace)."),
+]
+LayersOpt = Annotated[str | None, typer.Option("--layers", help="Only these W+ layers, e.g. 0-5 or 0-3,8 (inclusive).")]
+SweepOpt = Annotated[str | None, typer.Option("--sweep", help="Render N strengths from START to STOP: START:STOP:N.")]
+GridOpt = Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet.")]
+GifOpt = Annotated[bool, typer.Option("--gif", help="Also write an animation of the sweep.")]
+PasteBackOpt = Annotated[
+    bool,
+    typer.Option("--paste-back", help="Also blend the edited face back into the original photo (with --faces all: "
+                 "every chosen face, in one photo per variant, NAME_<variant>_pasted.png)."),
+]
+SaveLatentOpt = Annotated[bool, typer.Option("--save-latent", help="Also write each edited latent (.npy).")]
+
+
 @app.command()
 def edit(
     inputs: InputsArg,
-    direction: Annotated[
-        list[str],
-        typer.Option("--direction", "-d", help="age, smile, pose, ganspace:NAME, ganspace:N, sefa:K or a .pt/.npy "
-                     "file; repeat for several edits at once. `stylecli directions` lists them."),
-    ],
-    strength: Annotated[
-        list[float] | None,
-        typer.Option("--strength", "-s", help="Strength of the matching --direction (in order); default: the "
-                     "direction's own (3 for InterFaceGAN and SeFa, the published value for GANSpace)."),
-    ] = None,
-    layers: Annotated[
-        str | None, typer.Option("--layers", help="Only these W+ layers, e.g. 0-5 or 0-3,8 (inclusive).")
-    ] = None,
-    sweep: Annotated[
-        str | None, typer.Option("--sweep", help="Render N strengths from START to STOP: START:STOP:N.")
-    ] = None,
-    grid: Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet.")] = False,
-    gif: Annotated[bool, typer.Option("--gif", help="Also write an animation of the sweep.")] = False,
-    paste_back: Annotated[
-        bool,
-        typer.Option("--paste-back", help="Also blend the edited face back into the original photo (with --faces "
-                     "all: every chosen face, in one photo per variant, NAME_<variant>_pasted.png)."),
-    ] = False,
-    save_latent: Annotated[bool, typer.Option("--save-latent", help="Also write each edited latent (.npy).")] = False,
+    direction: DirectionOpt,
+    strength: StrengthOpt = None,
+    layers: LayersOpt = None,
+    sweep: SweepOpt = None,
+    grid: GridOpt = False,
+    gif: GifOpt = False,
+    paste_back: PasteBackOpt = False,
+    blend: BlendOpt = "feather",
+    save_latent: SaveLatentOpt = False,
     steps: StepsOpt = None,
     w_encoder: WEncoderOpt = None,
     out_dir: OutDirOpt = Path("."),
@@ -203,8 +212,7 @@ def edit(
     """Edit photos (or saved latents) along semantic directions and render the results.
 
     Images are aligned and inverted first; a .npy latent written by `invert` is edited directly (no
-    re-encoding; its .align.json makes --paste-back work). Outputs are named NAME_<direction><strength>.png,
-    e.g. photo_age+3.png.
+    re-encoding; its .align.json makes --paste-back work). Outputs are named NAME_<direction><strength>.png.
 
     \b
     Examples:
@@ -215,8 +223,26 @@ def edit(
       stylecli edit photo.jpg --direction sefa:3 --layers 0-5 --strength 5
       stylecli edit photo.jpg --model hyperstyle_ffhq --direction age --strength 3 --paste-back
     """
-    options = run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
-                           batch_size, workers)
+    options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
+    plan = edit_plan(direction, strength, sweep, grid, gif, paste_back, save_latent, blend)
+    paths = expand_paths(inputs, shard, null)
+
+    def make_job():
+        from stylecli.jobs import EditJob
+
+        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, max_pixels=max_pixels,
+                             detector_upsample=detector_upsample, steps=steps, w_encoder=w_encoder)
+        return EditJob(editor, chosen, resolve_plan(plan, editor, layers))
+
+    execute_batch(paths, make_job, options, as_json, quiet)
+
+
+def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | None, grid: bool, gif: bool,
+              paste_back: bool, save_latent: bool, blend: str):
+    """The edit options checked against each other (usage errors, before any input is read); directions are
+    resolved later against the model (resolve_plan)."""
+    from stylecli.jobs import EditPlan
+
     strengths = list(strength or [])
     if len(strengths) > len(direction):
         raise typer.BadParameter("more --strength values than --direction values", param_hint="--strength")
@@ -225,22 +251,20 @@ def edit(
         raise typer.BadParameter("--sweep takes a single --direction", param_hint="--sweep")
     if gif and not sweep_values:
         raise typer.BadParameter("--gif animates a --sweep", param_hint="--gif")
-    paths = expand_paths(inputs, shard, null)
+    if blend not in ("feather", "seamless"):
+        raise typer.BadParameter("expected feather or seamless", param_hint="--blend")
+    edits = [(d, strengths[i] if i < len(strengths) else None) for i, d in enumerate(direction)]
+    return EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent, blend)
 
-    def make_job():
-        from stylecli.editing import parse_layers
-        from stylecli.jobs import EditJob, EditPlan
 
-        inverter = make_inverter(checkpoint, model, device.value, batch_size, precision.value, steps, w_encoder)
-        chosen = parse_layers(layers, inverter.n_styles)
-        edits = [
-            (inverter.resolve_edit(d, chosen), strengths[i] if i < len(strengths) else None)
-            for i, d in enumerate(direction)
-        ]
-        plan = EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent)
-        return EditJob(inverter, plan)
+def resolve_plan(plan, editor, layers: str | None):
+    """The plan with each direction spec turned into an Edit for this model."""
+    from dataclasses import replace
 
-    execute_batch(paths, make_job, options, as_json, quiet)
+    from stylecli.editing import parse_layers
+
+    chosen = parse_layers(layers, editor.n_styles)
+    return replace(plan, edits=[(editor.resolve_edit(spec, chosen), s) for spec, s in plan.edits])
 
 
 @app.command()
@@ -261,27 +285,15 @@ def mix(
 
     Example: stylecli mix a.jpg b.jpg --layers 8-17 -o mixed.png
     """
-    from stylecli.errors import StyleCliError
-
-    try:
+    with handled():
         from stylecli.editing import parse_layers
         from stylecli.editing.mixing import mix as mix_codes
         from stylecli.images import write_png
-        from stylecli.runner import RunOptions, single_item
+        from stylecli.jobs import face_code
 
-        inverter = make_inverter(checkpoint, model, device.value)
-        chosen = parse_layers(layers, inverter.n_styles)
-        options = RunOptions(align=not no_align)
-        aligner = None
-        if options.align and (first.suffix != ".npy" or second.suffix != ".npy"):
-            from stylecli.faces import FaceAligner
-
-            aligner = FaceAligner()
-        from stylecli.jobs import codes_of
-
-        codes = [codes_of(inverter, [single_item(p, options, aligner)]) for p in (first, second)]
-        image = inverter.synthesize(mix_codes(codes[0], codes[1], chosen, alpha))[0]
+        editor = make_editor(checkpoint, model, device.value)
+        chosen = parse_layers(layers, editor.n_styles)
+        codes = [face_code(editor, p, not no_align) for p in (first, second)]
+        image = editor.synthesize(mix_codes(codes[0], codes[1], chosen, alpha))[0]
         write_png(image, out, overwrite)
-    except StyleCliError as exc:
-        raise fail(str(exc)) from None
     typer.echo(f"{first} + {second} (layers {layers}) -> {out}", err=True)
