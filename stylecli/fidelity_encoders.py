@@ -167,6 +167,7 @@ class LoadedEncoder:
     generator: Generator
     opts: dict[str, Any]
     kind: str  # "restyle" or "hyperstyle"
+    source: Path | None = None
 
     @property
     def domain(self) -> str | None:
@@ -210,13 +211,20 @@ def load_encoder(path: Path, ckpt: dict[str, Any], kind: str, steps: int | None 
 
         model, _ = restyle_from_state(state, opts, latent_avg, name)
         n = steps or int(opts.get("n_iters_per_batch") or DEFAULT_STEPS)
-        return LoadedEncoder(ReStyleEncoder(model, n), model.decoder, opts, kind)
+        return LoadedEncoder(ReStyleEncoder(model, n), model.decoder, opts, kind, Path(path))
     from stylecli.hyperstyle_checkpoint import DEFAULT_STEPS, hyperstyle_from_state, load_w_encoder
 
     model = hyperstyle_from_state(state, opts, latent_avg, name)
     model.w_encoder = load_w_encoder(_w_encoder_path(w_encoder, opts, name), model.n_styles)
     n = steps or int(opts.get("n_iters_per_batch") or DEFAULT_STEPS)
-    return LoadedEncoder(HyperStyleEncoder(model, n), model.decoder, opts, kind)
+    return LoadedEncoder(HyperStyleEncoder(model, n), model.decoder, opts, kind, Path(path))
+
+
+def refuse_fidelity_options(path: Path | str, steps: int | None, w_encoder: Path | str | None) -> None:
+    """--steps / --w-encoder given for a one-pass (e4e / pSp) checkpoint."""
+    if steps is not None or w_encoder is not None:
+        raise StyleCliError(f"{path}: an e4e / pSp checkpoint encodes in one pass: --steps and --w-encoder are for "
+                            "ReStyle and HyperStyle models")
 
 
 def _w_encoder_path(given: Path | str | None, opts: dict[str, Any], name: str) -> Path:

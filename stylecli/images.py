@@ -86,6 +86,12 @@ def _to_rgb(img, notes: list[str]):
         return Image.alpha_composite(background, rgba).convert("RGB")
     if img.mode == "CMYK":
         notes.append("CMYK image converted to RGB")
+    elif img.mode in ("L", "1"):
+        notes.append("grayscale image converted to RGB")
+    elif img.mode == "P":
+        notes.append("palette image converted to RGB")
+    elif img.mode != "RGB":
+        notes.append(f"{img.mode} image converted to RGB")
     return img.convert("RGB")
 
 
@@ -129,3 +135,19 @@ def check_free(dest: Path, overwrite: bool) -> None:
     """Refuse to replace an existing output unless overwrite."""
     if not overwrite and dest.exists():
         raise InputError(f"{dest}: exists (pass --overwrite to replace it)")
+
+
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def write_image(pixels: np.ndarray, dest: Path, overwrite: bool = False) -> Path:
+    """Write uint8 [H, W, 3] atomically in the format of dest's extension (PNG, JPEG at quality 95, WebP)."""
+    from PIL import Image
+
+    fmt = OUTPUT_FORMATS.get(dest.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{dest}: unknown image extension; use one of {', '.join(OUTPUT_FORMATS)}")
+    check_free(dest, overwrite)
+    with atomic_path(dest, overwrite=overwrite) as tmp:
+        Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format=fmt, **({"quality": 95} if fmt != "PNG" else {}))
+    return dest

@@ -126,7 +126,7 @@ class PhotoJob:
         photo = self.editor.read(source)
         if not self.options.align:
             prepared = Prepared([Unit(stem, "", crop=photo.pixels)], photo)
-            return Task(source, self._outputs(stem, out_dir, prepared), 1, prepared, photo.notes)
+            return Task(source, self._outputs(stem, out_dir, prepared), 1, prepared, photo.notes + squash_note(photo))
         chosen = select_faces(self.editor.detect(photo), self.options.faces, source)
         suffixed = self.options.faces != "largest"
         units = [Unit(f"{stem}_face{i}" if suffixed else stem, f"face{i}." if suffixed else "",
@@ -190,6 +190,16 @@ class PhotoJob:
 
     def write_input(self, task: Task, results: list[Any], overwrite: bool) -> None:
         pass
+
+
+def squash_note(photo: Photo) -> list[str]:
+    """--no-align resizes to a square: say so when the image is not one (a warning when it is far from one)."""
+    w, h = photo.size
+    if w == h:
+        return []
+    note = f"not square ({w}x{h}): resized to 256x256 without keeping the aspect ratio"
+    return [f"warning: {note}; align it (drop --no-align) or crop it square" if max(w, h) > 1.25 * min(w, h)
+            else note]
 
 
 def _faces_found(first_sidecar: Path) -> list[int]:
@@ -277,11 +287,13 @@ class EditPlan:
     blend: str = "feather"
 
     def variants(self) -> list[Variant]:
-        from stylecli.pipeline import variant_of
+        from stylecli.pipeline import strength_label, variant_of
 
-        if self.sweep is not None:
+        if self.sweep is not None:  # names sort in sweep order: label_00-4, label_01-3, ...
             edit = self.edits[0][0]
-            return [variant_of([(edit, s)]) for s in self.sweep]
+            width = len(str(len(self.sweep) - 1))
+            return [Variant(f"{edit.label}_{i:0{width}d}{strength_label(s)}", ((edit, s),))
+                    for i, s in enumerate(self.sweep)]
         return [variant_of(self.edits)]
 
 
@@ -321,7 +333,8 @@ class EditJob(PhotoJob):
         """With --paste-back: one photo per variant with every chosen face of the input edited."""
         if not self.plan.paste_back:
             return {}
-        return {f"{v.name}.pasted": out_dir / f"{stem}_{v.name}_pasted.png" for v in self.variants}
+        kind = "pasted" if self.plan.blend == "feather" else f"pasted-{self.plan.blend}"
+        return {f"{v.name}.pasted": out_dir / f"{stem}_{v.name}_{kind}.png" for v in self.variants}
 
     def prepare(self, source: Path, stem: str, out_dir: Path) -> Task:
         task = super().prepare(source, stem, out_dir)

@@ -29,8 +29,9 @@ class Reporter:
             self._task = self._bar.add_task("stylecli", total=total, rate="")
             self._bar.start()
 
-    def say(self, line: str) -> None:
-        if self.quiet:
+    def say(self, line: str, error: bool = False) -> None:
+        """A line on stderr; quiet silences progress and summaries, never errors."""
+        if self.quiet and not error:
             return
         if self._bar is not None:
             self._bar.console.print(line, markup=False, highlight=False)
@@ -40,10 +41,13 @@ class Reporter:
     def record(self, record: Any) -> None:
         if record.ok and record.status == "done":
             self.say(f"{record.input} -> {', '.join(record.outputs.values())}")
+            for note in record.notes:
+                if note.startswith("warning: "):
+                    self.say(f"stylecli: warning: {record.input}: {note[len('warning: '):]}")
         elif record.status == "skipped":
             self.say(f"{record.input}: skipped (outputs exist)")
         else:
-            self.say(f"stylecli: error: {record.error}")
+            self.say(f"stylecli: error: {record.error}", error=True)
 
     def update(self, summary: Any) -> None:
         finished = summary.done + summary.skipped + summary.failed

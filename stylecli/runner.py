@@ -130,6 +130,32 @@ def run_job(
     emit: Callable[[Record], None],
     progress: Callable[[Summary], None] | None = None,
 ) -> Summary:
+    with _sigterm_as_interrupt():
+        return _run(inputs, job, options, emit, progress)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A kill (SIGTERM) ends the run like Ctrl-C: the batch in flight is dropped, the summary still comes."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(inputs: list[Path], job: Job, options: RunOptions, emit: Callable[[Record], None],
+         progress: Callable[[Summary], None] | None) -> Summary:
     summary = Summary(total=len(inputs))
     start = time.perf_counter()
     stems = output_stems(inputs)
@@ -182,7 +208,7 @@ def _prepare(path: Path, stem: str, job: Job, options: RunOptions) -> _Prepared:
         task = job.prepare(path, stem, options.out_dir)
         prepared.record.notes = task.notes
         prepared.record.details = task.details
-        if not options.overwrite:
+        if not (options.overwrite or options.skip_existing):  # a resume redoes an input's partial outputs
             taken = [p for p in task.outputs.values() if p.exists()]
             if taken:
                 raise InputError(f"{taken[0]}: exists (pass --overwrite to replace it, or --skip-existing)")
@@ -214,7 +240,7 @@ def _finish(pending: list[_Prepared], job: Job, options: RunOptions, summary: Su
             summary.skipped += 1
         elif p.error is None and p.task is not None:
             try:
-                _write(p.task, job, results[id(p)], options.overwrite)
+                _write(p.task, job, results[id(p)], options.overwrite or options.skip_existing)
                 record.outputs = {k: str(v) for k, v in p.task.outputs.items()}
                 record.ok, record.status = True, "done"
                 summary.done += 1

@@ -22,18 +22,31 @@ class Device(str, Enum):
 
 def print_rows(rows: list[dict], columns: dict[str, Callable[[dict], str]], as_json: bool = False,
                title: str | None = None, stderr: bool = False) -> None:
-    """Rows as one JSON object per line (--json), or as a table whose cells `columns` derive from each row."""
+    """Rows as one JSON object per line (--json); on a terminal a table whose first column (the name a user
+    types) is never cut (the others wrap); in pipes and files plain tab-separated lines, header first."""
     if as_json:
         for row in rows:
             print_json(row)
         return
+    stream = sys.stderr if stderr else sys.stdout
+    cells = [[str(cell(row)) for cell in columns.values()] for row in rows]
+    if not stream.isatty():
+        if title:
+            print(f"# {title}", file=stream)
+        for line in [list(columns), *cells]:
+            print("\t".join(c.replace("\t", " ").replace("\n", " ") for c in line), file=stream)
+        stream.flush()
+        return
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(*columns, title=title)
-    for row in rows:
-        table.add_row(*(cell(row) for cell in columns.values()))
-    Console(stderr=stderr).print(table)
+    table = Table(title=title)
+    for i, name in enumerate(columns):
+        width = max([len(name), *(len(c[0]) for c in cells)]) if i == 0 else None
+        table.add_column(name, no_wrap=i == 0, min_width=width, overflow="fold")
+    for line in cells:
+        table.add_row(*line)
+    Console(file=stream).print(table)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -44,7 +57,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 InputsArg = Annotated[
     list[str],
     typer.Argument(
-        help="Image files, folders (searched recursively) or '-' to read paths from stdin.", show_default=False
+        help="Image files, folders (searched recursively) or '-' to read paths from stdin.", show_default=False,
+        metavar="INPUT",
     ),
 ]
 OutDirOpt = Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the outputs.")]
@@ -103,7 +117,8 @@ ShardOpt = Annotated[
     str | None, typer.Option("--shard", help="K/N: take only shard K of N (1-based), split by path hash.")
 ]
 BatchOpt = Annotated[
-    int | None, typer.Option("--batch-size", min=1, help="Faces per model batch (default: 8 on CUDA, 4 otherwise).")
+    int | None, typer.Option("--batch-size", min=1, metavar="N",
+                              help="Faces per model batch (default: 8 on CUDA, 4 on MPS, 1 on CPUs).")
 ]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Threads reading and aligning ahead.")]
 NulOpt = Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin ('-') are NUL-separated.")]
@@ -136,6 +151,9 @@ def handled() -> Iterator[None]:
         yield
     except StyleCliError as exc:
         raise error_exit(exc) from None
+    except OSError as exc:  # a read-only cache, a full disk: one line naming the file
+        where = exc.filename or "a file"
+        raise fail(f"{where}: {exc.strerror or exc} (check the folder's permissions and free space)") from None
 
 
 def check_output(path: Path | None, overwrite: bool, option: str) -> None:
@@ -148,10 +166,50 @@ def check_output(path: Path | None, overwrite: bool, option: str) -> None:
         raise UsageError(f"{option} {path}: is a folder; give a file name")
 
 
+def check_out_dir(out_dir: Path) -> None:
+    """The output folder can hold files: checked once, before any model loads (it is created on first write)."""
+    import os
+
+    from stylecli.errors import UsageError
+
+    probe = out_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"-o {out_dir}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {out_dir}: {probe} is not writable (choose another folder with -o)")
+
+
+def registry_entry(name: str):
+    """A weights registry entry; an unknown name is a usage error."""
+    from stylecli import weights
+    from stylecli.errors import UsageError
+
+    try:
+        return weights.get_entry(name)
+    except weights.WeightsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def unreadable_inputs(paths: list[Path]) -> None:
+    """For commands of a fixed few inputs: the first that cannot be read ends the command (exit 1)."""
+    from stylecli.errors import InputError
+    from stylecli.inputs import unreadable
+
+    for p in paths:
+        problem = unreadable(p)
+        if problem:
+            raise InputError(problem)
+
+
 def run_options(out_dir: Path, overwrite: bool, skip_existing: bool = False, batch_size: int | None = None,
                 workers: int = 2):
     from stylecli.runner import RunOptions
 
+    if overwrite and skip_existing:
+        raise typer.BadParameter("--overwrite and --skip-existing contradict each other: pick one",
+                                 param_hint="--overwrite")
     return RunOptions(out_dir, overwrite, skip_existing, batch_size or 0, workers)
 
 
@@ -163,14 +221,15 @@ def face_options(no_align: bool, faces: str):
         faces = parse_faces_option(faces)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faces") from None
+    if no_align and faces != "largest":
+        raise typer.BadParameter(f"--faces {faces} chooses among detected faces; --no-align detects none",
+                                 param_hint="--faces")
     return FaceOptions(not no_align, faces)
 
 
 def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_json: bool, quiet: bool) -> None:
     """Check the inputs, load what the job needs, run it over the inputs, print records and the summary,
     exit 0/1/130. Inputs that cannot be read fail at once, before any model is resolved or downloaded."""
-    import signal
-
     from stylecli.errors import StyleCliError, exit_code
     from stylecli.inputs import unreadable
     from stylecli.progress import Reporter
@@ -183,6 +242,11 @@ def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_js
             print_json(record.to_dict())
         reporter.record(record)
 
+    try:
+        check_out_dir(options.out_dir)
+    except StyleCliError as exc:
+        reporter.stop()
+        raise error_exit(exc) from None
     problems = [unreadable(p) for p in paths]
     if all(problems):  # nothing to do: say so without loading (or downloading) a model
         for p, problem in zip(paths, problems):
@@ -199,20 +263,13 @@ def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_js
         raise error_exit(exc) from None
     if not options.batch_size:
         options.batch_size = job.default_batch_size
-
-    def on_term(signum, frame):  # a kill ends the run like Ctrl-C: clean, with a summary
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        summary = run_job(paths, job, options, emit, reporter.update)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    summary = run_job(paths, job, options, emit, reporter.update)
     reporter.close(summary)
     raise typer.Exit(summary.exit_code)
 
 
 def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False) -> list[Path]:
+    from stylecli.images import IMAGE_EXTENSIONS
     from stylecli.inputs import expand_inputs, parse_shard, take_shard
 
     paths = expand_inputs(inputs, null_separated=null)
@@ -223,19 +280,35 @@ def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False
             raise typer.BadParameter(str(exc), param_hint="--shard") from None
         paths = take_shard(paths, k, n)
     elif not paths:
-        raise fail("no input images found in the given paths", 2)
+        raise fail(f"no input images in {', '.join(inputs)} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
+                   "and .npy given by name)", 2)
     return paths
 
 
 def make_editor(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None,
-                precision: str = "fp32", **options: Any):
+                precision: str = "fp32", quiet: bool = False, **options: Any):
     """The FaceEditor of --checkpoint or --model (options: max_pixels, detector_upsample)."""
+    from stylecli.loader import load_model
     from stylecli.pipeline import FaceEditor, resolve_device
 
     dev = resolve_device(device)
-    if checkpoint is not None:
-        return FaceEditor.from_checkpoint(checkpoint, dev, batch_size=batch_size, precision=precision, **options)
-    return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision, **options)
+    if checkpoint is None:
+        return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision, **options)
+    from stylecli.fidelity_encoders import checkpoint_kind, load_encoder, refuse_fidelity_options
+
+    steps, w_encoder = options.pop("steps", None), options.pop("w_encoder", None)
+    kind, ckpt = checkpoint_kind(Path(checkpoint))  # ReStyle / HyperStyle files have their own loaders
+    if kind != "e4e":
+        return FaceEditor.from_fidelity(load_encoder(Path(checkpoint), ckpt, kind, steps, w_encoder), dev,
+                                        batch_size=batch_size, precision=precision, **options)
+    refuse_fidelity_options(checkpoint, steps, w_encoder)
+    del ckpt
+    loaded = load_model(checkpoint)
+    if loaded.converted is not None and not quiet:
+        size = loaded.converted.stat().st_size / 1e6
+        typer.echo(f"stylecli: note: kept a fast-loading copy of {checkpoint} ({size:.0f} MB) in "
+                   f"{loaded.converted.parent}; `stylecli cache clean` removes it", err=True)
+    return FaceEditor.from_loaded(loaded, dev, batch_size=batch_size, precision=precision, **options)
 
 
 def photo_editor(max_pixels: int, detector_upsample: int | None):

@@ -40,6 +40,7 @@ from stylecli.cli.common import (
     photo_editor,
     run_options,
 )
+from stylecli.errors import UsageError
 
 
 @app.command()
@@ -99,8 +100,9 @@ def invert(
     def make_job():
         from stylecli.jobs import InvertJob
 
-        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, max_pixels=max_pixels,
-                             detector_upsample=detector_upsample, steps=steps, w_encoder=w_encoder)
+        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
+                             max_pixels=max_pixels, detector_upsample=detector_upsample, steps=steps,
+                             w_encoder=w_encoder)
         return InvertJob(editor, chosen, latent_only, save_steps)
 
     execute_batch(paths, make_job, options, as_json, quiet)
@@ -116,7 +118,6 @@ def align(
     max_pixels: MaxPixelsOpt = 100_000_000,
     skip_existing: SkipOpt = False,
     shard: ShardOpt = None,
-    batch_size: BatchOpt = None,
     workers: WorkersOpt = 2,
     null: NulOpt = False,
     as_json: JsonOpt = False,
@@ -131,7 +132,7 @@ def align(
       stylecli align group.jpg --faces all -o aligned/ --json
       stylecli align shots/ -o aligned/
     """
-    options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(False, faces)
+    options, chosen = run_options(out_dir, overwrite, skip_existing, None, workers), face_options(False, faces)
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
@@ -142,14 +143,18 @@ def align(
     execute_batch(paths, make_job, options, as_json, quiet)
 
 
+MAX_SWEEP = 100  # renders per input; each is a generator pass
+
+
 def _parse_sweep(spec: str) -> list[float]:
     try:
         start, stop, n = spec.split(":")
         count = int(n)
-        if count < 2:
+        if not 2 <= count <= MAX_SWEEP:
             raise ValueError
     except ValueError:
-        raise typer.BadParameter("expected START:STOP:N with N >= 2, e.g. -4:4:9", param_hint="--sweep") from None
+        raise typer.BadParameter(f"expected START:STOP:N with 2 <= N <= {MAX_SWEEP}, e.g. -4:4:9",
+                                 param_hint="--sweep") from None
     import numpy as np
 
     return [round(float(v), 6) for v in np.linspace(float(start), float(stop), count)]
@@ -157,16 +162,20 @@ def _parse_sweep(spec: str) -> list[float]:
 
 DirectionOpt = Annotated[
     list[str],
-    typer.Option("--direction", "-d", help="age, smile, pose, ganspace:NAME, ganspace:N, sefa:K or a .pt/.npy file; "
-                 "repeat for several edits at once. `stylecli directions` lists them."),
+    typer.Option("--direction", "-d", metavar="SPEC", help="age, smile, pose, ganspace:NAME, ganspace:N, sefa:K or a "
+                 ".pt/.npy file; repeat for several edits at once. `stylecli directions` lists them."),
 ]
 StrengthOpt = Annotated[
     list[float] | None,
-    typer.Option("--strength", "-s", help="Strength of the matching --direction (in order); default: the "
+    typer.Option("--strength", "-s", metavar="S", help="Strength of the matching --direction (in order); default: the "
                  "direction's own (3 for InterFaceGAN and SeFa, the published value for GANSpace)."),
 ]
-LayersOpt = Annotated[str | None, typer.Option("--layers", help="Only these W+ layers, e.g. 0-5 or 0-3,8 (inclusive).")]
-SweepOpt = Annotated[str | None, typer.Option("--sweep", help="Render N strengths from START to STOP: START:STOP:N.")]
+LayersOpt = Annotated[
+    str | None, typer.Option("--layers", metavar="LIST", help="Only these W+ layers, e.g. 0-5 or 0-3,8 (inclusive).")
+]
+SweepOpt = Annotated[
+    str | None, typer.Option("--sweep", metavar="START:STOP:N", help="Render N strengths from START to STOP.")
+]
 GridOpt = Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet.")]
 GifOpt = Annotated[bool, typer.Option("--gif", help="Also write an animation of the sweep.")]
 PasteBackOpt = Annotated[
@@ -230,8 +239,9 @@ def edit(
     def make_job():
         from stylecli.jobs import EditJob
 
-        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, max_pixels=max_pixels,
-                             detector_upsample=detector_upsample, steps=steps, w_encoder=w_encoder)
+        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
+                             max_pixels=max_pixels, detector_upsample=detector_upsample, steps=steps,
+                             w_encoder=w_encoder)
         return EditJob(editor, chosen, resolve_plan(plan, editor, layers))
 
     execute_batch(paths, make_job, options, as_json, quiet)
@@ -244,6 +254,8 @@ def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | N
     from stylecli.jobs import EditPlan
 
     strengths = list(strength or [])
+    if sweep and strengths:
+        raise typer.BadParameter("--sweep sets the strengths; drop --strength", param_hint="--sweep")
     if len(strengths) > len(direction):
         raise typer.BadParameter("more --strength values than --direction values", param_hint="--strength")
     sweep_values = _parse_sweep(sweep) if sweep else None
@@ -264,15 +276,32 @@ def resolve_plan(plan, editor, layers: str | None):
     from stylecli.editing import parse_layers
 
     chosen = parse_layers(layers, editor.n_styles)
-    return replace(plan, edits=[(editor.resolve_edit(spec, chosen), s) for spec, s in plan.edits])
+    edits = [(editor.resolve_edit(spec, chosen), s) for spec, s in plan.edits]
+    if chosen is not None:  # the layers change the pixels, so they are in the names
+        edits = [(replace(e, label=f"{e.label}_layers{layers_tag(chosen)}"), s) for e, s in edits]
+    return replace(plan, edits=edits)
+
+
+def layers_tag(layers: tuple[int, ...]) -> str:
+    """(0, 1, 2, 3, 8) -> '0-3.8': the layers in a file name."""
+    runs: list[list[int]] = []
+    for i in layers:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ".".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 @app.command()
 def mix(
     first: Annotated[Path, typer.Argument(help="Image or latent giving the base code.", show_default=False)],
     second: Annotated[Path, typer.Argument(help="Image or latent giving the mixed-in layers.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png).")] = Path("mixed.png"),
-    layers: Annotated[str, typer.Option("--layers", help="Layers taken from SECOND, e.g. 8-17.")] = "8-17",
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the output (named FIRST+SECOND_"
+                                          "layersA-B.png), or a file name whose extension (.png, .jpg, .webp) "
+                                          "sets the format.")] = Path("."),
+    layers: Annotated[str | None, typer.Option("--layers", help="Layers taken from SECOND, e.g. 8-17. Default: "
+                                               "the fine layers, 8 to the model's last.", show_default=False)] = None,
     alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="1: copy; 0.5: halfway.")] = 1.0,
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
@@ -283,17 +312,31 @@ def mix(
     """Style mixing: FIRST's code with chosen layers taken from SECOND (coarse 0-3: pose and shape,
     middle 4-7: features, fine 8+: colours and texture).
 
-    Example: stylecli mix a.jpg b.jpg --layers 8-17 -o mixed.png
+    Example: stylecli mix a.jpg b.jpg --layers 8-17 -o mixed/
     """
     with handled():
-        from stylecli.editing import parse_layers
+        from stylecli.cli.common import check_out_dir, unreadable_inputs
         from stylecli.editing.mixing import mix as mix_codes
-        from stylecli.images import write_png
+        from stylecli.images import write_image
         from stylecli.jobs import face_code
 
+        as_file = out_dir.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and not out_dir.is_dir()
+        check_out_dir(out_dir.parent if as_file else out_dir)
+        unreadable_inputs([first, second])
         editor = make_editor(checkpoint, model, device.value)
-        chosen = parse_layers(layers, editor.n_styles)
+        chosen = mix_layers(layers, editor.n_styles)
+        name = f"{first.stem}+{second.stem}_layers{layers_tag(chosen)}" + (f"_alpha{alpha:g}" if alpha != 1 else "")
+        dest = out_dir if as_file else out_dir / f"{name}.png"
+        if dest.exists() and not overwrite:
+            raise UsageError(f"{dest}: exists (pass --overwrite to replace it)")
         codes = [face_code(editor, p, not no_align) for p in (first, second)]
-        image = editor.synthesize(mix_codes(codes[0], codes[1], chosen, alpha))[0]
-        write_png(image, out, overwrite)
-    typer.echo(f"{first} + {second} (layers {layers}) -> {out}", err=True)
+        write_image(editor.synthesize(mix_codes(codes[0], codes[1], chosen, alpha))[0], dest, overwrite)
+    typer.echo(f"{first} + {second} (layers {layers_tag(chosen)}) -> {dest}", err=True)
+
+
+def mix_layers(spec: str | None, n_styles: int) -> tuple[int, ...]:
+    """--layers for mix; default the fine layers (8 to the last, or the upper half of a small model)."""
+    from stylecli.editing import parse_layers
+
+    chosen = parse_layers(spec, n_styles) if spec else tuple(range(min(8, n_styles // 2), n_styles))
+    return chosen if chosen is not None else tuple(range(n_styles))
