@@ -191,16 +191,21 @@ def lec_edit(spec: str, editor: FaceEditor):
 
 
 class _Codec:
-    """encode / synthesize on tensors, as the metrics take them."""
+    """encode / synthesize on tensors, as the metrics take them. Per-photo generator weights (HyperStyle) of the
+    last encoded batch render the codes derived from it (reconstructions, LEC's edited codes)."""
 
     def __init__(self, editor: FaceEditor):
         self.editor = editor
+        self.weights = None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.editor.encoder.encode(x).codes
+        encoded = self.editor.encoder.encode(x)
+        self.weights = encoded.weights
+        return encoded.codes
 
     def synthesize(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.editor.render(codes)
+        weights = self.weights if self.weights is not None and len(self.weights) == len(codes) else None
+        return self.editor.render(codes, weights)
 
 
 def evaluate(

@@ -39,6 +39,7 @@ class Unit:
     index: int | None = None  # face index (0 = largest) when aligned
     face: Any = None  # faces.Face when aligned here
     quad: np.ndarray | None = None  # where the face sits in `photo` (for paste-back)
+    offsets: Any = None  # a saved HyperStyle latent's compact offsets (fidelity_encoders.HyperStyleState)
 
 
 @dataclass
@@ -52,6 +53,8 @@ class Prepared:
 class Inversion:
     code: np.ndarray  # float32 [n_styles, style_dim]
     image: np.ndarray | None  # uint8 [size, size, 3]; None with --latent-only
+    weights: Any = None  # per-photo generator weights (HyperStyle), saved compactly beside the latent
+    steps: list[np.ndarray] | None = None  # images of the passes before the last (--save-steps)
 
 
 def sidecar_path(folder: Path, stem: str) -> Path:
@@ -117,7 +120,10 @@ class PhotoJob:
         if source.suffix.lower() == ".npy":
             if not self.accepts_latents:
                 raise InputError(f"{source}: a latent file; this command needs an image")
-            prepared = Prepared([Unit(stem, "", code=self.read_latent(source))])
+            from stylecli.fidelity_encoders import saved_state
+
+            unit = Unit(stem, "", code=self.read_latent(source), offsets=saved_state(self.editor.encoder, source))
+            prepared = Prepared([unit])
             return Task(source, self._outputs(stem, out_dir, prepared), 1, prepared)
         photo = self.editor.read(source)
         if not self.options.align:
@@ -150,8 +156,10 @@ class PhotoJob:
         codes, weights, k = [], [], 0
         for u in units:
             if u.code is not None:
+                from stylecli.fidelity_encoders import weights_from_state
+
                 codes.append(torch.as_tensor(u.code, device=self.editor.device))
-                weights.append(None)
+                weights.append(weights_from_state(self.editor.encoder, u.offsets))
             else:
                 codes.append(encoded.codes[k])
                 weights.append(encoded.weights[k] if encoded.weights is not None else None)
@@ -218,27 +226,54 @@ class AlignJob(PhotoJob):
 class InvertJob(PhotoJob):
     """Encode each face; write its W+ code (.npy) and, unless `latent_only`, the generator's reconstruction."""
 
-    def __init__(self, editor: FaceEditor, options: FaceOptions, latent_only: bool = False):
+    def __init__(self, editor: FaceEditor, options: FaceOptions, latent_only: bool = False,
+                 save_steps: bool = False):
+        from stylecli.fidelity_encoders import HyperStyleEncoder, ReStyleEncoder
+
         super().__init__(editor, options)
+        if save_steps and not isinstance(editor.encoder, (ReStyleEncoder, HyperStyleEncoder)):
+            raise InputError("--save-steps: this model encodes in one pass (use a ReStyle or HyperStyle model)")
         self.latent_only = latent_only
+        self.save_steps = save_steps
 
     def unit_outputs(self, stem: str, out_dir: Path) -> dict[str, Path]:
+        from stylecli.fidelity_encoders import STATE_SUFFIX, HyperStyleEncoder
+
         out = {"latent": out_dir / f"{stem}.npy"}
+        if isinstance(self.editor.encoder, HyperStyleEncoder):  # its offsets, to edit the latent later
+            out["offsets"] = out_dir / f"{stem}{STATE_SUFFIX}"
         if not self.latent_only:
             out["image"] = out_dir / f"{stem}_inversion.png"
+        if self.save_steps:  # every pass but the last, which is the reconstruction
+            out.update({f"step{t}": out_dir / f"{stem}_step{t}.png" for t in range(1, self.editor.encoder.steps)})
         return out
 
     def compute_units(self, units: list[Unit]) -> list[Inversion]:
-        codes, weights = self.codes(units)
+        encoded = self.editor.encode([u.crop for u in units])
+        codes, n = encoded.codes.cpu().numpy(), len(units)
+        weights = encoded.weights or [None] * n
         if self.latent_only:  # no generator pass: about half the time per face
-            return [Inversion(code, None) for code in codes.cpu().numpy()]
-        images = self.editor.synthesize(codes, weights)
-        return [Inversion(code, image) for code, image in zip(codes.cpu().numpy(), images)]
+            return [Inversion(code, None, w) for code, w in zip(codes, weights)]
+        images = self.editor.synthesize(encoded.codes, encoded.weights)
+        steps: list[Any] = [None] * n
+        if self.save_steps:
+            from stylecli.fidelity_encoders import step_renders
+
+            step_codes, step_weights, t = step_renders(self.editor.encoder, encoded)
+            rendered = self.editor.synthesize(step_codes, step_weights)
+            steps = [list(rendered[i * t : (i + 1) * t]) for i in range(n)]
+        return [Inversion(*r) for r in zip(codes, images, weights, steps)]
 
     def write_unit(self, unit: Unit, result: Inversion, files: dict[str, Path], overwrite: bool) -> None:
         write_latent(result.code, files["latent"], overwrite)
+        if "offsets" in files:
+            from stylecli.fidelity_encoders import save_state
+
+            save_state(result.weights.state, files["offsets"], overwrite)
         if "image" in files:
             write_png(result.image, files["image"], overwrite)
+        for t, image in enumerate(result.steps or [], start=1):
+            write_png(image, files[f"step{t}"], overwrite)
 
 
 @dataclass

@@ -112,11 +112,27 @@ class FaceEditor:
                    **options)
 
     @classmethod
-    def from_checkpoint(cls, path: Path | str, device: str | torch.device = "auto", **options: Any) -> FaceEditor:
-        """From an e4e / pSp checkpoint file (official format). options: batch_size, precision."""
+    def from_checkpoint(cls, path: Path | str, device: str | torch.device = "auto", *, steps: int | None = None,
+                        w_encoder: Path | str | None = None, **options: Any) -> FaceEditor:
+        """From a checkpoint file in its official format: e4e / pSp, ReStyle or HyperStyle (see
+        stylecli.fidelity_encoders). steps: ReStyle / HyperStyle passes (default: the checkpoint's, 5);
+        w_encoder: HyperStyle's W encoder file (default: the registry's faces_w_encoder).
+        options: batch_size, precision."""
+        from stylecli.fidelity_encoders import checkpoint_kind, load_encoder, refuse_fidelity_options
         from stylecli.loader import load_model
 
+        kind, ckpt = checkpoint_kind(Path(path))
+        if kind != "e4e":
+            return cls.from_fidelity(load_encoder(Path(path), ckpt, kind, steps, w_encoder), device, **options)
+        refuse_fidelity_options(path, steps, w_encoder)
+        del ckpt
         return cls.from_loaded(load_model(path), device, **options)
+
+    @classmethod
+    def from_fidelity(cls, loaded: Any, device: str | torch.device = "auto", **options: Any) -> FaceEditor:
+        """From a loaded ReStyle / HyperStyle checkpoint (fidelity_encoders.LoadedEncoder)."""
+        options.setdefault("domain", loaded.domain)
+        return cls(loaded.encoder, loaded.generator, device, source=loaded.source, **options)
 
     @classmethod
     def from_pretrained(cls, name: str = "e4e_ffhq", device: str | torch.device = "auto",

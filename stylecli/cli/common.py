@@ -63,7 +63,16 @@ InputsArg = Annotated[
 ]
 OutDirOpt = Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the outputs.")]
 CheckpointOpt = Annotated[
-    Path | None, typer.Option("--checkpoint", help="A local e4e/pSp checkpoint (.pt) instead of --model.")
+    Path | None,
+    typer.Option("--checkpoint", help="A local checkpoint (.pt: e4e, pSp, ReStyle or HyperStyle) instead of --model."),
+]
+StepsOpt = Annotated[
+    int | None,
+    typer.Option("--steps", min=1, help="ReStyle / HyperStyle: refinement passes (default: the model's, 5)."),
+]
+WEncoderOpt = Annotated[
+    Path | None,
+    typer.Option("--w-encoder", help="HyperStyle: its W encoder file (default: the registry's faces_w_encoder)."),
 ]
 ModelOpt = Annotated[str, typer.Option("--model", help="Registry model (see `stylecli weights list`).")]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run: auto picks CUDA, then MPS, then CPU.")]
@@ -285,6 +294,15 @@ def make_editor(checkpoint: Path | None, model: str, device: str, batch_size: in
     dev = resolve_device(device)
     if checkpoint is None:
         return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision, **options)
+    from stylecli.fidelity_encoders import checkpoint_kind, load_encoder, refuse_fidelity_options
+
+    steps, w_encoder = options.pop("steps", None), options.pop("w_encoder", None)
+    kind, ckpt = checkpoint_kind(Path(checkpoint))  # ReStyle / HyperStyle files have their own loaders
+    if kind != "e4e":
+        return FaceEditor.from_fidelity(load_encoder(Path(checkpoint), ckpt, kind, steps, w_encoder), dev,
+                                        batch_size=batch_size, precision=precision, **options)
+    refuse_fidelity_options(checkpoint, steps, w_encoder)
+    del ckpt
     loaded = load_model(checkpoint)
     if loaded.converted is not None and not quiet:
         size = loaded.converted.stat().st_size / 1e6

@@ -28,7 +28,9 @@ from stylecli.cli.common import (
     QuietOpt,
     ShardOpt,
     SkipOpt,
+    StepsOpt,
     UpsampleOpt,
+    WEncoderOpt,
     WorkersOpt,
     execute_batch,
     expand_paths,
@@ -64,6 +66,11 @@ def invert(
         typer.Option("--latent-only", help="Write only the latent (and the alignment files): no generator pass, "
                      "about half the time per face."),
     ] = False,
+    steps: StepsOpt = None,
+    save_steps: Annotated[
+        bool, typer.Option("--save-steps", help="ReStyle / HyperStyle: also each earlier pass's image, NAME_stepT.png.")
+    ] = False,
+    w_encoder: WEncoderOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -80,18 +87,23 @@ def invert(
       stylecli invert group.jpg --faces all -o out/
       stylecli invert crops/ --no-align --checkpoint e4e_ffhq_encode.pt -o out/
       stylecli invert dataset/ --latent-only -o latents/ --skip-existing
+      stylecli invert photo.jpg --model restyle_e4e_ffhq --steps 3 --save-steps
+      stylecli invert photo.jpg --model hyperstyle_ffhq     (also NAME.hyperstyle.npz: its generator offsets)
 
     Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
     """
     options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
+    if save_steps and latent_only:
+        raise typer.BadParameter("--save-steps renders images; --latent-only renders none", param_hint="--save-steps")
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
         from stylecli.jobs import InvertJob
 
         editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
-                             max_pixels=max_pixels, detector_upsample=detector_upsample)
-        return InvertJob(editor, chosen, latent_only)
+                             max_pixels=max_pixels, detector_upsample=detector_upsample, steps=steps,
+                             w_encoder=w_encoder)
+        return InvertJob(editor, chosen, latent_only, save_steps)
 
     execute_batch(paths, make_job, options, as_json, quiet)
 
@@ -192,6 +204,8 @@ def edit(
     blend: BlendOpt = "feather",
     save_latent: SaveLatentOpt = False,
     keep: KeepOpt = None,
+    steps: StepsOpt = None,
+    w_encoder: WEncoderOpt = None,
     out_dir: OutDirOpt = Path("."),
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
@@ -223,6 +237,7 @@ def edit(
       stylecli edit photo.jpg --direction age --sweep -4:4:9 --grid --gif
       stylecli edit photo.jpg --direction sefa:3 --layers 0-5 --strength 5
       stylecli edit photo.jpg --direction age --strength 3 --keep gender,beard
+      stylecli edit photo.jpg --model hyperstyle_ffhq --direction age --strength 3 --paste-back
     """
     options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
     plan = edit_plan(direction, strength, sweep, grid, gif, paste_back, save_latent, blend, keep)
@@ -232,7 +247,8 @@ def edit(
         from stylecli.jobs import EditJob
 
         editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
-                             max_pixels=max_pixels, detector_upsample=detector_upsample)
+                             max_pixels=max_pixels, detector_upsample=detector_upsample, steps=steps,
+                             w_encoder=w_encoder)
         return EditJob(editor, chosen, resolve_plan(plan, editor, layers))
 
     execute_batch(paths, make_job, options, as_json, quiet)

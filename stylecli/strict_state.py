@@ -1,0 +1,99 @@
+"""Strict, zero-copy loading of official state dicts into modules built on the meta device.
+
+Every missing or unexpected key is named in the error; shapes are checked before anything is assigned; tensors
+that the file stores once under several keys (tied) stay one tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from stylecli.checkpoint import CheckpointError, as_float32, first_line, infer_generator
+from stylecli.models.stylegan2 import Generator
+
+SHOWN_KEYS = 3
+
+
+def _keys(keys: list[str]) -> str:
+    more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
+    return ", ".join(keys[:SHOWN_KEYS]) + more
+
+
+def split_prefixes(state: dict[str, Any], prefixes: tuple[str, ...], name: str,
+                   ignored: tuple[str, ...] = ()) -> dict[str, dict[str, torch.Tensor]]:
+    """{prefix: {key without 'prefix.': tensor}}; keys under `ignored` prefixes are dropped; any other key is an
+    error that names it."""
+    parts: dict[str, dict[str, torch.Tensor]] = {p: {} for p in prefixes}
+    unexpected = []
+    for key, value in state.items():
+        head, _, rest = key.partition(".")
+        if head in parts and rest:
+            parts[head][rest] = value
+        elif head not in ignored:
+            unexpected.append(key)
+    if unexpected:
+        expected = ", ".join(f"{p}.*" for p in prefixes)
+        raise CheckpointError(f"{name}: {len(unexpected)} unexpected tensors ({_keys(unexpected)}); "
+                              f"expected only {expected}")
+    return parts
+
+
+def floats(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Half-precision tensors as float32, converting a tensor stored under several keys once (ties survive)."""
+    done: dict[int, torch.Tensor] = {}
+    out = {}
+    for k, v in state.items():
+        if id(v) not in done:
+            done[id(v)] = as_float32(v)
+        out[k] = done[id(v)]
+    return out
+
+
+def assign_strict(module: nn.Module, state: dict[str, torch.Tensor], name: str, what: str) -> None:
+    """Adopt `state`'s tensors into `module` (built on the meta device) after checking every key and shape.
+    `what` is the keys' prefix in the file (named in errors)."""
+    expected = module.state_dict()
+    missing = [f"{what}.{k}" for k in expected if k not in state]
+    unexpected = [f"{what}.{k}" for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing tensors ({_keys(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected tensors ({_keys(unexpected)})")
+        raise CheckpointError(f"{name}: does not match the {what} layout: " + "; ".join(parts))
+    for key, ref in expected.items():
+        if tuple(state[key].shape) != tuple(ref.shape):
+            raise CheckpointError(f"{name}: tensor {what}.{key} has shape {list(state[key].shape)}, "
+                                  f"expected {list(ref.shape)}")
+    try:
+        module.load_state_dict(floats(state), strict=True, assign=True)
+    except RuntimeError as exc:  # pragma: no cover - the checks above catch what load_state_dict would
+        raise CheckpointError(f"{name}: {what}: {first_line(exc)}") from None
+
+
+def generator_from_state(state: dict[str, torch.Tensor], name: str) -> Generator:
+    """A rosinality-format generator from its tensors (keys without the `decoder.` prefix)."""
+    try:
+        hp = infer_generator(state, name)
+    except KeyError as exc:
+        raise CheckpointError(f"{name}: no StyleGAN2 generator in the file (missing tensor decoder.{exc.args[0]})") \
+            from None
+    with torch.device("meta"):
+        gen = Generator(hp["size"], hp["style_dim"], hp["n_mlp"], channels=hp["channels"])
+    assign_strict(gen, state, name, "decoder")
+    return gen
+
+
+def latent_avg_of(value: Any, n_styles: int, style_dim: int, name: str) -> torch.Tensor:
+    """The mean latent as [n_styles, style_dim] (files store [n, d] or one [d] row)."""
+    if not isinstance(value, torch.Tensor):
+        raise CheckpointError(f"{name}: 'latent_avg' is missing (the first pass starts from it)")
+    if value.numel() == style_dim:
+        return value.float().reshape(1, style_dim).expand(n_styles, style_dim).clone()
+    if value.numel() == n_styles * style_dim:
+        return value.float().reshape(n_styles, style_dim).clone()
+    raise CheckpointError(f"{name}: 'latent_avg' has shape {list(value.shape)}, expected [{n_styles}, {style_dim}]")

@@ -1,0 +1,186 @@
+"""ReStyle and HyperStyle in the FaceEditor and the CLI: tiny official-format checkpoints, real pipeline."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_weights import build_hub_cache, write_registry
+from tiny_fidelity import save_tiny_hyperstyle, save_tiny_restyle
+from typer.testing import CliRunner
+
+from stylecli.cli import app
+from stylecli.fidelity_encoders import HyperStyleEncoder, HyperStyleWeights, ReStyleEncoder, load_state
+from stylecli.pipeline import FaceEditor, preprocess, to_uint8
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def restyle_file(tmp_path):
+    path = tmp_path / "tiny_restyle.pt"
+    return path, save_tiny_restyle(path)
+
+
+@pytest.fixture
+def hyperstyle_files(tmp_path):
+    return save_tiny_hyperstyle(tmp_path)
+
+
+def crop(face_png) -> np.ndarray:
+    return np.asarray(Image.open(face_png).convert("RGB"))
+
+
+def test_restyle_in_the_face_editor(restyle_file, face_png):
+    path, model = restyle_file
+    editor = FaceEditor.from_checkpoint(path, "cpu", steps=3)
+    assert isinstance(editor.encoder, ReStyleEncoder) and editor.encoder.steps == 3 and editor.domain == "ffhq"
+    pixels = crop(face_png)
+    result = editor(pixels, ["sefa:0"], align=False)[0]
+    x = preprocess(pixels)[None]
+    with torch.no_grad():
+        passes = list(model.iterate(x, 3))
+        image = to_uint8(model.synthesize(passes[-1].codes))[0]
+    face = result.faces[0]
+    assert np.abs(face.code - passes[-1].codes[0].numpy()).max() < 1e-5
+    assert np.abs(face.reconstruction.astype(int) - image).max() <= 1
+    encoded = editor.encode([pixels])
+    assert len(encoded.steps) == 3 and torch.allclose(encoded.steps[0], passes[0].codes, atol=1e-5)
+    assert face.edits[0].image.shape == image.shape and face.weights is None
+
+
+def test_hyperstyle_in_the_face_editor(hyperstyle_files, face_png):
+    model, path, w_path = hyperstyle_files
+    editor = FaceEditor.from_checkpoint(path, "cpu", w_encoder=w_path, steps=2)
+    assert isinstance(editor.encoder, HyperStyleEncoder) and editor.domain is None
+    pixels = crop(face_png)
+    face = editor(pixels, ["sefa:1"], align=False)[0].faces[0]
+    x = preprocess(pixels)[None]
+    with torch.no_grad():
+        codes = model.w_codes(x)
+        last = list(model.iterate(x, codes, 2))[-1]
+        image = to_uint8(model.synthesize(codes, last.offsets))[0]
+        plain = to_uint8(model.synthesize(codes))[0]
+    assert np.abs(face.code - codes[0].numpy()).max() < 1e-5
+    assert np.abs(face.reconstruction.astype(int) - image).max() <= 1
+    assert np.abs(plain.astype(int) - image).max() > 5  # the offsets matter
+    assert isinstance(face.weights, HyperStyleWeights) and face.weights.state.n_terms == 2
+    # the edit renders with the photo's weights: same as rendering the edited code with them directly
+    edited = torch.from_numpy(face.edits[0].code)[None]
+    with torch.no_grad():
+        expected = to_uint8(model.synthesize(edited, last.offsets))[0]
+    assert np.abs(face.edits[0].image.astype(int) - expected).max() <= 1
+
+
+def test_from_pretrained_restyle_and_hyperstyle_with_its_w_encoder(tmp_path, monkeypatch, isolated_cache,
+                                                                   restyle_file, hyperstyle_files):
+    (restyle, _), (_, hyper, w_enc) = restyle_file, hyperstyle_files
+    body = ""
+    for name, path in (("restyle_e4e_ffhq", restyle), ("hyperstyle_ffhq", hyper), ("faces_w_encoder", w_enc)):
+        content = path.read_bytes()
+        build_hub_cache(isolated_cache / "hf", f"org/{name}", path.name, content)
+        kind = "w_encoder" if name == "faces_w_encoder" else "checkpoint"
+        body += (f'[{name}]\nwhat = "t"\nkind = "{kind}"\nfile = "{path.name}"\nlicense = "t"\n'
+                 f'sha256 = "{hashlib.sha256(content).hexdigest()}"\n'
+                 f'sources = [{{ hf = "org/{name}", path = "{path.name}" }}]\n')
+    write_registry(tmp_path, monkeypatch, body)
+    assert isinstance(FaceEditor.from_pretrained("restyle_e4e_ffhq", "cpu").encoder, ReStyleEncoder)
+    editor = FaceEditor.from_pretrained("hyperstyle_ffhq", "cpu")  # the registry's faces_w_encoder
+    assert isinstance(editor.encoder, HyperStyleEncoder) and editor.encoder.steps == 5
+    assert editor.encoder.model.w_encoder is not None
+
+
+def test_cli_invert_restyle_steps_and_save_steps(tmp_path, restyle_file, face_png):
+    path, model = restyle_file
+    out = tmp_path / "out"
+    result = invoke("invert", face_png, "--no-align", "--checkpoint", path, "--steps", 3, "--save-steps", "-o", out)
+    assert result.exit_code == 0, result.output
+    x = preprocess(crop(face_png))[None]
+    with torch.no_grad():
+        passes = list(model.iterate(x, 3))
+        images = [to_uint8(model.synthesize(p.codes))[0] for p in passes]
+    assert np.abs(np.load(out / "face.npy") - passes[-1].codes[0].numpy()).max() < 1e-5
+    for t in (1, 2):
+        saved = np.asarray(Image.open(out / f"face_step{t}.png")).astype(int)
+        assert np.abs(saved - images[t - 1]).max() <= 1
+    assert not (out / "face_step3.png").exists()  # the last pass is the reconstruction
+    assert np.abs(np.asarray(Image.open(out / "face_inversion.png")).astype(int) - images[-1]).max() <= 1
+
+
+def test_cli_usage_errors(tmp_path, tiny_checkpoint, restyle_file, face_png):
+    result = invoke("invert", face_png, "--no-align", "--checkpoint", restyle_file[0], "--save-steps",
+                    "--latent-only", "-o", tmp_path)
+    assert result.exit_code == 2 and "--latent-only" in result.output
+    result = invoke("invert", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "--steps", 2, "-o", tmp_path)
+    assert result.exit_code == 1 and "one pass" in result.output and "Traceback" not in result.output
+    result = invoke("invert", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "--save-steps", "-o", tmp_path)
+    assert result.exit_code == 1 and "one pass" in result.output
+
+
+def test_cli_hyperstyle_invert_then_edit_the_saved_latent(tmp_path, hyperstyle_files, face_png):
+    model, path, w_path = hyperstyle_files
+    out = tmp_path / "out"
+    common = ("--checkpoint", path, "--w-encoder", w_path, "--steps", 2)
+    result = invoke("invert", face_png, "--no-align", *common, "-o", out)
+    assert result.exit_code == 0, result.output
+    offsets = out / "face.hyperstyle.npz"
+    assert offsets.is_file() and offsets.stat().st_size < 20_000
+    state = load_state(offsets, model)
+    x = preprocess(crop(face_png))[None]
+    with torch.no_grad():
+        last = list(model.iterate(x, model.w_codes(x), 2))[-1]
+        for ours, again in zip(last.offsets, model.offsets_of(state)):
+            assert (ours is None) == (again is None)
+            if ours is not None:
+                assert (ours - again).abs().max() < 1e-5
+    # editing the saved latent gives the image editing the photo gives
+    from_photo = invoke("edit", face_png, "--no-align", *common, "-d", "sefa:1", "-s", 2, "-o", tmp_path / "a")
+    from_latent = invoke("edit", out / "face.npy", *common, "-d", "sefa:1", "-s", 2, "-o", tmp_path / "b")
+    assert from_photo.exit_code == 0 and from_latent.exit_code == 0, from_latent.output
+    (a_png,), (b_png,) = (tmp_path / "a").glob("face_*.png"), (tmp_path / "b").glob("face_*.png")
+    assert a_png.name == b_png.name
+    a, b = (np.asarray(Image.open(p)).astype(int) for p in (a_png, b_png))
+    assert np.abs(a - b).max() <= 1
+    offsets.unlink()
+    result = invoke("edit", out / "face.npy", *common, "-d", "sefa:1", "-o", tmp_path / "c")
+    assert result.exit_code == 1 and "face.hyperstyle.npz" in result.output and "missing" in result.output
+
+
+def test_evaluate_compares_e4e_restyle_and_hyperstyle_in_one_table(tmp_path, monkeypatch, isolated_cache,
+                                                                   tiny_checkpoint, restyle_file, hyperstyle_files,
+                                                                   face_png):
+    import json
+
+    (_, hyper, w_enc) = hyperstyle_files
+    body = ""
+    for name, path in (("hyperstyle_ffhq", hyper), ("faces_w_encoder", w_enc)):
+        content = path.read_bytes()
+        build_hub_cache(isolated_cache / "hf", f"org/{name}", path.name, content)
+        body += (f'[{name}]\nwhat = "t"\nkind = "checkpoint"\nfile = "{path.name}"\nlicense = "t"\n'
+                 f'sha256 = "{hashlib.sha256(content).hexdigest()}"\n'
+                 f'sources = [{{ hf = "org/{name}", path = "{path.name}" }}]\n')
+    write_registry(tmp_path, monkeypatch, body)
+    result = invoke("evaluate", face_png, "--checkpoint", tiny_checkpoint, "--checkpoint", restyle_file[0],
+                    "--model", "hyperstyle_ffhq", "--metrics", "l2,lec,speed", "--lec-edit", "sefa:0:2", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    rows = {r["checkpoint"]: r for r in doc["results"]}
+    assert list(rows) == [str(tiny_checkpoint), str(restyle_file[0]), "hyperstyle_ffhq"]
+    for row in rows.values():
+        assert set(row["metrics"]) == {"l2", "lec"} and row["speed"]["encode_s_per_image"] > 0
+    # HyperStyle's reconstruction uses its offsets: its L2 is what the model gives with them
+    model = hyperstyle_files[0]
+    x = preprocess(crop(face_png))[None]
+    with torch.no_grad():
+        codes = model.w_codes(x)
+        offsets = list(model.iterate(x, codes, 5))[-1].offsets
+        recon = torch.nn.functional.adaptive_avg_pool2d(model.synthesize(codes, offsets), 256)
+    expected = float(((x - recon) ** 2).mean())
+    assert abs(rows["hyperstyle_ffhq"]["metrics"]["l2"]["mean"] - expected) < 1e-4 * max(1.0, expected)
