@@ -18,11 +18,21 @@ from stylecli.tuning import (
     project_w,
     render,
     save_tuned,
+    synthesis_parameters,
     tune,
 )
-from stylecli.tuning.pti import Locality
+from stylecli.tuning.pti import Locality, adam, apply_gradients
 
 FAST = {"steps": 60, "lr": 3e-3, "lpips_stop": 0.0}  # tiny random models move slowly at PTI's lr 3e-4
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (and do not fight other processes for the cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +159,23 @@ def test_fast_generator_path_gives_the_reference_gradients(setup):
     assert set(grads[0]) == set(grads[1]) and len(grads[0]) > 10
     for name, grad in grads[0].items():
         assert torch.allclose(grad, grads[1][name], rtol=1e-3, atol=1e-6), name
+
+
+def test_fused_adam_gives_the_default_update(setup):
+    """Channels-last gradients (the constant input's) once made the fused CPU Adam update the wrong elements."""
+    generator, pivot, target = setup
+    params = {n: p.detach().clone().requires_grad_(True) for n, p in synthesis_parameters(generator).items()}
+    grads = torch.autograd.grad(torch.nn.functional.mse_loss(render(generator, pivot, params), target),
+                                list(params.values()))
+    results = []
+    for make in (lambda ps: adam(ps, 3e-4), lambda ps: torch.optim.Adam(ps, lr=3e-4)):
+        copies = [p.detach().clone().requires_grad_(True) for p in params.values()]
+        optimizer = make(copies)
+        for _ in range(2):
+            apply_gradients(optimizer, copies, grads)
+        results.append(copies)
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, rtol=0, atol=1e-6)  # float rounding; the bug moved elements by 4 lr
 
 
 def test_w_projection_moves_from_the_mean_towards_the_target(setup, lpips_fn):

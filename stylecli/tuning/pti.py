@@ -12,7 +12,7 @@ Only the synthesis network is tuned: in PTI the mapping network never runs durin
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -112,6 +112,24 @@ class Locality:
         return total / c.locality_samples
 
 
+def adam(params: list[Tensor], lr: float) -> torch.optim.Optimizer:
+    """Adam with PyTorch's defaults; its fused implementation where this PyTorch has one for the device (the
+    same update, about 5x faster than the default per-tensor loop on a CPU: bench/tuning.py)."""
+    try:
+        return torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr)
+
+
+def apply_gradients(optimizer: torch.optim.Optimizer, params: list[Tensor], grads: Sequence[Tensor]) -> None:
+    """One update. Gradients get their parameter's memory layout first: the generator's channels-last
+    activations give some (the constant input's) a channels-last gradient, which the fused CPU Adam of
+    PyTorch 2.x pairs with the wrong parameter elements."""
+    for p, g in zip(params, grads):
+        p.grad = g.contiguous() if p.is_contiguous() else g
+    optimizer.step()
+
+
 def tune(
     generator: nn.Module,
     pivot: Tensor,
@@ -134,7 +152,7 @@ def tune(
         if target.shape[-1] != generator.size:
             raise ValueError(f"the target is {target.shape[-1]} px; this generator renders {generator.size} px")
         params = {n: p.detach().clone().requires_grad_(True) for n, p in synthesis_parameters(generator).items()}
-        optimizer = torch.optim.Adam(params.values(), lr=config.lr)
+        optimizer = adam(list(params.values()), config.lr)
         locality = Locality(generator, pivot, lpips, config, w_avg) if config.locality else None
 
         def evaluate() -> tuple[Tensor, Tensor, Tensor]:
@@ -156,10 +174,7 @@ def tune(
                 break
             if locality is not None:
                 loss = loss + locality.loss(params)
-            grads = torch.autograd.grad(loss, list(params.values()))
-            for p, g in zip(params.values(), grads):
-                p.grad = g
-            optimizer.step()
+            apply_gradients(optimizer, list(params.values()), torch.autograd.grad(loss, list(params.values())))
             steps += 1
         if not stopped:  # score the final weights (the loop only scores weights before each update)
             with torch.no_grad():
