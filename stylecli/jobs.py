@@ -4,19 +4,52 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stylecli.editing.base import Edit
+from stylecli.encoders import Encoded
 from stylecli.errors import InputError
 from stylecli.images import write_latent, write_png
 from stylecli.pipeline import FaceEditor
 from stylecli.runner import Item
+
+if TYPE_CHECKING:
+    from stylecli.tuning.stage import Tuner
 
 
 @dataclass
 class Inversion:
     code: Any  # float32 [n_styles, style_dim]
     image: Any  # uint8 [size, size, 3] or None
+    weights: Any = None  # GeneratorWeights of pivotal tuning, or None
+
+
+def tuning_target(editor: FaceEditor, item: Item):
+    """The item's face at the generator's resolution (the photo's FFHQ quad, or the resized aligned input)."""
+    if item.code is not None:
+        raise InputError(f"{item.source}: --tune needs the photo, not a latent: run `stylecli invert PHOTO --tune` "
+                         "(it writes the tuned weights beside the latent) or edit the photo itself")
+    return editor.target(item.photo if item.photo is not None else item.pixels,
+                         item.face.quad if item.face is not None else None)
+
+
+def tuned_weights(editor: FaceEditor, items: list[Item], codes, tuner: Tuner | None, saved: bool):
+    """Per item: (code, GeneratorWeights or None). With a tuner, photos are tuned (codes become the pivots);
+    with `saved`, a latent's `.tuned.safetensors` beside it is loaded (refused if tuned from another model)."""
+    from stylecli.tuning import load_tuned, tuned_path
+
+    weights: list[Any] = [None] * len(items)
+    if tuner is not None:
+        targets = [tuning_target(editor, item) for item in items]
+        labels = [f"{item.source}" + (f" ({item.prefix.rstrip('.')})" if item.prefix else "") for item in items]
+        encoded = editor.tune(targets, Encoded(codes), tuner, labels)
+        return encoded.codes, encoded.weights
+    if saved:
+        for i, item in enumerate(items):
+            path = tuned_path(item.source)
+            if item.code is not None and path.exists():
+                weights[i] = load_tuned(path, editor.generator)
+    return codes, weights
 
 
 def codes_of(editor: FaceEditor, items: list[Item]):
@@ -51,28 +84,40 @@ class InvertJob:
 
     accepts_latents = False
 
-    def __init__(self, inverter: FaceEditor, latent_only: bool = False):
+    def __init__(self, inverter: FaceEditor, latent_only: bool = False, tuner: Tuner | None = None):
         self.inverter = inverter
         self.latent_only = latent_only
+        self.tuner = tuner
         self.default_batch_size = inverter.batch_size
 
     def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
         out = {"latent": out_dir / f"{item.stem}.npy"}
         if not self.latent_only:
             out["image"] = out_dir / f"{item.stem}_inversion.png"
+        if self.tuner is not None:
+            from stylecli.tuning import tuned_path
+
+            out["tuned"] = tuned_path(out["latent"])
         return out
 
     def compute(self, items: list[Item]) -> list[Inversion]:
         codes = self.inverter.encode([item.pixels for item in items]).codes
+        codes, weights = tuned_weights(self.inverter, items, codes, self.tuner, saved=False)
         if self.latent_only:  # no generator pass: about half the time per face
-            return [Inversion(code, None) for code in codes.cpu().numpy()]
-        images = self.inverter.synthesize(codes)
-        return [Inversion(code, image) for code, image in zip(codes.cpu().numpy(), images)]
+            return [Inversion(code, None, w) for code, w in zip(codes.cpu().numpy(), weights)]
+        images = self.inverter.synthesize(codes, weights if self.tuner is not None else None)
+        return [Inversion(code, image, w) for code, image, w in zip(codes.cpu().numpy(), images, weights)]
 
     def write(self, item: Item, result: Inversion, targets: dict[str, Path], overwrite: bool) -> None:
         write_latent(result.code, targets["latent"], overwrite)
         if "image" in targets:
             write_png(result.image, targets["image"], overwrite)
+        if "tuned" in targets:
+            from stylecli.tuning import save_tuned
+
+            generator = self.inverter.generator
+            save_tuned(targets["tuned"], generator, result.weights, self.tuner.metadata(),
+                       base_fingerprint=self.tuner.fingerprint(generator), overwrite=overwrite)
 
 
 def strength_label(value: float) -> str:
@@ -105,9 +150,11 @@ class EditJob:
 
     accepts_latents = True
 
-    def __init__(self, inverter: FaceEditor, plan: EditPlan):
+    def __init__(self, inverter: FaceEditor, plan: EditPlan, tuner: Tuner | None = None, saved_tuning: bool = True):
         self.inverter = inverter
         self.plan = plan
+        self.tuner = tuner
+        self.saved_tuning = saved_tuning
         self.default_batch_size = max(1, inverter.batch_size // len(plan.variants()))
 
     def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
@@ -152,13 +199,16 @@ class EditJob:
         from stylecli.editing import apply_edits
 
         variants = self.plan.variants()
-        codes = codes_of(self.inverter, items)
+        codes, weights = tuned_weights(self.inverter, items, codes_of(self.inverter, items), self.tuner,
+                                       self.saved_tuning)
         edited = torch.stack([apply_edits(codes, edits) for _, edits in variants], dim=1)  # [B, V, n, d]
         batch = edited.flatten(0, 1)
+        n, v = len(items), len(variants)
+        per_image = [w for w in weights for _ in range(v)]
         if self.plan.grid:
             batch = torch.cat([batch, codes])
-        images = self.inverter.synthesize(batch)
-        n, v = len(items), len(variants)
+            per_image += weights
+        images = self.inverter.synthesize(batch, per_image if any(w is not None for w in weights) else None)
         return [
             {"codes": edited[i].cpu().numpy(), "images": images[i * v : (i + 1) * v],
              "recon": images[n * v + i] if self.plan.grid else None}

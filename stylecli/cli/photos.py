@@ -35,6 +35,17 @@ from stylecli.cli.common import (
     make_inverter,
     run_options,
 )
+from stylecli.cli.tune_opts import (
+    LocalityOpt,
+    NoTuneOpt,
+    PivotOpt,
+    TuneLrOpt,
+    TuneOpt,
+    TuneStepsOpt,
+    TuneStopOpt,
+    make_tuner,
+    saved_tuning_notes,
+)
 
 
 @app.command()
@@ -60,6 +71,12 @@ def invert(
         typer.Option("--latent-only", help="Write only the latent (and the alignment files): no generator pass, "
                      "about half the time per face."),
     ] = False,
+    tune: TuneOpt = False,
+    tune_steps: TuneStepsOpt = None,
+    tune_lr: TuneLrOpt = None,
+    tune_lpips_stop: TuneStopOpt = None,
+    locality: LocalityOpt = False,
+    pivot: PivotOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -76,17 +93,20 @@ def invert(
       stylecli invert group.jpg --faces all -o out/
       stylecli invert crops/ --no-align --checkpoint e4e_ffhq_encode.pt -o out/
       stylecli invert dataset/ --latent-only -o latents/ --skip-existing
+      stylecli invert photo.jpg --tune -o out/     # also out/photo.tuned.safetensors
 
     Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
     """
     options = run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
                            batch_size, workers)
+    tuner = make_tuner(tune, tune_steps, tune_lr, tune_lpips_stop, locality, pivot, quiet)
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
         from stylecli.jobs import InvertJob
 
-        return InvertJob(make_inverter(checkpoint, model, device.value, batch_size, precision.value), latent_only)
+        return InvertJob(make_inverter(checkpoint, model, device.value, batch_size, precision.value), latent_only,
+                         tuner)
 
     execute_batch(paths, make_job, options, as_json, quiet)
 
@@ -168,6 +188,13 @@ def edit(
                      "all: every chosen face, in one photo per variant, NAME_<variant>_pasted.png)."),
     ] = False,
     save_latent: Annotated[bool, typer.Option("--save-latent", help="Also write each edited latent (.npy).")] = False,
+    tune: TuneOpt = False,
+    no_tune: NoTuneOpt = False,
+    tune_steps: TuneStepsOpt = None,
+    tune_lr: TuneLrOpt = None,
+    tune_lpips_stop: TuneStopOpt = None,
+    locality: LocalityOpt = False,
+    pivot: PivotOpt = None,
     out_dir: OutDirOpt = Path("."),
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
@@ -189,7 +216,8 @@ def edit(
     """Edit photos (or saved latents) along semantic directions and render the results.
 
     Images are aligned and inverted first; a .npy latent written by `invert` is edited directly (no
-    re-encoding; its .align.json makes --paste-back work). Outputs are named NAME_<direction><strength>.png,
+    re-encoding; its .align.json makes --paste-back work, and its .tuned.safetensors, when `invert --tune`
+    wrote one, is rendered through unless --no-tune). Outputs are named NAME_<direction><strength>.png,
     e.g. photo_age+3.png.
 
     \b
@@ -199,6 +227,7 @@ def edit(
       stylecli edit out/photo.npy --direction ganspace:white_hair
       stylecli edit photo.jpg --direction age --sweep -4:4:9 --grid --gif
       stylecli edit photo.jpg --direction sefa:3 --layers 0-5 --strength 5
+      stylecli edit photo.jpg --tune -d smile -s 2 --paste-back
     """
     options = run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
                            batch_size, workers)
@@ -210,7 +239,11 @@ def edit(
         raise typer.BadParameter("--sweep takes a single --direction", param_hint="--sweep")
     if gif and not sweep_values:
         raise typer.BadParameter("--gif animates a --sweep", param_hint="--gif")
+    if tune and no_tune:
+        raise typer.BadParameter("--tune and --no-tune exclude each other", param_hint="--no-tune")
+    tuner = make_tuner(tune, tune_steps, tune_lr, tune_lpips_stop, locality, pivot, quiet)
     paths = expand_paths(inputs, shard, null)
+    saved_tuning_notes(paths, no_tune, quiet)
 
     def make_job():
         from stylecli.editing import parse_layers
@@ -223,7 +256,7 @@ def edit(
             for i, d in enumerate(direction)
         ]
         plan = EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent)
-        return EditJob(inverter, plan)
+        return EditJob(inverter, plan, tuner, saved_tuning=not no_tune)
 
     execute_batch(paths, make_job, options, as_json, quiet)
 

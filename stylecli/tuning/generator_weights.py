@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-GeneratorWeights = dict[str, Tensor]
+from stylecli.encoders import GeneratorWeights
+
+__all__ = ["GeneratorWeights", "fingerprint", "render", "synthesis_parameters"]
 
 MAPPING_PREFIX = "style."  # the mapping network: codes arrive as W / W+, so it never takes part
 

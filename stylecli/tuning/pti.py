@@ -68,7 +68,7 @@ class TuningResult:
 
 def target_tensor(pixels: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
     """uint8 [H, W, 3] -> [1, 3, H, W] in [-1, 1] (to tensor, then normalize with mean 0.5 and std 0.5)."""
-    x = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
+    x = torch.from_numpy(np.array(pixels, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
     return x.sub_(0.5).div_(0.5)[None].to(device)
 
 

@@ -41,9 +41,10 @@ def weight_difference(base: nn.Module, weights: GeneratorWeights, dtype: torch.d
 
 def save_tuned(
     path: Path | str, base: nn.Module, weights: GeneratorWeights, metadata: dict[str, str] | None = None,
-    dtype: torch.dtype = torch.float16, base_fingerprint: str | None = None,
+    dtype: torch.dtype = torch.float16, base_fingerprint: str | None = None, overwrite: bool = True,
 ) -> Path:
-    """Write the difference of `weights` to `base` atomically; `metadata` (strings) rides along."""
+    """Write the difference of `weights` to `base` atomically; `metadata` (strings) rides along.
+    overwrite=False: an existing file is left alone (FileExistsError)."""
     from safetensors.torch import save_file
 
     from stylecli.atomic import atomic_path
@@ -51,7 +52,7 @@ def save_tuned(
     path = Path(path)
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "base_fingerprint": base_fingerprint or fingerprint(base),
             **{k: str(v) for k, v in (metadata or {}).items()}}
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite) as tmp:
         save_file(weight_difference(base, weights, dtype), str(tmp), metadata=meta)
     return path
 
