@@ -94,3 +94,23 @@ def test_tuning_options_need_tune(tmp_path, face_png):
         result = invoke(*args, "-o", tmp_path / "out")
         assert result.exit_code == 2, (args, result.stderr)
     assert not (tmp_path / "out").exists()  # nothing was started
+
+
+def test_face_editor_tunes_between_encoding_and_editing(tiny_checkpoint, face_png):
+    from stylecli.pipeline import FaceEditor
+    from stylecli.tuning import ProjectionConfig, TuningConfig
+    from stylecli.tuning.stage import Tuner
+
+    editor = FaceEditor.from_checkpoint(tiny_checkpoint, "cpu")
+    tuner = Tuner(TuningConfig(steps=8, lr=1e-2, lpips_stop=0), pivot="project",
+                  projection=ProjectionConfig(steps=10, w_avg_samples=32))
+    plain = editor(face_png, ["sefa:0"], align=False)[0].faces[0]
+    tuned = editor(face_png, ["sefa:0"], align=False, tuner=tuner)[0].faces[0]
+    target = editor.target(face_png).astype(int)  # the 256 px photo resized to the generator's 32 px
+    assert target.shape == (32, 32, 3)
+    assert plain.weights is None and tuned.weights is not None
+    assert np.allclose(tuned.code[0], tuned.code[-1])  # the pivot is PTI's W projection: one w for every layer
+    error = [float(((f.reconstruction.astype(int) - target) ** 2).mean()) for f in (plain, tuned)]
+    assert error[1] < error[0] / 2
+    again = editor.synthesize(tuned.edits[0].code[None], [tuned.weights])[0]  # edits render through the weights
+    assert np.abs(again.astype(int) - tuned.edits[0].image.astype(int)).max() <= 1
