@@ -89,6 +89,8 @@ class InvertJob:
         self.latent_only = latent_only
         self.tuner = tuner
         self.default_batch_size = inverter.batch_size
+        if tuner is not None:
+            tuner.perceptual(inverter.device)  # fail before any work when LPIPS cannot load
 
     def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
         out = {"latent": out_dir / f"{item.stem}.npy"}
@@ -155,6 +157,8 @@ class EditJob:
         self.plan = plan
         self.tuner = tuner
         self.saved_tuning = saved_tuning
+        if tuner is not None:
+            tuner.perceptual(inverter.device)  # fail before any work when LPIPS cannot load
         self.default_batch_size = max(1, inverter.batch_size // len(plan.variants()))
 
     def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
