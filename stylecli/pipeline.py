@@ -30,7 +30,7 @@ from stylecli.convert import ENCODER_INPUT_SIZE, preprocess, to_uint8
 from stylecli.devices import PRECISIONS, cpu_supports, precision_context, resolve_device
 from stylecli.editing.base import Edit
 from stylecli.encoders import E4EEncoder, Encoded, Encoder, GeneratorWeights
-from stylecli.errors import InputError, StyleCliError
+from stylecli.errors import InputError, StyleCliError, UsageError
 from stylecli.images import DEFAULT_MAX_PIXELS
 from stylecli.results import EditedFace, FaceResult, Photo, PhotoResult, Variant
 
@@ -125,9 +125,12 @@ class FaceEditor:
         """From a registry model (weights.toml), downloaded and verified on first use."""
         from stylecli import weights
 
-        entry = weights.get_entry(name)
+        try:
+            entry = weights.get_entry(name)
+        except weights.WeightsError as exc:
+            raise UsageError(f"--model {name}: {exc}") from None
         if entry.kind != "checkpoint":
-            raise weights.WeightsError(f"--model {name}: is a {entry.kind or 'data'} file, not an encoder checkpoint")
+            raise UsageError(f"--model {name}: is a {entry.kind or 'data'} file, not an encoder checkpoint")
         return cls.from_checkpoint(weights.resolve(name), device, **options)
 
     # -- what the models are ------------------------------------------------------------------------------

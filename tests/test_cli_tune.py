@@ -13,6 +13,7 @@ from test_cli import invoke, records
 
 from stylecli.checkpoint import default_opts, save_checkpoint
 from stylecli.editing.sefa import sefa_directions
+from stylecli.models.lpips import LPIPSDistance
 from stylecli.pipeline import to_uint8
 from stylecli.tuning import load_tuned, render
 
@@ -27,7 +28,7 @@ def offline_lpips(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval().requires_grad_(False)
-    monkeypatch.setattr("stylecli.evaluation.lpips_model", lambda device: lambda a, b: net(a, b).flatten())
+    monkeypatch.setattr("stylecli.metric_nets.lpips_model", lambda device: LPIPSDistance(net))
 
 
 def png(path) -> np.ndarray:

@@ -51,7 +51,7 @@ class Tuner:
 
     def perceptual(self, device: torch.device) -> LpipsFn:
         if self.lpips is None:
-            from stylecli.evaluation import lpips_model
+            from stylecli.metric_nets import lpips_model
 
             self.lpips = lpips_model(device)
         return self.lpips
