@@ -58,9 +58,10 @@ def test_invert_tune_then_edit_the_latent_through_the_tuned_weights(tmp_path, ti
 
     # The latent alone: edits find and use the tuned weights (a note says so); --no-tune ignores them.
     args = ("edit", out / "face.npy", "-d", "sefa:0", "-s", "2", "--checkpoint", tiny_checkpoint, "-o", out / "e")
-    result = invoke(*args, "--paste-back")
+    result = invoke(*args, "--paste-back", "--json")
     assert result.exit_code == 0, result.stderr
     assert f"rendering through {tuned_file}" in result.stderr
+    assert any("rendering through" in note for note in records(result)[0]["notes"])
     direction = sefa_directions(generator, None)[0][0]  # what sefa:0 is (every layer)
     edited = (code + 2 * direction.reshape(1, -1)).astype(np.float32)
     assert np.abs(png(out / "e" / "face_sefa-0+2.png") - rendered(generator, edited, weights)).max() <= 1
