@@ -47,7 +47,7 @@ def test_invert_tune_then_edit_the_latent_through_the_tuned_weights(tmp_path, ti
     (rec,) = records(result)
     tuned_file = out / "face.tuned.safetensors"
     assert rec["outputs"]["tuned"] == str(tuned_file) and tuned_file.exists()
-    assert "tuning step 0/5" in result.stderr and "tuned in 5 steps" in result.stderr
+    assert "tuning face: step 0/5, LPIPS" in result.stderr and "face: tuned in 5 steps" in result.stderr
 
     generator = tiny_model().decoder
     code = np.load(out / "face.npy")

@@ -195,3 +195,22 @@ def test_w_projection_moves_from_the_mean_towards_the_target(setup, lpips_fn):
     assert end < start / 2
     assert config.lr_at(0.0) == 0.0 and config.lr_at(0.5) == pytest.approx(0.01)
     assert config.lr_at(0.9) == pytest.approx(0.01 * (0.5 - 0.5 * math.cos(0.4 * math.pi)))  # cosine ramp-down
+
+
+def test_progress_lines_in_logs_and_silence_when_quiet():
+    import io
+
+    from stylecli.tuning.progress import TuningBars
+    from stylecli.tuning.pti import TuningResult
+
+    stream = io.StringIO()
+    bar = TuningBars(stream=stream, interval=0.0)("photo.jpg", 350)
+    for step, lp in ((0, 0.2), (1, 0.15), (2, 0.05)):
+        bar(step, lp, 0.01)
+    bar.close(TuningResult({}, 2, 0.05, 0.01, 0.2, 0.04, True, 3.0))
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "stylecli: tuning photo.jpg: step 0/350, LPIPS 0.2000"
+    assert "step 1/350, LPIPS 0.1500, about" in lines[1] and "left" in lines[1]
+    assert lines[-1] == ("stylecli: photo.jpg: tuned in 2 steps (reached the LPIPS threshold), LPIPS 0.2000 -> "
+                         "0.0500, 3s")
+    assert TuningBars(quiet=True)("photo.jpg", 350) is None

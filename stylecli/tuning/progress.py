@@ -13,11 +13,12 @@ PLAIN_INTERVAL_S = 10.0
 
 
 class FaceProgress(Protocol):
-    """Follows the tuning of one face: called with (step, lpips, mse) at each evaluation, closed at the end."""
+    """Follows the tuning of one face: called with (step, lpips, mse) at each evaluation, closed at the end
+    (with the result; None after a W projection)."""
 
     def __call__(self, step: int, lpips: float, mse: float) -> None: ...
 
-    def close(self, result: TuningResult) -> None: ...
+    def close(self, result: TuningResult | None) -> None: ...
 
 
 def _duration(seconds: float) -> str:
@@ -42,11 +43,12 @@ class PlainProgress:
             self.last = now
             left = (self.total - step) * (now - self.start) / step if step else None
             tail = f", about {_duration(left)} left" if left is not None else ""
-            print(f"stylecli: {self.label}: tuning step {step}/{self.total}, LPIPS {lpips:.4f}{tail}",
+            print(f"stylecli: tuning {self.label}: step {step}/{self.total}, LPIPS {lpips:.4f}{tail}",
                   file=self.stream, flush=True)
 
-    def close(self, result: TuningResult) -> None:
-        print(_summary(self.label, result), file=self.stream, flush=True)
+    def close(self, result: TuningResult | None) -> None:
+        if result is not None:
+            print(_summary(self.label, result), file=self.stream, flush=True)
 
 
 class BarProgress:
@@ -57,9 +59,10 @@ class BarProgress:
     def __call__(self, step: int, lpips: float, mse: float) -> None:
         self.bar.update(self.task, completed=step, lpips=f"{lpips:.4f}")
 
-    def close(self, result: TuningResult) -> None:
+    def close(self, result: TuningResult | None) -> None:
         self.bar.stop()
-        print(_summary(self.label, result), file=self.stream, flush=True)
+        if result is not None:
+            print(_summary(self.label, result), file=self.stream, flush=True)
 
 
 class TuningBars:

@@ -81,7 +81,8 @@ def project_w(
     config: ProjectionConfig | None = None,
     progress: Callable[[int, float], None] | None = None,
 ) -> Tensor:
-    """The W pivot of `target` [1, 3, S, S] in [-1, 1], returned as a W+ code [1, n_latent, dim]."""
+    """The W pivot of `target` [1, 3, S, S] in [-1, 1], returned as a W+ code [1, n_latent, dim].
+    progress(steps done, perceptual distance) after each step."""
     config = config or ProjectionConfig()
     rng = torch.Generator().manual_seed(config.seed)
     with torch.inference_mode(False), torch.enable_grad():
@@ -109,5 +110,5 @@ def project_w(
                 for n in noises:
                     n.sub_(n.mean()).mul_(n.square().mean().rsqrt())
             if progress:
-                progress(step, float(distance))
+                progress(step + 1, float(distance))
     return w.detach()[:, None, :].expand(-1, generator.n_latent, -1).clone()

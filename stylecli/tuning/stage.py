@@ -77,7 +77,11 @@ class Tuner:
         x = target_tensor(target, device)
         pivot = code[None].to(device)
         if self.pivot == "project":
-            pivot = project_w(generator, x, lpips, self.projection)
+            bar = self.progress(f"{label} (W projection)", self.projection.steps) if self.progress else None
+            pivot = project_w(generator, x, lpips, self.projection,
+                              None if bar is None else lambda step, distance: bar(step, distance, 0.0))
+            if bar is not None:
+                bar.close(None)
         progress = self.progress(label, self.config.steps) if self.progress else None
         result = tune(generator, pivot, x, lpips, self.config, w_avg, progress)
         if progress is not None:
