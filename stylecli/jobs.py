@@ -161,7 +161,7 @@ class PhotoJob:
         photo = self.editor.read(source)
         if not self.options.align:
             prepared = Prepared([Unit(stem, "", crop=photo.pixels)], photo)
-            return Task(source, self._outputs(stem, out_dir, prepared), 1, prepared, photo.notes)
+            return Task(source, self._outputs(stem, out_dir, prepared), 1, prepared, photo.notes + squash_note(photo))
         chosen = select_faces(self.editor.detect(photo), self.options.faces, source)
         suffixed = self.options.faces != "largest"
         units = [Unit(f"{stem}_face{i}" if suffixed else stem, f"face{i}." if suffixed else "",
@@ -225,6 +225,16 @@ class PhotoJob:
 
     def write_input(self, task: Task, results: list[Any], overwrite: bool) -> None:
         pass
+
+
+def squash_note(photo: Photo) -> list[str]:
+    """--no-align resizes to a square: say so when the image is not one (a warning when it is far from one)."""
+    w, h = photo.size
+    if w == h:
+        return []
+    note = f"not square ({w}x{h}): resized to 256x256 without keeping the aspect ratio"
+    return [f"warning: {note}; align it (drop --no-align) or crop it square" if max(w, h) > 1.25 * min(w, h)
+            else note]
 
 
 def _faces_found(first_sidecar: Path) -> list[int]:

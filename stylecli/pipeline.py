@@ -72,7 +72,7 @@ class FaceEditor:
 
     encoder: an `Encoder` (None: only the photo stages read / detect / align / paste_back work).
     generator: the StyleGAN2 `Generator` the codes are rendered with.
-    batch_size: faces per encoder / generator call (default: 8 on CUDA, 4 otherwise).
+    batch_size: faces per encoder / generator call (default: 8 on CUDA, 4 on MPS, 1 on CPUs).
     precision: fp32, or bf16 / fp16 autocast.
     domain: what the generator was trained on (ffhq, cars, horse, church), for direction checks.
     """
@@ -150,8 +150,8 @@ class FaceEditor:
 
     @property
     def default_batch_size(self) -> int:
-        """Faces per model call: larger batches pay on GPUs; on CPUs a few keep memory low."""
-        return 8 if self.device.type == "cuda" else 4
+        """Faces per model call: larger batches pay on GPUs; on CPUs they do not (and delay the first result)."""
+        return {"cuda": 8, "mps": 4}.get(self.device.type, 1)
 
     # -- 1. read ------------------------------------------------------------------------------------------
 

@@ -41,6 +41,9 @@ class Reporter:
     def record(self, record: Any) -> None:
         if record.ok and record.status == "done":
             self.say(f"{record.input} -> {', '.join(record.outputs.values())}")
+            for note in record.notes:
+                if note.startswith("warning: "):
+                    self.say(f"stylecli: warning: {record.input}: {note[len('warning: '):]}")
         elif record.status == "skipped":
             self.say(f"{record.input}: skipped (outputs exist)")
         else:

@@ -9,6 +9,11 @@ from PIL import Image
 from test_cli import invoke, records
 
 
+def clean(result) -> bool:
+    """Ended by the CLI itself (an exit code), not by an exception escaping it (a traceback for a user)."""
+    return result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_quiet_silences_progress_but_never_errors(tmp_path, tiny_checkpoint, face_png):
     result = invoke("invert", tmp_path / "nope.jpg", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "-o",
                     tmp_path / "o", "-q")
@@ -55,7 +60,7 @@ def test_usage_errors_exit_2_said_once_before_inputs(tmp_path, tiny_checkpoint, 
         pytest.skip("a GPU is present")
     ckpt = () if "--checkpoint" in args or "--model" in args else ("--checkpoint", tiny_checkpoint)
     result = invoke("edit", face_png, face_png, "--no-align", *ckpt, "-o", tmp_path / "o", "--json", *args)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("stylecli: error:")]
     assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.stderr
     assert result.stdout == "" and not (tmp_path / "o").exists()
 
@@ -91,4 +96,98 @@ def test_mix_follows_the_output_contract(tmp_path, tiny_checkpoint):
     assert invoke(*base, "-o", tmp_path / "m.jpg", "--layers", "0-1").exit_code == 0
     assert Image.open(tmp_path / "m.jpg").format == "JPEG"
     bad = invoke(*base, "--layers", "8-17", "-o", tmp_path)
-    assert bad.exit_code == 2 and "Traceback" not in bad.stderr
+    assert bad.exit_code == 2 and clean(bad)
+
+
+def test_weights_import_without_a_published_hash_checks_the_architecture(tmp_path, tiny_checkpoint, monkeypatch):
+    from conftest import randomize
+
+    from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint
+
+    reg = tmp_path / "weights.toml"
+    reg.write_text('[e4e_horse]\nwhat = "t"\nkind = "checkpoint"\ndomain = "horse"\nfile = "h.pt"\nlicense = "t"\n'
+                   'sources = [{ manual = "https://example.invalid" }]\n')
+    monkeypatch.setenv("STYLECLI_WEIGHTS_TOML", str(reg))
+    (tmp_path / "notes.txt").write_text("not a model")
+    text = invoke("weights", "import", "e4e_horse", tmp_path / "notes.txt")
+    assert text.exit_code == 1 and "nothing was installed" in text.stderr
+    wrong = invoke("weights", "import", "e4e_horse", tiny_checkpoint)  # 8 style layers, not 14
+    assert wrong.exit_code == 1 and "14" in wrong.stderr and "nothing was installed" in wrong.stderr
+    config = ModelConfig(size=256, kind="e4e", style_dim=32, widths=(16, 16, 32, 32),
+                         channels={4: 16, 8: 16, 16: 16, 32: 8, 64: 8, 128: 8, 256: 8}, n_mlp=2)
+    horse = tmp_path / "horse.pt"
+    save_checkpoint(randomize(config.build()), horse, default_opts(config, dataset_type="horse_encode"))
+    ok = invoke("weights", "import", "e4e_horse", horse)
+    assert ok.exit_code == 0 and "not verified against a published hash" in ok.stderr, ok.stderr
+    assert invoke("weights", "import", "nosuch", horse).exit_code == 2
+
+
+def test_a_cache_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
+    reg = tmp_path / "weights.toml"
+    reg.write_text('[thing]\nwhat = "t"\nkind = "data"\nfile = "t.bin"\nlicense = "t"\n'
+                   'sources = [{ manual = "https://example.invalid" }]\n')
+    monkeypatch.setenv("STYLECLI_WEIGHTS_TOML", str(reg))
+    (tmp_path / "blocker").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("STYLECLI_CACHE", str(tmp_path / "blocker" / "cache"))
+    import torch
+
+    torch.save({"x": torch.zeros(1)}, tmp_path / "t.bin")
+    result = invoke("weights", "import", "thing", tmp_path / "t.bin")
+    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1 and clean(result)
+
+
+def test_evaluate_out_of_the_box(tmp_path, tiny_checkpoint, face_png, monkeypatch):
+    from stylecli import evaluation
+
+    real = evaluation.missing_package
+    monkeypatch.setattr(evaluation, "missing_package", lambda m: "pip install 'stylecli[eval]'" if m in (
+        "lpips", "msssim") else real(m))
+    names, notes = evaluation.parse_metrics(None)
+    assert names == ["l2", "id", "lec"] and "lpips, msssim" in notes[0] and "stylecli[eval]" in notes[0]
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    for i in range(2):
+        Image.open(face_png).rotate(90 * i).save(folder / f"f{i}.png")
+    base = ("evaluate", folder, "--checkpoint", tiny_checkpoint, "--json")
+    missing = invoke(*base, "--metrics", "l2,msssim")
+    assert missing.exit_code == 2 and "pip install 'stylecli[eval]'" in missing.stderr and missing.stdout == ""
+    result = invoke(*base, "--metrics", "l2,speed", "--csv", tmp_path / "r.csv")
+    assert result.exit_code == 0, result.stderr
+    doc = __import__("json").loads(result.stdout)
+    assert 0 < doc["results"][0]["metrics"]["l2"]["mean"] <= 4  # images in [-1, 1]: clamped reconstructions
+    assert doc["results"][0]["speed"]["encode_s_per_image"] > 0
+    again = invoke(*base, "--metrics", "l2", "--csv", tmp_path / "r.csv")
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    assert invoke(*base, "--metrics", "l2", "--csv", tmp_path / "r.csv", "--overwrite").exit_code == 0
+
+
+def test_converted_copies_are_announced_listed_and_cleaned(tmp_path, tiny_checkpoint, face_png):
+    base = ("invert", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "--latent-only")
+    first = invoke(*base, "-o", tmp_path / "a")
+    assert first.exit_code == 0 and "fast-loading copy" in first.stderr
+    assert "fast-loading copy" not in invoke(*base, "-o", tmp_path / "b").stderr  # made once
+    listing = invoke("cache", "list", "--json")
+    rows = records(listing)
+    assert len(rows) == 1 and rows[0]["source"] == str(tiny_checkpoint.resolve())
+    assert invoke("cache", "clean", "--older-than", "30d").exit_code == 0 and len(records(invoke("cache", "list",
+                                                                                            "--json"))) == 1
+    assert invoke("cache", "clean").exit_code == 0 and records(invoke("cache", "list", "--json")) == []
+    assert invoke("cache", "clean", "--older-than", "soon").exit_code == 2
+
+
+def test_an_image_given_as_checkpoint_is_named_as_such(tmp_path, face_png):
+    Image.open(face_png).save(tmp_path / "photo.jpg")
+    result = invoke("invert", face_png, "--no-align", "--checkpoint", tmp_path / "photo.jpg", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "not a checkpoint but a JPEG image" in result.stderr
+
+
+def test_conversions_are_noted_and_an_empty_folder_is_named(tmp_path, face_png):
+    from stylecli.images import read_image
+
+    Image.open(face_png).convert("L").save(tmp_path / "grey.png")
+    Image.open(face_png).convert("P").save(tmp_path / "pal.png")
+    assert read_image(tmp_path / "grey.png").notes == ["grayscale image converted to RGB"]
+    assert read_image(tmp_path / "pal.png").notes == ["palette image converted to RGB"]
+    (tmp_path / "empty").mkdir()
+    result = invoke("align", tmp_path / "empty", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and str(tmp_path / "empty") in result.stderr

@@ -108,8 +108,8 @@ def invert(
     def make_job():
         from stylecli.jobs import InvertJob
 
-        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, max_pixels=max_pixels,
-                             detector_upsample=detector_upsample)
+        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
+                             max_pixels=max_pixels, detector_upsample=detector_upsample)
         return InvertJob(editor, chosen, latent_only, tuner)
 
     execute_batch(paths, make_job, options, as_json, quiet)
@@ -125,7 +125,6 @@ def align(
     max_pixels: MaxPixelsOpt = 100_000_000,
     skip_existing: SkipOpt = False,
     shard: ShardOpt = None,
-    batch_size: BatchOpt = None,
     workers: WorkersOpt = 2,
     null: NulOpt = False,
     as_json: JsonOpt = False,
@@ -140,7 +139,7 @@ def align(
       stylecli align group.jpg --faces all -o aligned/ --json
       stylecli align shots/ -o aligned/
     """
-    options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(False, faces)
+    options, chosen = run_options(out_dir, overwrite, skip_existing, None, workers), face_options(False, faces)
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
@@ -151,14 +150,18 @@ def align(
     execute_batch(paths, make_job, options, as_json, quiet)
 
 
+MAX_SWEEP = 100  # renders per input; each is a generator pass
+
+
 def _parse_sweep(spec: str) -> list[float]:
     try:
         start, stop, n = spec.split(":")
         count = int(n)
-        if count < 2:
+        if not 2 <= count <= MAX_SWEEP:
             raise ValueError
     except ValueError:
-        raise typer.BadParameter("expected START:STOP:N with N >= 2, e.g. -4:4:9", param_hint="--sweep") from None
+        raise typer.BadParameter(f"expected START:STOP:N with 2 <= N <= {MAX_SWEEP}, e.g. -4:4:9",
+                                 param_hint="--sweep") from None
     import numpy as np
 
     return [round(float(v), 6) for v in np.linspace(float(start), float(stop), count)]
@@ -166,16 +169,20 @@ def _parse_sweep(spec: str) -> list[float]:
 
 DirectionOpt = Annotated[
     list[str],
-    typer.Option("--direction", "-d", help="age, smile, pose, ganspace:NAME, ganspace:N, sefa:K or a .pt/.npy file; "
-                 "repeat for several edits at once. `stylecli directions` lists them."),
+    typer.Option("--direction", "-d", metavar="SPEC", help="age, smile, pose, ganspace:NAME, ganspace:N, sefa:K or a "
+                 ".pt/.npy file; repeat for several edits at once. `stylecli directions` lists them."),
 ]
 StrengthOpt = Annotated[
     list[float] | None,
-    typer.Option("--strength", "-s", help="Strength of the matching --direction (in order); default: the "
+    typer.Option("--strength", "-s", metavar="S", help="Strength of the matching --direction (in order); default: the "
                  "direction's own (3 for InterFaceGAN and SeFa, the published value for GANSpace)."),
 ]
-LayersOpt = Annotated[str | None, typer.Option("--layers", help="Only these W+ layers, e.g. 0-5 or 0-3,8 (inclusive).")]
-SweepOpt = Annotated[str | None, typer.Option("--sweep", help="Render N strengths from START to STOP: START:STOP:N.")]
+LayersOpt = Annotated[
+    str | None, typer.Option("--layers", metavar="LIST", help="Only these W+ layers, e.g. 0-5 or 0-3,8 (inclusive).")
+]
+SweepOpt = Annotated[
+    str | None, typer.Option("--sweep", metavar="START:STOP:N", help="Render N strengths from START to STOP.")
+]
 GridOpt = Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet.")]
 GifOpt = Annotated[bool, typer.Option("--gif", help="Also write an animation of the sweep.")]
 PasteBackOpt = Annotated[
@@ -249,8 +256,8 @@ def edit(
     def make_job():
         from stylecli.jobs import EditJob
 
-        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, max_pixels=max_pixels,
-                             detector_upsample=detector_upsample)
+        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
+                             max_pixels=max_pixels, detector_upsample=detector_upsample)
         return EditJob(editor, chosen, resolve_plan(plan, editor, layers), tuner, saved_tuning=not no_tune)
 
     execute_batch(paths, make_job, options, as_json, quiet)
