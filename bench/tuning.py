@@ -91,6 +91,7 @@ def step_parts(generator, pivot, target, lp, repeats: int) -> dict:
     import torch.nn.functional as F
 
     from stylecli.tuning import render, synthesis_parameters
+    from stylecli.tuning.pti import apply_gradients
 
     params = {n: p.detach().clone().requires_grad_(True) for n, p in synthesis_parameters(generator).items()}
     parts: dict[str, list[float]] = {"forward": [], "losses": [], "backward": []}
@@ -108,13 +109,11 @@ def step_parts(generator, pivot, target, lp, repeats: int) -> dict:
     updated = {}
     for name, options in {"adam_default": {}, "adam_foreach": {"foreach": True}, "adam_fused": {"fused": True}}.items():
         copies = [p.detach().clone().requires_grad_(True) for p in params.values()]
-        for c, g in zip(copies, grads):
-            c.grad = g
         try:
             opt = torch.optim.Adam(copies, lr=3e-4, **options)
-            opt.step()
+            apply_gradients(opt, copies, grads)
             t0 = time.perf_counter()
-            opt.step()
+            apply_gradients(opt, copies, grads)
             result[name] = time.perf_counter() - t0
             updated[name] = copies
         except (RuntimeError, TypeError) as exc:
