@@ -47,7 +47,6 @@ from stylecli.cli.tune_opts import (
     TuneStepsOpt,
     TuneStopOpt,
     make_tuner,
-    saved_tuning_notes,
 )
 from stylecli.errors import UsageError
 
@@ -75,12 +74,8 @@ def invert(
         typer.Option("--latent-only", help="Write only the latent (and the alignment files): no generator pass, "
                      "about half the time per face."),
     ] = False,
-    tune: TuneOpt = False,
-    tune_steps: TuneStepsOpt = None,
-    tune_lr: TuneLrOpt = None,
-    tune_lpips_stop: TuneStopOpt = None,
-    locality: LocalityOpt = False,
-    pivot: PivotOpt = None,
+    tune: TuneOpt = False, tune_steps: TuneStepsOpt = None, tune_lr: TuneLrOpt = None,  # pivotal tuning
+    tune_lpips_stop: TuneStopOpt = None, locality: LocalityOpt = False, pivot: PivotOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -205,13 +200,8 @@ def edit(
     paste_back: PasteBackOpt = False,
     blend: BlendOpt = "feather",
     save_latent: SaveLatentOpt = False,
-    tune: TuneOpt = False,
-    no_tune: NoTuneOpt = False,
-    tune_steps: TuneStepsOpt = None,
-    tune_lr: TuneLrOpt = None,
-    tune_lpips_stop: TuneStopOpt = None,
-    locality: LocalityOpt = False,
-    pivot: PivotOpt = None,
+    tune: TuneOpt = False, no_tune: NoTuneOpt = False, tune_steps: TuneStepsOpt = None, tune_lr: TuneLrOpt = None,
+    tune_lpips_stop: TuneStopOpt = None, locality: LocalityOpt = False, pivot: PivotOpt = None,  # pivotal tuning
     out_dir: OutDirOpt = Path("."),
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
@@ -232,9 +222,9 @@ def edit(
 ) -> None:
     """Edit photos (or saved latents) along semantic directions and render the results.
 
-    Images are aligned and inverted first; a .npy latent written by `invert` is edited directly (no
-    re-encoding; its .align.json makes --paste-back work, and its .tuned.safetensors from `invert --tune` is
-    rendered through unless --no-tune). Outputs are named NAME_<direction><strength>.png.
+    Images are aligned and inverted first; a .npy latent written by `invert` is edited directly (no re-encoding;
+    its .align.json makes --paste-back work, its .tuned.safetensors is used unless --no-tune). Outputs are named
+    NAME_<direction><strength>.png.
 
     \b
     Examples:
@@ -247,11 +237,8 @@ def edit(
     """
     options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
     plan = edit_plan(direction, strength, sweep, grid, gif, paste_back, save_latent, blend)
-    if tune and no_tune:
-        raise typer.BadParameter("--tune and --no-tune exclude each other", param_hint="--no-tune")
-    tuner = make_tuner(tune, tune_steps, tune_lr, tune_lpips_stop, locality, pivot, quiet)
     paths = expand_paths(inputs, shard, null)
-    saved_tuning_notes(paths, no_tune, quiet)
+    tuner = make_tuner(tune, tune_steps, tune_lr, tune_lpips_stop, locality, pivot, quiet, no_tune, paths)
 
     def make_job():
         from stylecli.jobs import EditJob

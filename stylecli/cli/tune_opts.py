@@ -34,13 +34,17 @@ NoTuneOpt = Annotated[bool, typer.Option(
 
 
 def make_tuner(tune: bool, steps: int | None, lr: float | None, stop: float | None, locality: bool,
-               pivot: PivotKind | None, quiet: bool):
-    """A Tuner for --tune, None without it; tuning options without --tune are a usage error."""
+               pivot: PivotKind | None, quiet: bool, no_tune: bool = False, inputs: list[Path] | None = None):
+    """A Tuner for --tune, None without it; tuning options without --tune are a usage error. Without --tune,
+    `edit` says which input latents render through their saved tuned weights (`inputs`)."""
+    if tune and no_tune:
+        raise typer.BadParameter("--tune and --no-tune exclude each other", param_hint="--no-tune")
     given = [name for name, value in (("--tune-steps", steps), ("--tune-lr", lr), ("--tune-lpips-stop", stop),
                                       ("--locality", locality or None), ("--pivot", pivot)) if value is not None]
     if not tune:
         if given:
             raise typer.BadParameter(f"{given[0]} needs --tune", param_hint=given[0])
+        saved_tuning_notes(inputs or [], no_tune, quiet)
         return None
     if lr is not None and not lr > 0:
         raise typer.BadParameter(f"{lr} is not a learning rate (> 0)", param_hint="--tune-lr")
