@@ -46,7 +46,7 @@ def test_invert_tune_then_edit_the_latent_through_the_tuned_weights(tmp_path, ti
     assert result.exit_code == 0, result.stderr
     (rec,) = records(result)
     tuned_file = out / "face.tuned.safetensors"
-    assert rec["outputs"]["tuned"] == str(tuned_file) and tuned_file.exists()
+    assert rec["outputs"]["face0.tuned"] == str(tuned_file) and tuned_file.exists()
     assert "tuning face: step 0/5, LPIPS" in result.stderr and "face: tuned in 5 steps" in result.stderr
 
     generator = tiny_model().decoder
@@ -84,7 +84,7 @@ def test_edit_tune_from_the_photo_with_paste_back(tmp_path, tiny_checkpoint, fac
                     "--paste-back", "--checkpoint", tiny_checkpoint, "-o", out, "--json")
     assert result.exit_code == 0, result.stderr
     outputs = records(result)[0]["outputs"]
-    assert set(outputs) >= {"sefa-1+3", "sefa-1+3.pasted", "aligned", "alignment"}
+    assert set(outputs) >= {"face0.sefa-1+3", "sefa-1+3.pasted", "face0.aligned", "face0.alignment"}
     assert png(outputs["sefa-1+3.pasted"]).shape == png(face_png).shape
 
 
