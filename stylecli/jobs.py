@@ -11,15 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from stylecli.errors import InputError
+from stylecli.errors import InputError, UsageError
 from stylecli.images import write_latent, write_png
 from stylecli.pipeline import FaceEditor
 from stylecli.results import Photo, Variant
 from stylecli.runner import Task
+
+if TYPE_CHECKING:
+    from stylecli.tuning.stage import Tuner
 
 
 @dataclass
@@ -40,6 +43,8 @@ class Unit:
     face: Any = None  # faces.Face when aligned here
     quad: np.ndarray | None = None  # where the face sits in `photo` (for paste-back)
     offsets: Any = None  # a saved HyperStyle latent's compact offsets (fidelity_encoders.HyperStyleState)
+    target: np.ndarray | None = None  # with --tune: the face at the generator's resolution
+    weights: Any = None  # a saved latent's tuned GeneratorWeights (from NAME.tuned.safetensors)
 
 
 @dataclass
@@ -53,7 +58,7 @@ class Prepared:
 class Inversion:
     code: np.ndarray  # float32 [n_styles, style_dim]
     image: np.ndarray | None  # uint8 [size, size, 3]; None with --latent-only
-    weights: Any = None  # per-photo generator weights (HyperStyle), saved compactly beside the latent
+    weights: Any = None  # per-photo generator weights (HyperStyle offsets or --tune), saved beside the latent
     steps: list[np.ndarray] | None = None  # images of the passes before the last (--save-steps)
 
 
@@ -67,12 +72,23 @@ class PhotoJob:
 
     accepts_latents = False
 
-    def __init__(self, editor: FaceEditor, options: FaceOptions):
+    def __init__(self, editor: FaceEditor, options: FaceOptions, tuner: Tuner | None = None,
+                 saved_tuning: bool = False):
         self.editor = editor
         self.options = options
         self.default_batch_size = editor.batch_size
+        self.tuner = tuner  # pivotal tuning of each face (--tune)
+        self.saved_tuning = saved_tuning  # render saved latents through their NAME.tuned.safetensors
+        self._generator_fingerprint: str | None = None
         if options.align:
             editor.aligner  # noqa: B018 - load dlib's models now: a missing model is one error, not one per input
+        if tuner is not None:
+            from stylecli.fidelity_encoders import HyperStyleEncoder
+
+            if isinstance(editor.encoder, HyperStyleEncoder):
+                raise UsageError("--tune: a HyperStyle model already adapts the generator to each photo; "
+                                 "tune from an e4e or ReStyle model instead")
+            tuner.perceptual(editor.device)  # a missing LPIPS network is one error before any work
 
     # -- what an input writes -----------------------------------------------------------------------------
 
@@ -115,6 +131,35 @@ class PhotoJob:
     # -- reading -------------------------------------------------------------------------------------------
 
     def prepare(self, source: Path, stem: str, out_dir: Path) -> Task:
+        task = self._prepare(source, stem, out_dir)
+        if self.tuner is not None or self.saved_tuning:
+            self._prepare_tuning(source, task)
+        return task
+
+    def _prepare_tuning(self, source: Path, task: Task) -> None:
+        """--tune: each face's target at full resolution; a latent: its saved tuned weights, when present."""
+        from stylecli.tuning import load_tuned, tuned_path
+
+        prepared: Prepared = task.data
+        for unit in prepared.units:
+            if unit.code is None and self.tuner is not None:
+                unit.target = self.editor.target(prepared.photo, unit.quad)
+            elif self.tuner is not None:
+                raise InputError(f"{source}: --tune needs the photo, not a latent: run `stylecli invert PHOTO --tune`"
+                                 " (it writes the tuned weights beside the latent) or edit the photo itself")
+            elif tuned_path(source).is_file():
+                unit.weights = load_tuned(tuned_path(source), self.editor.generator, self._fingerprint())
+                task.notes.append(f"rendering through {tuned_path(source)} (--no-tune ignores it)")
+
+    def _fingerprint(self) -> str:
+        """The generator's fingerprint, computed once (saved tuned weights are checked against it)."""
+        if self._generator_fingerprint is None:
+            from stylecli.tuning import fingerprint
+
+            self._generator_fingerprint = fingerprint(self.editor.generator)
+        return self._generator_fingerprint
+
+    def _prepare(self, source: Path, stem: str, out_dir: Path) -> Task:
         from stylecli.faces import select_faces
 
         if source.suffix.lower() == ".npy":
@@ -129,13 +174,20 @@ class PhotoJob:
         if not self.options.align:
             prepared = Prepared([Unit(stem, "", crop=photo.pixels)], photo)
             return Task(source, self._outputs(stem, out_dir, prepared), 1, prepared, photo.notes + squash_note(photo))
-        chosen = select_faces(self.editor.detect(photo), self.options.faces, source)
+        found = self.editor.detect(photo)
+        if not found:
+            raise InputError(self.no_face_message(source))
+        chosen = select_faces(found, self.options.faces, source)
         suffixed = self.options.faces != "largest"
         units = [Unit(f"{stem}_face{i}" if suffixed else stem, f"face{i}.",
                       crop=self.editor.align(photo, face), index=i, face=face, quad=face.quad) for i, face in chosen]
         prepared = Prepared(units, photo, found=len(units))
         details = {"faces": [{"index": u.index, **u.face.to_dict()} for u in units]}
         return Task(source, self._outputs(stem, out_dir, prepared), len(units), prepared, photo.notes, details)
+
+    def no_face_message(self, source: Path) -> str:
+        return (f"no face found in {source}; pass --no-align if the image is already an aligned crop, "
+                "or --detector-upsample 2 for very small faces")
 
     def read_latent(self, source: Path) -> np.ndarray:
         """A saved latent, checked against the model before any work (wrong styles or width: this input fails)."""
@@ -153,13 +205,16 @@ class PhotoJob:
 
         to_encode = [u for u in units if u.code is None]
         encoded = self.editor.encode([u.crop for u in to_encode]) if to_encode else None
+        if encoded is not None and self.tuner is not None:
+            encoded = self.editor.tune([u.target for u in to_encode], encoded, self.tuner, [u.stem for u in to_encode])
         codes, weights, k = [], [], 0
         for u in units:
             if u.code is not None:
                 from stylecli.fidelity_encoders import weights_from_state
 
                 codes.append(torch.as_tensor(u.code, device=self.editor.device))
-                weights.append(weights_from_state(self.editor.encoder, u.offsets))
+                weights.append(u.weights if u.weights is not None
+                               else weights_from_state(self.editor.encoder, u.offsets))
             else:
                 codes.append(encoded.codes[k])
                 weights.append(encoded.weights[k] if encoded.weights is not None else None)
@@ -222,15 +277,18 @@ class AlignJob(PhotoJob):
         super().__init__(editor, options)
         self.default_batch_size = 8
 
+    def no_face_message(self, source: Path) -> str:
+        return f"no face found in {source}; try --detector-upsample 2 for very small faces"
+
 
 class InvertJob(PhotoJob):
     """Encode each face; write its W+ code (.npy) and, unless `latent_only`, the generator's reconstruction."""
 
     def __init__(self, editor: FaceEditor, options: FaceOptions, latent_only: bool = False,
-                 save_steps: bool = False):
+                 tuner: Tuner | None = None, save_steps: bool = False):
         from stylecli.fidelity_encoders import HyperStyleEncoder, ReStyleEncoder
 
-        super().__init__(editor, options)
+        super().__init__(editor, options, tuner)
         if save_steps and not isinstance(editor.encoder, (ReStyleEncoder, HyperStyleEncoder)):
             raise InputError("--save-steps: this model encodes in one pass (use a ReStyle or HyperStyle model)")
         self.latent_only = latent_only
@@ -246,22 +304,33 @@ class InvertJob(PhotoJob):
             out["image"] = out_dir / f"{stem}_inversion.png"
         if self.save_steps:  # every pass but the last, which is the reconstruction
             out.update({f"step{t}": out_dir / f"{stem}_step{t}.png" for t in range(1, self.editor.encoder.steps)})
+        if self.tuner is not None:
+            from stylecli.tuning import tuned_path
+
+            out["tuned"] = tuned_path(out["latent"])
         return out
 
     def compute_units(self, units: list[Unit]) -> list[Inversion]:
+        if self.save_steps:
+            return self._compute_with_steps(units)
+        codes, weights = self.codes(units)
+        per_unit = weights or [None] * len(units)
+        if self.latent_only:  # no generator pass: about half the time per face
+            return [Inversion(code, None, w) for code, w in zip(codes.cpu().numpy(), per_unit)]
+        images = self.editor.synthesize(codes, weights)
+        return [Inversion(code, image, w) for code, image, w in zip(codes.cpu().numpy(), images, per_unit)]
+
+    def _compute_with_steps(self, units: list[Unit]) -> list[Inversion]:
+        """--save-steps (never with --tune): the iterative encoder's passes rendered beside the result."""
+        from stylecli.fidelity_encoders import step_renders
+
         encoded = self.editor.encode([u.crop for u in units])
         codes, n = encoded.codes.cpu().numpy(), len(units)
         weights = encoded.weights or [None] * n
-        if self.latent_only:  # no generator pass: about half the time per face
-            return [Inversion(code, None, w) for code, w in zip(codes, weights)]
         images = self.editor.synthesize(encoded.codes, encoded.weights)
-        steps: list[Any] = [None] * n
-        if self.save_steps:
-            from stylecli.fidelity_encoders import step_renders
-
-            step_codes, step_weights, t = step_renders(self.editor.encoder, encoded)
-            rendered = self.editor.synthesize(step_codes, step_weights)
-            steps = [list(rendered[i * t : (i + 1) * t]) for i in range(n)]
+        step_codes, step_weights, t = step_renders(self.editor.encoder, encoded)
+        rendered = self.editor.synthesize(step_codes, step_weights)
+        steps = [list(rendered[i * t : (i + 1) * t]) for i in range(n)]
         return [Inversion(*r) for r in zip(codes, images, weights, steps)]
 
     def write_unit(self, unit: Unit, result: Inversion, files: dict[str, Path], overwrite: bool) -> None:
@@ -274,6 +343,12 @@ class InvertJob(PhotoJob):
             write_png(result.image, files["image"], overwrite)
         for t, image in enumerate(result.steps or [], start=1):
             write_png(image, files[f"step{t}"], overwrite)
+        if "tuned" in files:
+            from stylecli.tuning import save_tuned
+
+            generator = self.editor.generator
+            save_tuned(files["tuned"], generator, result.weights, self.tuner.metadata(),
+                       base_fingerprint=self.tuner.fingerprint(generator), overwrite=overwrite)
 
 
 @dataclass
@@ -314,8 +389,9 @@ class EditJob(PhotoJob):
 
     accepts_latents = True
 
-    def __init__(self, editor: FaceEditor, options: FaceOptions, plan: EditPlan):
-        super().__init__(editor, options)
+    def __init__(self, editor: FaceEditor, options: FaceOptions, plan: EditPlan, tuner: Tuner | None = None,
+                 saved_tuning: bool = True):
+        super().__init__(editor, options, tuner, saved_tuning)
         self.plan = plan
         self.variants = plan.variants()
         self.default_batch_size = max(1, editor.batch_size // len(self.variants))

@@ -1,6 +1,6 @@
 """The editing pipeline: one object that takes photos through every stage, in this order.
 
-    read -> detect -> align -> encode -> edit -> synthesize -> paste back
+    read -> detect -> align -> encode -> [tune] -> edit -> synthesize -> paste back
 
 Each stage is a method that can be called on its own; `FaceEditor.__call__` runs them all and returns typed
 results (stylecli.results). The CLI jobs, evaluation and any other front end call these same methods.
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from stylecli.faces import Face
     from stylecli.loader import LoadedModel
     from stylecli.models.stylegan2 import Generator
+    from stylecli.tuning.stage import Tuner
 
 __all__ = ["ENCODER_INPUT_SIZE", "PRECISIONS", "FaceEditor", "cpu_supports", "precision_context", "preprocess",
            "resolve_device", "to_uint8"]
@@ -242,6 +243,25 @@ class FaceEditor:
             return Encoded(torch.empty(0, self.n_styles, self.style_dim, device=self.device))
         return Encoded.concat(parts)
 
+    # -- 4b. tune (optional) -------------------------------------------------------------------------------
+
+    def target(self, photo: PhotoLike, face: Face | np.ndarray | None = None) -> np.ndarray:
+        """The face at the generator's resolution (the same FFHQ quad warped to `size` px): what tuning fits.
+        Without a face, the photo is an aligned crop already and is resized."""
+        from stylecli.tuning.stage import full_size_target
+
+        quad = face if isinstance(face, np.ndarray) or face is None else face.quad
+        return full_size_target(self.read(photo).pixels, quad, self.size)
+
+    def tune(self, targets: Sequence[np.ndarray], encoded: Encoded, tuner: Tuner,
+             labels: Sequence[str] | None = None) -> Encoded:
+        """Pivotal tuning, face by face: the pivots (the encoded codes, or PTI's W projections) as codes, with
+        per-face GeneratorWeights that make each pivot render its target (see `target`)."""
+        w_avg = getattr(self.encoder, "latent_avg", None)
+        tuned, _ = tuner.tune_faces(self._need_generator(), targets, encoded,
+                                    None if w_avg is None else w_avg[:1], labels)
+        return tuned
+
     # -- 5. edit ------------------------------------------------------------------------------------------
 
     def resolve_edit(self, spec: str, layers: tuple[int, ...] | None = None) -> Edit:
@@ -358,18 +378,20 @@ class FaceEditor:
         blend: str = "feather",
         reconstruct: bool = True,
         keep: Sequence[str | Edit] = (),
+        tuner: Tuner | None = None,
     ) -> list[PhotoResult]:
         """Run every stage on photos (paths or uint8 arrays) and return one PhotoResult per photo.
 
         faces: largest, all, or an index (0 = largest). align=False: each photo is an aligned crop already.
         edits: one item per output variant (see `variants`). paste_back: also each variant as a whole photo.
         keep: directions every edit must not move along (see `keep`); the cosines go into each result's notes.
+        tuner: pivotal tuning (stylecli.tuning.Tuner) between encoding and editing; edits render through it.
         """
         from stylecli.faces import select_faces
 
         if isinstance(photos, (str, Path, np.ndarray, Photo)):
             photos = [photos]
-        results, crops = [], []
+        results, crops, targets = [], [], []
         for item in photos:
             photo = self.read(item)
             result = PhotoResult(photo.source, photo.pixels, photo.notes)
@@ -381,8 +403,12 @@ class FaceEditor:
             else:
                 result.faces.append(FaceResult(0, photo.pixels, code=None))  # type: ignore[arg-type]
             crops += [f.crop for f in result.faces]
+            if tuner is not None:
+                targets += [self.target(photo, f.quad) for f in result.faces]
             results.append(result)
         encoded = self.encode(crops)
+        if tuner is not None:
+            encoded = self.tune(targets, encoded, tuner)
         variants = self.variants(edits)
         if keep:
             variants, notes = self._keep_variants(variants, keep)

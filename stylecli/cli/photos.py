@@ -40,6 +40,16 @@ from stylecli.cli.common import (
     photo_editor,
     run_options,
 )
+from stylecli.cli.tune_opts import (
+    LocalityOpt,
+    NoTuneOpt,
+    PivotOpt,
+    TuneLrOpt,
+    TuneOpt,
+    TuneStepsOpt,
+    TuneStopOpt,
+    make_tuner,
+)
 from stylecli.errors import UsageError
 
 
@@ -71,6 +81,8 @@ def invert(
         bool, typer.Option("--save-steps", help="ReStyle / HyperStyle: also each earlier pass's image, NAME_stepT.png.")
     ] = False,
     w_encoder: WEncoderOpt = None,
+    tune: TuneOpt = False, tune_steps: TuneStepsOpt = None, tune_lr: TuneLrOpt = None,  # pivotal tuning
+    tune_lpips_stop: TuneStopOpt = None, locality: LocalityOpt = False, pivot: PivotOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -89,12 +101,16 @@ def invert(
       stylecli invert dataset/ --latent-only -o latents/ --skip-existing
       stylecli invert photo.jpg --model restyle_e4e_ffhq --steps 3 --save-steps
       stylecli invert photo.jpg --model hyperstyle_ffhq     (also NAME.hyperstyle.npz: its generator offsets)
+      stylecli invert photo.jpg --tune -o out/     # also out/photo.tuned.safetensors
 
     Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
     """
     options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
     if save_steps and latent_only:
         raise typer.BadParameter("--save-steps renders images; --latent-only renders none", param_hint="--save-steps")
+    if save_steps and tune:
+        raise typer.BadParameter("--save-steps shows the encoder's passes: not with --tune", param_hint="--save-steps")
+    tuner = make_tuner(tune, tune_steps, tune_lr, tune_lpips_stop, locality, pivot, quiet)
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
@@ -103,7 +119,7 @@ def invert(
         editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
                              max_pixels=max_pixels, detector_upsample=detector_upsample, steps=steps,
                              w_encoder=w_encoder)
-        return InvertJob(editor, chosen, latent_only, save_steps)
+        return InvertJob(editor, chosen, latent_only, tuner, save_steps)
 
     execute_batch(paths, make_job, options, as_json, quiet)
 
@@ -206,6 +222,8 @@ def edit(
     keep: KeepOpt = None,
     steps: StepsOpt = None,
     w_encoder: WEncoderOpt = None,
+    tune: TuneOpt = False, no_tune: NoTuneOpt = False, tune_steps: TuneStepsOpt = None, tune_lr: TuneLrOpt = None,
+    tune_lpips_stop: TuneStopOpt = None, locality: LocalityOpt = False, pivot: PivotOpt = None,  # pivotal tuning
     out_dir: OutDirOpt = Path("."),
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
@@ -226,8 +244,9 @@ def edit(
 ) -> None:
     """Edit photos (or saved latents) along semantic directions and render the results.
 
-    Images are aligned and inverted first; a .npy latent written by `invert` is edited directly (no
-    re-encoding; its .align.json makes --paste-back work). Outputs are named NAME_<direction><strength>.png.
+    Images are aligned and inverted first; a .npy latent written by `invert` is edited directly (no re-encoding;
+    its .align.json makes --paste-back work, its .tuned.safetensors is used unless --no-tune). Outputs are named
+    NAME_<direction><strength>.png.
 
     \b
     Examples:
@@ -238,10 +257,12 @@ def edit(
       stylecli edit photo.jpg --direction sefa:3 --layers 0-5 --strength 5
       stylecli edit photo.jpg --direction age --strength 3 --keep gender,beard
       stylecli edit photo.jpg --model hyperstyle_ffhq --direction age --strength 3 --paste-back
+      stylecli edit photo.jpg --tune -d smile -s 2 --paste-back
     """
     options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
     plan = edit_plan(direction, strength, sweep, grid, gif, paste_back, save_latent, blend, keep)
     paths = expand_paths(inputs, shard, null)
+    tuner = make_tuner(tune, tune_steps, tune_lr, tune_lpips_stop, locality, pivot, quiet, no_tune, paths)
 
     def make_job():
         from stylecli.jobs import EditJob
@@ -249,7 +270,7 @@ def edit(
         editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
                              max_pixels=max_pixels, detector_upsample=detector_upsample, steps=steps,
                              w_encoder=w_encoder)
-        return EditJob(editor, chosen, resolve_plan(plan, editor, layers))
+        return EditJob(editor, chosen, resolve_plan(plan, editor, layers), tuner, saved_tuning=not no_tune)
 
     execute_batch(paths, make_job, options, as_json, quiet)
 

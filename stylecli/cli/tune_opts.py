@@ -1,0 +1,72 @@
+"""The pivotal tuning options shared by `invert` and `edit` (PTI's recipe as the defaults)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+class PivotKind(str, Enum):
+    encoder = "encoder"
+    project = "project"
+
+
+TuneOpt = Annotated[bool, typer.Option(
+    "--tune", help="Pivotal tuning (PTI): adapt the generator to each face so the reconstruction is near-exact and "
+    "edits render through it; writes NAME.tuned.safetensors (~57 MB per face at 1024 px). Slow: up to 350 steps.")]
+TuneStepsOpt = Annotated[int | None, typer.Option(
+    "--tune-steps", min=0, show_default=False, help="Most tuning steps per face [default: 350].")]
+TuneLrOpt = Annotated[float | None, typer.Option(
+    "--tune-lr", show_default=False, help="Adam learning rate of tuning [default: 3e-4].")]
+TuneStopOpt = Annotated[float | None, typer.Option(
+    "--tune-lpips-stop", min=0.0, show_default=False,
+    help="Stop tuning a face once its LPIPS is at most this [default: 0.06].")]
+LocalityOpt = Annotated[bool, typer.Option(
+    "--locality", help="PTI's locality regularization: keep the generator unchanged away from the face's code.")]
+PivotOpt = Annotated[PivotKind | None, typer.Option(
+    "--pivot", show_default=False, help="The code tuning starts from: the encoder's (default) or PTI's own W "
+    "projection (450 more steps).")]
+NoTuneOpt = Annotated[bool, typer.Option(
+    "--no-tune", help="Ignore a latent's saved NAME.tuned.safetensors (render through the shared generator).")]
+
+
+def make_tuner(tune: bool, steps: int | None, lr: float | None, stop: float | None, locality: bool,
+               pivot: PivotKind | None, quiet: bool, no_tune: bool = False, inputs: list[Path] | None = None):
+    """A Tuner for --tune, None without it; tuning options without --tune are a usage error. Without --tune,
+    `edit` says which input latents render through their saved tuned weights (`inputs`)."""
+    if tune and no_tune:
+        raise typer.BadParameter("--tune and --no-tune exclude each other", param_hint="--no-tune")
+    given = [name for name, value in (("--tune-steps", steps), ("--tune-lr", lr), ("--tune-lpips-stop", stop),
+                                      ("--locality", locality or None), ("--pivot", pivot)) if value is not None]
+    if not tune:
+        if given:
+            raise typer.BadParameter(f"{given[0]} needs --tune", param_hint=given[0])
+        saved_tuning_notes(inputs or [], no_tune, quiet)
+        return None
+    if lr is not None and not lr > 0:
+        raise typer.BadParameter(f"{lr} is not a learning rate (> 0)", param_hint="--tune-lr")
+    from stylecli.tuning import TuningConfig
+    from stylecli.tuning.progress import TuningBars
+    from stylecli.tuning.stage import Tuner
+
+    defaults = TuningConfig()
+    config = TuningConfig(steps=defaults.steps if steps is None else steps, lr=lr or defaults.lr,
+                          lpips_stop=defaults.lpips_stop if stop is None else stop, locality=locality)
+    return Tuner(config, pivot=(pivot or PivotKind.encoder).value, progress=TuningBars(quiet))
+
+
+def saved_tuning_notes(paths: list[Path], no_tune: bool, quiet: bool) -> None:
+    """Say which latents render through their saved tuned weights (or that --no-tune ignores them)."""
+    if quiet:
+        return
+    from stylecli.tuning.store import tuned_path
+
+    for path in paths:
+        tuned = tuned_path(path)
+        if path.suffix.lower() == ".npy" and tuned.exists():
+            what = "ignoring" if no_tune else "rendering through"
+            tail = "" if no_tune else " (--no-tune ignores it)"
+            typer.echo(f"stylecli: note: {path}: {what} {tuned}{tail}", err=True)

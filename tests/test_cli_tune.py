@@ -1,0 +1,118 @@
+"""`invert --tune` / `edit --tune` / `edit latent.npy` with saved tuned weights, end to end on a tiny checkpoint."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config, tiny_model
+from PIL import Image
+from test_cli import invoke, records
+
+from stylecli.checkpoint import default_opts, save_checkpoint
+from stylecli.editing.sefa import sefa_directions
+from stylecli.models.lpips import LPIPSDistance
+from stylecli.pipeline import to_uint8
+from stylecli.tuning import load_tuned, render
+
+TUNE = ("--tune", "--tune-steps", "5", "--tune-lr", "1e-2", "--tune-lpips-stop", "0")
+
+
+@pytest.fixture(autouse=True)
+def offline_lpips(monkeypatch):
+    """The real LPIPS heads on a random AlexNet backbone (torchvision's pretrained one would be downloaded)."""
+    lpips = pytest.importorskip("lpips")
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval().requires_grad_(False)
+    monkeypatch.setattr("stylecli.metric_nets.lpips_model", lambda device: LPIPSDistance(net))
+
+
+def png(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB")).astype(int)
+
+
+def rendered(generator, code, weights=None) -> np.ndarray:
+    with torch.no_grad():
+        return to_uint8(render(generator, torch.as_tensor(code)[None], weights))[0].astype(int)
+
+
+def test_invert_tune_then_edit_the_latent_through_the_tuned_weights(tmp_path, tiny_checkpoint, face_png):
+    out = tmp_path / "out"
+    result = invoke("invert", face_png, *TUNE, "--checkpoint", tiny_checkpoint, "-o", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    (rec,) = records(result)
+    tuned_file = out / "face.tuned.safetensors"
+    assert rec["outputs"]["face0.tuned"] == str(tuned_file) and tuned_file.exists()
+    assert "tuning face: step 0/5, LPIPS" in result.stderr and "face: tuned in 5 steps" in result.stderr
+
+    generator = tiny_model().decoder
+    code = np.load(out / "face.npy")
+    weights = load_tuned(tuned_file, generator)
+    tuned, plain = rendered(generator, code, weights), rendered(generator, code)
+    assert np.abs(png(out / "face_inversion.png") - tuned).max() <= 1  # the reconstruction is the tuned one
+    assert np.abs(tuned - plain).max() > 8
+
+    # The latent alone: edits find and use the tuned weights (a note says so); --no-tune ignores them.
+    args = ("edit", out / "face.npy", "-d", "sefa:0", "-s", "2", "--checkpoint", tiny_checkpoint, "-o", out / "e")
+    result = invoke(*args, "--paste-back", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert f"rendering through {tuned_file}" in result.stderr
+    assert any("rendering through" in note for note in records(result)[0]["notes"])
+    direction = sefa_directions(generator, None)[0][0]  # what sefa:0 is (every layer)
+    edited = (code + 2 * direction.reshape(1, -1)).astype(np.float32)
+    assert np.abs(png(out / "e" / "face_sefa-0+2.png") - rendered(generator, edited, weights)).max() <= 1
+    assert (out / "e" / "face_sefa-0+2_pasted.png").exists()
+    result = invoke(*args, "--no-tune", "-o", out / "plain")
+    assert result.exit_code == 0, result.stderr
+    assert np.abs(png(out / "plain" / "face_sefa-0+2.png") - rendered(generator, edited)).max() <= 1
+
+    # Another generator refuses the file, with the fix in the message.
+    other = tmp_path / "other.pt"
+    save_checkpoint(tiny_model(seed=1), other, default_opts(tiny_config()))
+    result = invoke("edit", out / "face.npy", "-d", "sefa:0", "--checkpoint", other, "-o", out / "x", "--json")
+    assert result.exit_code == 1
+    assert "tuned from another generator" in records(result)[0]["error"] and "--no-tune" in records(result)[0]["error"]
+
+
+def test_edit_tune_from_the_photo_with_paste_back(tmp_path, tiny_checkpoint, face_png):
+    out = tmp_path / "out"
+    result = invoke("edit", face_png, *TUNE, "--locality", "-d", "sefa:1", "-s", "3",
+                    "--paste-back", "--checkpoint", tiny_checkpoint, "-o", out, "--json")
+    assert result.exit_code == 0, result.stderr
+    outputs = records(result)[0]["outputs"]
+    assert set(outputs) >= {"face0.sefa-1+3", "sefa-1+3.pasted", "face0.aligned", "face0.alignment"}
+    assert png(outputs["sefa-1+3.pasted"]).shape == png(face_png).shape
+
+
+def test_tuning_options_need_tune(tmp_path, face_png):
+    for args in (("invert", face_png, "--tune-steps", "3"), ("invert", face_png, "--locality"),
+                 ("edit", face_png, "-d", "sefa:0", "--pivot", "project"),
+                 ("edit", face_png, "-d", "sefa:0", "--tune", "--no-tune"),
+                 ("invert", face_png, "--tune", "--tune-lr", "0")):
+        result = invoke(*args, "-o", tmp_path / "out")
+        assert result.exit_code == 2, (args, result.stderr)
+    assert not (tmp_path / "out").exists()  # nothing was started
+
+
+def test_face_editor_tunes_between_encoding_and_editing(tiny_checkpoint, face_png):
+    from stylecli.pipeline import FaceEditor
+    from stylecli.tuning import ProjectionConfig, TuningConfig
+    from stylecli.tuning.stage import Tuner
+
+    editor = FaceEditor.from_checkpoint(tiny_checkpoint, "cpu")
+    tuner = Tuner(TuningConfig(steps=8, lr=1e-2, lpips_stop=0), pivot="project",
+                  projection=ProjectionConfig(steps=10, w_avg_samples=32))
+    plain = editor(face_png, ["sefa:0"], align=False)[0].faces[0]
+    tuned = editor(face_png, ["sefa:0"], align=False, tuner=tuner)[0].faces[0]
+    target = editor.target(face_png).astype(int)  # the 256 px photo resized to the generator's 32 px
+    assert target.shape == (32, 32, 3)
+    assert plain.weights is None and tuned.weights is not None
+    assert np.allclose(tuned.code[0], tuned.code[-1])  # the pivot is PTI's W projection: one w for every layer
+    error = [float(((f.reconstruction.astype(int) - target) ** 2).mean()) for f in (plain, tuned)]
+    assert error[1] < error[0] / 2
+    again = editor.synthesize(tuned.edits[0].code[None], [tuned.weights])[0]  # edits render through the weights
+    assert np.abs(again.astype(int) - tuned.edits[0].image.astype(int)).max() <= 1
