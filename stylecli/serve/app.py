@@ -1,0 +1,168 @@
+"""The Gradio page: upload, pick a face, move sliders, compare, download. All work is EditorSession's.
+
+The edit is also an API endpoint, `edit` (gradio_client: `client.predict(..., api_name="/edit")`), whose
+parameters are named after the sliders (`age`, `ganspace_smile`, `sefa_0`, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from stylecli.errors import StyleCliError
+from stylecli.serve.session import EditorSession
+
+log = logging.getLogger("stylecli.serve")
+
+INTRO = ("Upload a photo: its faces are found, the chosen one is aligned and inverted once, and every slider "
+         "renders the edit into the photo. Nothing leaves this machine.")
+# Faces fill their boxes (a small generator's output is scaled up with visible pixels, not left as a speck).
+CSS = """#status p { margin: 0; }
+#command textarea { font-family: monospace; }
+#aligned img, #reconstruction img, #edited img { width: 100%; height: 100%; object-fit: contain;
+  image-rendering: pixelated; }"""
+
+
+def build_app(session: EditorSession, title: str = "stylecli editor"):
+    import gradio as gr
+
+    directions = session.directions
+    backend = session.backend
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.Markdown(f"## {title}\n{INTRO}")
+        with gr.Row():
+            with gr.Column(scale=1):
+                photo = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="photo")
+                status = gr.Markdown("Upload a photo to start.", label="Status", elem_id="status")
+                gallery = gr.Gallery(label="Faces: pick one", visible=False, columns=6, height=150,
+                                     allow_preview=False, elem_id="faces")
+                face = gr.Number(0, label="Face (0 = largest)", precision=0, minimum=0, elem_id="face")
+                with gr.Row():
+                    aligned = gr.Image(label="Aligned crop", format="png", interactive=False, height=220,
+                                       elem_id="aligned")
+                    recon = gr.Image(label="Reconstruction", format="png", interactive=False, height=220,
+                                     elem_id="reconstruction")
+            with gr.Column(scale=1):
+                edited = gr.Image(label="Edited face", format="png", interactive=False, height=256, elem_id="edited")
+                compare = gr.ImageSlider(label="Before / after", format="png", interactive=False,
+                                         elem_id="compare")
+                command = gr.Textbox(label="The same edit from the shell", interactive=False,
+                                     buttons=["copy"], elem_id="command")
+                files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
+            with gr.Column(scale=1):
+                paste = gr.Checkbox(True, label="Paste back into the photo", elem_id="paste")
+                blend = gr.Radio(backend.blends, value="feather", label="Blend", elem_id="blend",
+                                 visible=len(backend.blends) > 1)
+                encoder = gr.Dropdown(backend.encoders, value=backend.encoders[0], label="Encoder",
+                                      visible=len(backend.encoders) > 1, elem_id="encoder")
+                keep = gr.CheckboxGroup(keep_choices(backend), label="Keep (hold these attributes)",
+                                        visible=bool(keep_choices(backend)), elem_id="keep")
+                reset = gr.Button("Reset sliders", elem_id="reset")
+                sliders = _sliders(gr, directions)
+
+        settings = {"paste": paste, "blend": blend, "keep": keep, "encoder": encoder}
+        shown = [status, aligned, recon, edited, compare, command, files]
+
+        def edit(photo: str | None, face: float | None, paste: bool = True, blend: str = "feather",
+                 keep: list[str] | None = None, encoder: str = "e4e", **strengths: float):
+            """Edit the chosen face of a photo with the slider values; returns the status line, the aligned
+            crop, the reconstruction, the edited face, the (photo, edited photo) pair, the command line and
+            the files to download (edited photo, face, latent .npy and its .align.json)."""
+            return _render(session, photo, int(face or 0), strengths, paste, blend, keep or [], encoder)
+
+        def opened(photo, *rest):
+            zeros = {d.slider.key: 0.0 for d in directions}
+            out = _render(session, photo, 0, zeros, *rest)
+            return (_gallery(gr, session, photo), 0, *zeros.values(), *out)
+
+        def picked(photo, *rest, evt: gr.SelectData):
+            index = int(evt.index)
+            return (index, *edit(photo, index, *rest[:4], **dict(zip(_keys(directions), rest[4:]))))
+
+        def reset_all(photo, face, *rest):
+            zeros = {d.slider.key: 0.0 for d in directions}
+            return (*zeros.values(), *edit(photo, face, *rest, **zeros))
+
+        options = [paste, blend, keep, encoder]
+        photo.upload(opened, [photo, *options], [gallery, face, *sliders, *shown], api_visibility="private",
+                     concurrency_id="model")
+        photo.clear(lambda: ("Upload a photo to start.", *[None] * 6), None, shown, api_visibility="private")
+        gallery.select(picked, [photo, *options, *sliders], [face, *shown], api_visibility="private",
+                       concurrency_id="model")
+        reset.click(reset_all, [photo, face, *options], [*sliders, *shown], api_visibility="private",
+                    concurrency_id="model")
+        gr.on([*(s.input for s in sliders), paste.input, blend.input, keep.input, encoder.input, face.submit],
+              edit, inputs_kwargs={"photo": photo, "face": face, **settings, **dict(zip(_keys(directions), sliders))},
+              outputs=shown, api_name="edit", trigger_mode="always_last", concurrency_id="model",
+              show_progress="minimal")
+    return demo
+
+
+def keep_choices(backend) -> list[str]:
+    """Attributes `--keep` can hold while editing (none until the conditional editor is part of the library)."""
+    return list(getattr(backend, "keep_choices", []))
+
+
+def _keys(directions) -> list[str]:
+    return [d.slider.key for d in directions]
+
+
+def _sliders(gr, directions) -> list[Any]:
+    out = []
+    groups = list(dict.fromkeys(d.slider.group for d in directions))
+    for i, group in enumerate(groups):
+        with gr.Accordion(group, open=i == 0 or group == "Your directions"):
+            for d in (d for d in directions if d.slider.group == group):
+                s = d.slider
+                info = "shift from the face's own value (target coordinate in the command)" if s.relative else None
+                out.append(gr.Slider(-s.limit, s.limit, value=0.0, step=s.step, label=s.label, info=info,
+                                     elem_id=f"slider-{s.key}", buttons=["reset"]))
+    return out
+
+
+def _gallery(gr, session: EditorSession, photo: str | None):
+    """Thumbnails of the faces when there is more than one to choose from."""
+    try:
+        upload = session.open(_uploaded(photo)) if photo else None
+    except StyleCliError:
+        upload = None
+    if upload is None or len(upload.faces) < 2:
+        return gr.Gallery(value=None, visible=False)
+    labels = ["0 (largest)", *map(str, range(1, len(upload.faces)))]
+    return gr.Gallery(value=list(zip(session.face_thumbnails(upload), labels)), visible=True)
+
+
+def _render(session: EditorSession, photo: str | None, index: int, strengths: dict[str, float], paste: bool,
+            blend: str, keep: list[str], encoder: str) -> tuple:
+    """The seven outputs: status, aligned crop, reconstruction, edited face, before/after, command, files."""
+    if not photo:
+        return ("Upload a photo to start.", None, None, None, None, "", None)
+    try:
+        upload = session.open(_uploaded(photo))
+        inverted = session.invert(upload, index, encoder)
+        out = session.render(inverted, strengths, paste, blend or "feather", keep or [])
+    except StyleCliError as exc:
+        return (f"**Error:** {exc}", None, None, None, None, "", None)
+    except Exception as exc:  # the page stays up; the server's log has the traceback
+        log.exception("edit failed")
+        return (f"**Error:** {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+                None, None, None, None, "", None)
+    n = len(upload.faces)
+    faces = f"{n} faces, editing face {index}" + (" (the largest)" if index == 0 else "") if n > 1 else "1 face"
+    notes = f" ({'; '.join(upload.notes)})" if upload.notes else ""
+    status = f"{upload.name}: {upload.size[0]}x{upload.size[1]}, {faces}{notes}."
+    return (status, inverted.crop, inverted.reconstruction, out.image, (str(out.before), str(out.after)),
+            out.command, [str(p) for p in out.files])
+
+
+def _uploaded(photo: str) -> Path:
+    """Only files the web server received as uploads are opened (never another path a request names)."""
+    from gradio.utils import get_upload_folder
+
+    from stylecli.errors import InputError
+
+    path = Path(photo).resolve()
+    if not path.is_relative_to(Path(get_upload_folder()).resolve()):
+        raise InputError(f"{path.name}: not an uploaded file")
+    return path

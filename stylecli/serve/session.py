@@ -1,0 +1,220 @@
+"""What the page does, without the page: open an upload, invert a face once, render edits, write downloads.
+
+Uploads and inversions are cached (a few, most recent first), so moving a slider costs one generator pass and a
+paste-back; every render writes its downloads into a fresh folder of the server's own temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import shutil
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from stylecli.images import DEFAULT_MAX_PIXELS
+from stylecli.serve.sliders import Direction
+
+KEPT_RENDERS = 64  # render folders kept on disk (the web server copies what it serves into its own cache)
+
+
+@dataclass
+class Upload:
+    key: tuple
+    name: str  # the file name as uploaded (what the command line and the sidecar call the photo)
+    pixels: np.ndarray  # uint8 [H, W, 3], EXIF orientation applied
+    notes: list[str]
+    faces: list  # stylecli.faces.Face, largest first
+    photo_png: Path  # the decoded photo, for the before/after view
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    def stem(self, index: int) -> str:
+        """Output names as `stylecli edit` writes them (with --faces K for any face but the largest)."""
+        base = Path(self.name).stem
+        return f"{base}_face{index}" if index else base
+
+
+@dataclass
+class Inverted:
+    upload: Upload
+    index: int
+    crop: np.ndarray  # the aligned crop the encoder saw
+    code: np.ndarray  # float32 [n_styles, style_dim]
+    reconstruction: np.ndarray
+
+
+@dataclass
+class Rendered:
+    image: np.ndarray  # the edited face
+    before: Path  # the photo (or the reconstruction, without paste-back)
+    after: Path  # the edited photo, full resolution (or the edited face)
+    files: list[Path]
+    command: str
+    steps: list[tuple[Direction, float]] = field(default_factory=list)
+
+
+class EditorSession:
+    """The state one server shares between its requests: the model, the sliders and small caches."""
+
+    def __init__(self, backend, directions: Sequence[Direction], workdir: Path,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, cache_size: int = 3):
+        self.backend = backend
+        self.directions = list(directions)
+        self.workdir = Path(workdir)
+        self.max_pixels = max_pixels
+        self.cache_size = cache_size
+        self._uploads: OrderedDict[tuple, Upload] = OrderedDict()
+        self._inverted: OrderedDict[tuple, Inverted] = OrderedDict()
+        self._renders: deque[Path] = deque()
+        self._count = 0
+        self._lock = threading.Lock()
+
+    # -- upload and inversion (cached) ----------------------------------------------------------------------
+
+    def open(self, path: Path | str) -> Upload:
+        """Read and detect once per uploaded file; InputError (one line) for what cannot be edited."""
+        from stylecli.errors import InputError
+
+        path = Path(path)
+        try:
+            st = path.stat()
+        except OSError:
+            raise InputError(f"{path.name}: the upload is gone; upload the photo again") from None
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key in self._uploads:
+            self._uploads.move_to_end(key)
+            return self._uploads[key]
+        try:
+            pixels, notes = self.backend.read(path, self.max_pixels)
+        except InputError as exc:  # name the file as the user knows it, not by the server's upload folder
+            raise InputError(str(exc).replace(str(path), path.name)) from None
+        faces = self.backend.detect(pixels)
+        if not faces:
+            raise InputError(f"{path.name}: no face found (a face should be at least about 80 pixels wide)")
+        folder = self._new_folder()
+        upload = Upload(key, path.name, pixels, notes, faces, _write_png(pixels, folder / "photo.png"))
+        return _remember(self._uploads, key, upload, self.cache_size)
+
+    def invert(self, upload: Upload, index: int = 0, encoder: str = "e4e") -> Inverted:
+        from stylecli.errors import InputError
+
+        if not 0 <= index < len(upload.faces):
+            raise InputError(f"{upload.name}: face {index} asked for, but {len(upload.faces)} found (0 is largest)")
+        key = (upload.key, index, encoder)
+        if key in self._inverted:
+            self._inverted.move_to_end(key)
+            return self._inverted[key]
+        crop = self.backend.align(upload.pixels, upload.faces[index])
+        code = self.backend.encode(crop, encoder)
+        recon = self.backend.synthesize(code[None])[0]
+        return _remember(self._inverted, key, Inverted(upload, index, crop, code, recon), 2 * self.cache_size)
+
+    def face_thumbnails(self, upload: Upload, size: int = 128) -> list[np.ndarray]:
+        """Each detected face, a little wider than its box, for the gallery to pick from."""
+        from PIL import Image
+
+        h, w = upload.pixels.shape[:2]
+        out = []
+        for face in upload.faces:
+            left, top, right, bottom = face.box
+            pad = (right - left) // 3
+            box = (max(left - pad, 0), max(top - pad, 0), min(right + pad, w), min(bottom + pad, h))
+            out.append(np.asarray(Image.fromarray(upload.pixels).crop(box).resize((size, size))))
+        return out
+
+    # -- edits ----------------------------------------------------------------------------------------------
+
+    def render(self, inverted: Inverted, values: Mapping[str, float], paste_back: bool = True,
+               blend: str = "feather", keep: Sequence[str] = ()) -> Rendered:
+        """Apply every slider away from 0 (in slider order, as repeated --direction flags are), render, paste
+        back, and write the downloads."""
+        code = inverted.code
+        steps: list[tuple[Direction, float]] = []
+        for d in self.directions:
+            value = float(values.get(d.slider.key) or 0.0)
+            if abs(value) < 1e-9:
+                continue
+            strength = value
+            if d.slider.relative:  # GANSpace: the CLI's strength is the target coordinate
+                strength = round(_coordinate(d.edit, code) + value, 3)
+            code = self.backend.apply(code, d.edit, strength)
+            steps.append((d, strength))
+        image = self.backend.synthesize(code[None])[0] if steps else inverted.reconstruction
+        upload, folder = inverted.upload, self._new_folder()
+        stem = upload.stem(inverted.index)
+        variant = "_".join(f"{d.edit.label}{s:+g}" for d, s in steps)
+        face_png = _write_png(image, folder / (f"{stem}_{variant}.png" if steps else f"{stem}_inversion.png"))
+        files = [face_png]
+        before, after = _write_png(inverted.reconstruction, folder / "reconstruction.png"), face_png
+        if paste_back:
+            face = upload.faces[inverted.index]
+            pasted = self.backend.paste(upload.pixels, image, face.quad, blend)
+            photo_stem = Path(upload.name).stem  # as `edit --paste-back` names the photo with the edits
+            after = _write_png(pasted, folder / f"{photo_stem}_{variant or 'inversion'}_pasted.png")
+            before, files = upload.photo_png, [after, *files]
+        latent = folder / (f"{stem}_{variant}.npy" if steps else f"{stem}.npy")
+        np.save(latent, code.astype(np.float32))
+        sidecar = self.backend.write_sidecar(latent.with_suffix(".align.json"), upload.name, upload.size,
+                                             inverted.index, upload.faces[inverted.index])
+        files += [latent, sidecar]
+        command = command_line(upload.name, inverted.index, steps, paste_back, blend, keep, self.backend.model_args)
+        return Rendered(image, before, after, files, command, steps)
+
+    def _new_folder(self) -> Path:
+        with self._lock:
+            self._count += 1
+            folder = self.workdir / f"r{self._count}"
+            folder.mkdir(parents=True)
+            self._renders.append(folder)
+            while len(self._renders) > KEPT_RENDERS:
+                shutil.rmtree(self._renders.popleft(), ignore_errors=True)
+        return folder
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.workdir)
+
+
+def command_line(name: str, index: int, steps: Sequence[tuple[Direction, float]], paste_back: bool, blend: str,
+                 keep: Sequence[str], model_args: Sequence[str]) -> str:
+    """The `stylecli` command that makes the same files from the same photo."""
+    parts = ["stylecli", "edit" if steps else "invert", name]
+    if index:
+        parts += ["--faces", str(index)]
+    for d, strength in steps:
+        parts += ["-d", d.slider.spec, "-s", f"{strength:g}"]
+    for attribute in keep:
+        parts += ["--keep", attribute]
+    if steps and paste_back:
+        parts.append("--paste-back")
+        if blend != "feather":
+            parts += ["--blend", blend]
+    return shlex.join([*parts, *model_args])
+
+
+def _coordinate(edit, code: np.ndarray) -> float:
+    import torch
+
+    return float(edit.coordinate(torch.from_numpy(code)[None])[0])
+
+
+def _remember(cache: OrderedDict, key, value, size: int):
+    cache[key] = value
+    while len(cache) > size:
+        cache.popitem(last=False)
+    return value
+
+
+def _write_png(pixels: np.ndarray, dest: Path) -> Path:
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(pixels)).save(dest, format="PNG", compress_level=1)
+    return dest

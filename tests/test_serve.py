@@ -1,0 +1,302 @@
+"""`stylecli serve`: the editor's session (no browser), the `edit` client API, and the page in a real browser.
+
+The server is the real command (`python -m stylecli serve`) on a free local port with a tiny random model in
+the official checkpoint format; the browser is Debian's chromium driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config, tiny_model
+from PIL import Image
+
+from stylecli.checkpoint import default_opts, save_checkpoint
+
+pytest.importorskip("gradio")
+pytest.importorskip("dlib")
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def two_astronauts(path: Path) -> Path:
+    """scikit-image's astronaut, beside a smaller copy of herself: two faces, the largest on the left."""
+    from skimage import data
+
+    astronaut = Image.fromarray(data.astronaut())
+    canvas = Image.new("RGB", (512 + 384, 512), (200, 200, 200))
+    canvas.paste(astronaut, (0, 0))
+    canvas.paste(astronaut.resize((384, 384)), (512, 64))
+    canvas.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("serve")
+    save_checkpoint(tiny_model(), root / "tiny.pt", default_opts(tiny_config()))
+    (root / "directions").mkdir()
+    turn = np.random.default_rng(0).standard_normal((1, 32)).astype(np.float32)
+    np.save(root / "directions" / "turn.npy", turn)
+    np.save(root / "directions" / "too_wide.npy", np.ones((1, 64), dtype=np.float32))  # fits no slider
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a picture")
+    return {"root": root, "checkpoint": root / "tiny.pt", "directions": root / "directions",
+            "photo": two_astronauts(root / "astronauts.png"), "broken": root / "broken.png"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(files):
+    """The real command on a free port; yields its URL and log file."""
+    port, root = free_port(), files["root"]
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO),
+           "GRADIO_TEMP_DIR": str(root / "gradio"), "STYLECLI_CACHE": str(root / "cache"),
+           "HF_HOME": str(root / "hf"), "NO_PROXY": "127.0.0.1,localhost"}
+    log = root / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "stylecli", "serve", "--checkpoint", str(files["checkpoint"]),
+                                 "--directions", str(files["directions"]), "--port", str(port), "--no-browser",
+                                 "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while not answers(url):
+            assert proc.poll() is None, f"server exited: {log.read_text()}"
+            assert time.monotonic() < deadline, f"server did not start: {log.read_text()}"
+            time.sleep(0.3)
+        yield url, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def pixels(path_or_bytes) -> np.ndarray:
+    import io
+
+    src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    return np.asarray(Image.open(src).convert("RGB"))
+
+
+# -- the session, without a server ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loaded(files):
+    from stylecli.serve.server import prepare
+
+    notes: list[str] = []
+    session = prepare(files["checkpoint"], device="cpu", directions_dir=files["directions"], note=notes.append)
+    yield session, notes
+    session.close()
+
+
+@pytest.fixture
+def session(loaded):
+    session, _ = loaded
+    directions = list(session.directions)
+    yield session
+    session.directions = directions
+
+
+def test_sliders_are_the_directions_that_fit(loaded):
+    session, notes = loaded
+    specs = [d.slider.spec for d in session.directions]
+    assert specs == [f"sefa:{k}" for k in range(5)] + [str(session.directions[-1].slider.spec)]
+    assert session.directions[-1].slider.key == "file_turn"
+    assert any("too_wide.npy left out" in n for n in notes)  # a [1, 64] file on a 32-wide model
+
+
+def test_render_matches_the_command_line_it_shows(session, files, tmp_path, monkeypatch):
+    """The browser's files equal what `stylecli edit` makes from the command in the page's box."""
+    from test_cli import invoke
+
+    upload = session.open(files["photo"])
+    assert [f.area for f in upload.faces] == sorted((f.area for f in upload.faces), reverse=True)
+    assert len(upload.faces) == 2
+    out = session.render(session.invert(upload, 1), {"sefa_0": 3.0, "file_turn": -1.5})
+    assert out.command == (f"stylecli edit astronauts.png --faces 1 -d sefa:0 -s 3 -d {files['directions']}/turn.npy"
+                           f" -s -1.5 --paste-back --checkpoint {files['checkpoint']}")
+    names = sorted(p.name for p in out.files)
+    assert names == ["astronauts_face1_sefa-0+3_turn-1.5.align.json", "astronauts_face1_sefa-0+3_turn-1.5.npy",
+                     "astronauts_face1_sefa-0+3_turn-1.5.png", "astronauts_sefa-0+3_turn-1.5_pasted.png"]
+    monkeypatch.chdir(files["root"])
+    cli_out = tmp_path / "cli"
+    args = out.command.split()[2:] + ["--device", "cpu", "--save-latent", "-o", str(cli_out)]
+    assert invoke("edit", *args).exit_code == 0
+    for path in out.files:
+        if path.suffix == ".png":
+            diff = np.abs(pixels(path).astype(int) - pixels(cli_out / path.name).astype(int))
+            assert diff.max() <= 1, path.name
+    latent = next(p for p in out.files if p.suffix == ".npy")
+    np.testing.assert_allclose(np.load(latent), np.load(cli_out / latent.name), atol=1e-5)
+
+    # The downloaded latent and sidecar continue in the CLI: paste-back finds the photo beside them.
+    download = tmp_path / "download"
+    download.mkdir()
+    for path in [*out.files, files["photo"]]:
+        (download / path.name).write_bytes(path.read_bytes())
+    monkeypatch.chdir(download)
+    latent = download / "astronauts_face1_sefa-0+3_turn-1.5.npy"
+    again = invoke("edit", latent, "-d", "sefa:1", "-s", "0", "--paste-back", "--checkpoint", files["checkpoint"],
+                   "--device", "cpu", "-o", tmp_path / "again")
+    assert again.exit_code == 0, again.stderr
+    pasted = pixels(tmp_path / "again" / "astronauts_face1_sefa-0+3_turn-1.5_sefa-1+0_pasted.png")
+    assert np.abs(pasted.astype(int) - pixels(out.after).astype(int)).max() <= 1
+
+
+def test_ganspace_slider_shifts_the_faces_own_coordinate(session, files):
+    """A GANSpace slider at v moves the target coordinate to (the face's coordinate + v); the command names
+    that target, so `--strength` means what it means in the CLI."""
+    from stylecli.editing.ganspace import ganspace_edit
+    from stylecli.serve.sliders import Direction, Slider
+
+    gen = torch.Generator().manual_seed(3)
+    pca = {"mean": torch.randn(1, 32, generator=gen), "comp": torch.nn.functional.normalize(
+        torch.randn(4, 1, 32, generator=gen), dim=-1), "std": torch.rand(4, generator=gen) + 0.5}
+    edit = ganspace_edit(pca, 2, (0, 1, 2), 5.0, "ganspace-test")
+    session.directions = [Direction(Slider("ganspace:test", "test", "GANSpace", 30, 0.5, "g", relative=True), edit)]
+    inverted = session.invert(session.open(files["photo"]), 0)
+    code = torch.from_numpy(inverted.code)[None]
+    own = float(edit.coordinate(code)[0])
+    out = session.render(inverted, {"g": 2.0}, paste_back=False)
+    target = round(own + 2.0, 3)
+    assert f"-d ganspace:test -s {target:g}" in out.command
+    edited = np.load(next(p for p in out.files if p.suffix == ".npy"))
+    assert float(edit.coordinate(torch.from_numpy(edited)[None])[0]) == pytest.approx(target, abs=1e-4)
+    assert session.render(inverted, {"g": 0.0}, paste_back=False).command.startswith("stylecli invert")
+
+
+def test_bad_upload_is_one_line_naming_the_file(session, files):
+    from stylecli.errors import InputError
+
+    with pytest.raises(InputError, match=r"^broken\.png: (not an image|broken)") as info:
+        session.open(files["broken"])
+    assert "\n" not in str(info.value) and str(files["root"]) not in str(info.value)
+
+
+def test_serve_usage_errors(files):
+    from test_cli import invoke
+
+    result = invoke("serve", "--checkpoint", files["checkpoint"], "--directions", files["root"] / "nope")
+    assert result.exit_code == 2 and "--directions" in result.stderr
+
+
+def test_serve_without_gradio_says_how_to_install(files, monkeypatch):
+    from test_cli import invoke
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
+    result = invoke("serve", "--checkpoint", files["checkpoint"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "stylecli: error: the browser editor needs Gradio: pip install 'stylecli[ui]'"
+
+
+# -- the client API and the browser, against the real server ----------------------------------------------------
+
+
+def test_edit_through_the_client_api(server, files, tmp_path):
+    from gradio_client import Client, handle_file
+
+    url, log = server
+    client = Client(url, verbose=False, download_files=str(tmp_path))
+    status, aligned, recon, edited, (before, after), command, downloads = client.predict(
+        photo=handle_file(str(files["photo"])), face=0, sefa_0=4.0, api_name="/edit")
+    assert status.startswith("astronauts.png: 896x512, 2 faces, editing face 0"), log.read_text()
+    assert pixels(aligned).shape == (256, 256, 3)
+    assert pixels(recon).shape == pixels(edited).shape == (32, 32, 3)
+    assert np.abs(pixels(recon).astype(int) - pixels(edited).astype(int)).max() > 10
+    assert pixels(after).shape == pixels(before).shape == (512, 896, 3)
+    assert "-d sefa:0 -s 4 --paste-back" in command
+    assert sorted(Path(p).suffix for p in downloads) == [".json", ".npy", ".png", ".png"]
+    status = client.predict(photo=handle_file(str(files["broken"])), api_name="/edit")[0]
+    assert status.startswith("**Error:** broken.png:")
+
+
+def browser():
+    sync = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
+    return sync.sync_playwright()
+
+
+def test_editor_in_a_real_browser(server, files, tmp_path):
+    url, log = server
+    with browser() as p:
+        chrome = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = chrome.new_page(viewport={"width": 1400, "height": 1000})
+            run_the_editor(page, url, files, tmp_path, log)
+        finally:
+            chrome.close()
+
+
+def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None)
+    page.goto(url)
+    page.set_input_files("#photo input[type=file]", str(files["photo"]))
+    status_has(page, "2 faces, editing face 0", log)
+    page.locator("#faces .thumbnail-item").first.click()  # the gallery: the largest face comes first
+    status_has(page, "editing face 0 (the largest)", log)
+    recon = image_of(page, "#reconstruction img")
+    first = page.locator("#edited img").get_attribute("src")
+    page.locator("#slider-sefa_0 input[type=number]").fill("6")
+    page.locator("#slider-sefa_0 input[type=number]").press("Enter")
+    page.wait_for_function(f"document.querySelector('#edited img').src !== {first!r}", timeout=30_000)
+    page.wait_for_function("document.querySelector('#command textarea').value.includes('-s 6')", timeout=30_000)
+    edited = image_of(page, "#edited img")
+    assert edited.shape == recon.shape and np.abs(edited.astype(int) - recon.astype(int)).max() > 10
+    after = image_of(page, "#compare img", last=True)
+    assert after.shape == (512, 896, 3)  # the pasted photo is the upload's size
+    page.screenshot(path=str(shots / "editor.png"), full_page=True)
+
+    page.locator("#photo button[aria-label='Clear']").click()
+    page.set_input_files("#photo input[type=file]", str(files["broken"]))
+    status_has(page, "Error: broken.png:", log)
+    page.screenshot(path=str(shots / "bad_upload.png"), full_page=True)
+    assert answers(url)
+    page.locator("#photo button[aria-label='Clear']").click()
+    page.set_input_files("#photo input[type=file]", str(files["photo"]))  # and it still edits
+    status_has(page, "astronauts.png: 896x512", log)
+    assert outside == []
+
+
+def status_has(page, text: str, log: Path) -> None:
+    try:
+        page.wait_for_function(f"document.querySelector('#status').innerText.includes({text!r})", timeout=30_000)
+    except Exception:
+        raise AssertionError(f"status: {page.inner_text('#status')!r}; server log:\n{log.read_text()}") from None
+
+
+def image_of(page, selector: str, last: bool = False) -> np.ndarray:
+    images = page.locator(selector)
+    src = (images.last if last else images.first).get_attribute("src")
+    with urllib.request.urlopen(src, timeout=10) as response:
+        return pixels(response.read())
