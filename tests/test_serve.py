@@ -56,6 +56,27 @@ def files(tmp_path_factory) -> dict[str, Path]:
             "photo": two_astronauts(root / "astronauts.png"), "broken": root / "broken.png"}
 
 
+# Loaded by the server's Python at start: records (and refuses) every look-up or connection beyond this machine.
+NETWORK_GUARD = """
+import os, socket
+LOCAL = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "")
+def _note(what):
+    with open(os.environ["STYLECLI_TEST_OUTSIDE"], "a") as f:
+        f.write(repr(what) + "\\n")
+    raise OSError("tests run offline")
+_getaddrinfo, _connect = socket.getaddrinfo, socket.socket.connect
+def getaddrinfo(host, *args, **kwargs):
+    if host is not None and str(host) not in LOCAL:
+        _note(host)
+    return _getaddrinfo(host, *args, **kwargs)
+def connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and str(address[0]) not in LOCAL:
+        _note(address)
+    return _connect(self, address)
+socket.getaddrinfo, socket.socket.connect = getaddrinfo, connect
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -66,7 +87,12 @@ def free_port() -> int:
 def server(files):
     """The real command on a free port; yields its URL and log file."""
     port, root = free_port(), files["root"]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO),
+    (root / "guard").mkdir()
+    (root / "guard" / "sitecustomize.py").write_text(NETWORK_GUARD)
+    outside = root / "outside.txt"
+    outside.touch()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(root / "guard"), str(REPO)]), "STYLECLI_TEST_OUTSIDE": str(outside),
            "GRADIO_TEMP_DIR": str(root / "gradio"), "STYLECLI_CACHE": str(root / "cache"),
            "HF_HOME": str(root / "hf"), "NO_PROXY": "127.0.0.1,localhost"}
     log = root / "server.log"
@@ -82,6 +108,7 @@ def server(files):
             assert time.monotonic() < deadline, f"server did not start: {log.read_text()}"
             time.sleep(0.3)
         yield url, log
+        assert outside.read_text() == "", "the server tried to reach the network"
     finally:
         proc.terminate()
         try:
@@ -216,6 +243,23 @@ def test_serve_without_gradio_says_how_to_install(files, monkeypatch):
     result = invoke("serve", "--checkpoint", files["checkpoint"])
     assert result.exit_code == 2
     assert result.stderr.strip() == "stylecli: error: the browser editor needs Gradio: pip install 'stylecli[ui]'"
+
+
+def test_serve_binds_locally_unless_told(files, monkeypatch):
+    """127.0.0.1 by default; another --host works but warns; --share only when asked."""
+    from test_cli import invoke
+
+    import stylecli.serve.server as server
+
+    calls = []
+    monkeypatch.setattr(server, "prepare", lambda *args: "session")
+    monkeypatch.setattr(server, "launch", lambda *args, **kw: calls.append((args, kw)))
+    result = invoke("serve", "--checkpoint", files["checkpoint"], "--no-browser")
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    assert calls[-1] == (("session", "127.0.0.1", 7860, False), {"open_browser": False})
+    result = invoke("serve", "--checkpoint", files["checkpoint"], "--host", "0.0.0.0", "--port", "8000")
+    assert "warning: listening on 0.0.0.0: anyone" in result.stderr
+    assert calls[-1] == (("session", "0.0.0.0", 8000, False), {"open_browser": True})
 
 
 # -- the client API and the browser, against the real server ----------------------------------------------------
