@@ -320,6 +320,9 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
     after = image_of(page, "#compare img", last=True)
     assert after.shape == (512, 896, 3)  # the pasted photo is the upload's size
     page.screenshot(path=str(shots / "editor.png"), full_page=True)
+    page.locator("#reset").click()  # every slider back to 0: the reconstruction again
+    page.wait_for_function("document.querySelector('#command textarea').value.startsWith('stylecli invert')",
+                           timeout=30_000)
 
     page.locator("#photo button[aria-label='Clear']").click()
     page.set_input_files("#photo input[type=file]", str(files["broken"]))

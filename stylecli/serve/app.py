@@ -80,9 +80,6 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
             index = int(evt.index)
             return (index, *edit(photo, index, *rest[:4], **dict(zip(_keys(directions), rest[4:]))))
 
-        def reset_all(photo, face, *rest):
-            zeros = {d.slider.key: 0.0 for d in directions}
-            return (*zeros.values(), *edit(photo, face, *rest, **zeros))
 
         options = [paste, blend, keep, encoder]
         photo.upload(opened, [photo, *options], [gallery, face, *sliders, *shown], api_visibility="private",
@@ -90,9 +87,9 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
         photo.clear(lambda: ("Upload a photo to start.", *[None] * 6), None, shown, api_visibility="private")
         gallery.select(picked, [photo, *options, *sliders], [face, *shown], api_visibility="private",
                        concurrency_id="model")
-        reset.click(reset_all, [photo, face, *options], [*sliders, *shown], api_visibility="private",
-                    concurrency_id="model")
-        gr.on([*(s.input for s in sliders), paste.input, blend.input, keep.input, encoder.input, face.submit],
+        # Sliders listen to `change`, so their own reset buttons and "Reset sliders" render too.
+        reset.click(lambda: [0.0] * len(sliders), None, sliders, api_visibility="private", queue=False)
+        gr.on([*(s.change for s in sliders), paste.input, blend.input, keep.input, encoder.input, face.submit],
               edit, inputs_kwargs={"photo": photo, "face": face, **settings, **dict(zip(_keys(directions), sliders))},
               outputs=shown, api_name="edit", trigger_mode="always_last", concurrency_id="model",
               show_progress="minimal")
