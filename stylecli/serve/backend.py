@@ -92,10 +92,11 @@ class Backend:
 
         return align_crop(pixels, face.quad)
 
-    def encode(self, crop: np.ndarray, encoder: str = "e4e") -> np.ndarray:
-        """The W+ code [n_styles, style_dim] of one aligned crop."""
+    def encode(self, crop: np.ndarray, encoder: str = "e4e") -> tuple[np.ndarray, Any]:
+        """The W+ code [n_styles, style_dim] of one aligned crop, and the generator weights the encoder adapted
+        to this photo (None: the shared generator)."""
         with self._lock:
-            return self.inverter.encode([crop])[0].float().cpu().numpy()
+            return self.inverter.encode([crop])[0].float().cpu().numpy(), None
 
     def resolve(self, spec: str) -> Edit:
         from stylecli.editing import resolve_edit
@@ -107,8 +108,9 @@ class Backend:
 
         return edit.apply(torch.from_numpy(code)[None], strength)[0].numpy()
 
-    def synthesize(self, codes: np.ndarray) -> np.ndarray:
-        """W+ codes [B, n_styles, style_dim] -> uint8 images [B, size, size, 3]."""
+    def synthesize(self, codes: np.ndarray, weights: Any = None) -> np.ndarray:
+        """W+ codes [B, n_styles, style_dim] -> uint8 images [B, size, size, 3], with one photo's generator
+        weights when given."""
         with self._lock:
             return self.inverter.synthesize(codes)
 

@@ -14,6 +14,7 @@ from collections import OrderedDict, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,6 +50,7 @@ class Inverted:
     crop: np.ndarray  # the aligned crop the encoder saw
     code: np.ndarray  # float32 [n_styles, style_dim]
     reconstruction: np.ndarray
+    weights: Any = None  # generator weights adapted to this photo (HyperStyle, tuning), else None
 
 
 @dataclass
@@ -113,9 +115,10 @@ class EditorSession:
             self._inverted.move_to_end(key)
             return self._inverted[key]
         crop = self.backend.align(upload.pixels, upload.faces[index])
-        code = self.backend.encode(crop, encoder)
-        recon = self.backend.synthesize(code[None])[0]
-        return _remember(self._inverted, key, Inverted(upload, index, crop, code, recon), 2 * self.cache_size)
+        code, weights = self.backend.encode(crop, encoder)
+        recon = self.backend.synthesize(code[None], weights)[0]
+        inverted = Inverted(upload, index, crop, code, recon, weights)
+        return _remember(self._inverted, key, inverted, 2 * self.cache_size)
 
     def face_thumbnails(self, upload: Upload, size: int = 128) -> list[np.ndarray]:
         """Each detected face, a little wider than its box, for the gallery to pick from."""
@@ -147,7 +150,7 @@ class EditorSession:
                 strength = round(_coordinate(d.edit, code) + value, 3)
             code = self.backend.apply(code, d.edit, strength)
             steps.append((d, strength))
-        image = self.backend.synthesize(code[None])[0] if steps else inverted.reconstruction
+        image = self.backend.synthesize(code[None], inverted.weights)[0] if steps else inverted.reconstruction
         upload, folder = inverted.upload, self._new_folder()
         stem = upload.stem(inverted.index)
         variant = "_".join(f"{d.edit.label}{s:+g}" for d, s in steps)
