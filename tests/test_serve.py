@@ -231,6 +231,20 @@ def test_bad_upload_is_one_line_naming_the_file(session, files):
     assert "\n" not in str(info.value) and str(files["root"]) not in str(info.value)
 
 
+def test_only_uploads_are_opened(files, tmp_path):
+    """A request naming any other server path (the model, /etc/...) is refused before anything reads it."""
+    from stylecli.errors import InputError
+    from stylecli.serve.app import uploaded
+
+    uploads = tmp_path / "uploads"
+    (uploads / "abc").mkdir(parents=True)
+    (uploads / "abc" / "me.png").write_bytes(b"x")
+    assert uploaded(str(uploads / "abc" / "me.png"), uploads) == (uploads / "abc" / "me.png").resolve()
+    for elsewhere in (files["checkpoint"], Path("/etc/hostname"), uploads / ".." / "x.png"):
+        with pytest.raises(InputError, match="not an uploaded file"):
+            uploaded(str(elsewhere), uploads)
+
+
 def test_serve_usage_errors(files):
     from test_cli import invoke
 

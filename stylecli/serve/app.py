@@ -26,9 +26,11 @@ CSS = """#status p { margin: 0; }
 
 def build_app(session: EditorSession, title: str = "stylecli editor"):
     import gradio as gr
+    from gradio.utils import get_upload_folder
 
     directions = session.directions
     backend = session.backend
+    uploads = Path(get_upload_folder())
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.Markdown(f"## {title}\n{INTRO}")
         with gr.Row():
@@ -69,12 +71,12 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
             """Edit the chosen face of a photo with the slider values; returns the status line, the aligned
             crop, the reconstruction, the edited face, the (photo, edited photo) pair, the command line and
             the files to download (edited photo, face, latent .npy and its .align.json)."""
-            return _render(session, photo, int(face or 0), strengths, paste, blend, keep or [], encoder)
+            return _render(session, uploads, photo, int(face or 0), strengths, paste, blend, keep or [], encoder)
 
         def opened(photo, *rest):
             zeros = {d.slider.key: 0.0 for d in directions}
-            out = _render(session, photo, 0, zeros, *rest)
-            return (_gallery(gr, session, photo), 0, *zeros.values(), *out)
+            out = _render(session, uploads, photo, 0, zeros, *rest)
+            return (_gallery(gr, session, uploads, photo), 0, *zeros.values(), *out)
 
         def picked(photo, *rest, evt: gr.SelectData):
             index = int(evt.index)
@@ -118,10 +120,10 @@ def _sliders(gr, directions) -> list[Any]:
     return out
 
 
-def _gallery(gr, session: EditorSession, photo: str | None):
+def _gallery(gr, session: EditorSession, uploads: Path, photo: str | None):
     """Thumbnails of the faces when there is more than one to choose from."""
     try:
-        upload = session.open(_uploaded(photo)) if photo else None
+        upload = session.open(uploaded(photo, uploads)) if photo else None
     except StyleCliError:
         upload = None
     if upload is None or len(upload.faces) < 2:
@@ -130,13 +132,13 @@ def _gallery(gr, session: EditorSession, photo: str | None):
     return gr.Gallery(value=list(zip(session.face_thumbnails(upload), labels)), visible=True)
 
 
-def _render(session: EditorSession, photo: str | None, index: int, strengths: dict[str, float], paste: bool,
-            blend: str, keep: list[str], encoder: str) -> tuple:
+def _render(session: EditorSession, uploads: Path, photo: str | None, index: int, strengths: dict[str, float],
+            paste: bool, blend: str, keep: list[str], encoder: str) -> tuple:
     """The seven outputs: status, aligned crop, reconstruction, edited face, before/after, command, files."""
     if not photo:
         return ("Upload a photo to start.", None, None, None, None, "", None)
     try:
-        upload = session.open(_uploaded(photo))
+        upload = session.open(uploaded(photo, uploads))
         inverted = session.invert(upload, index, encoder)
         out = session.render(inverted, strengths, paste, blend or "feather", keep or [])
     except StyleCliError as exc:
@@ -153,13 +155,12 @@ def _render(session: EditorSession, photo: str | None, index: int, strengths: di
             out.command, [str(p) for p in out.files])
 
 
-def _uploaded(photo: str) -> Path:
-    """Only files the web server received as uploads are opened (never another path a request names)."""
-    from gradio.utils import get_upload_folder
-
+def uploaded(photo: str, folder: Path) -> Path:
+    """Only files the web server received as uploads (in `folder`) are opened, never another path a request
+    names."""
     from stylecli.errors import InputError
 
     path = Path(photo).resolve()
-    if not path.is_relative_to(Path(get_upload_folder()).resolve()):
+    if not path.is_relative_to(folder.resolve()):
         raise InputError(f"{path.name}: not an uploaded file")
     return path
