@@ -223,6 +223,18 @@ def test_ganspace_slider_shifts_the_faces_own_coordinate(session, files):
     assert session.render(inverted, {"g": 0.0}, paste_back=False).command.startswith("stylecli invert")
 
 
+def test_disk_use_stays_bounded(session, files, monkeypatch):
+    """Old render folders go; an upload's own files stay while the upload is cached."""
+    import stylecli.serve.session as module
+
+    monkeypatch.setattr(module, "KEPT_RENDERS", 2)
+    inverted = session.invert(session.open(files["photo"]), 0)
+    outs = [session.render(inverted, {"sefa_0": float(v)}, paste_back=v % 2 == 0) for v in range(1, 5)]
+    assert [o.after.exists() for o in outs] == [False, False, True, True]
+    assert inverted.upload.photo_png.exists() and outs[-1].before == inverted.upload.photo_png
+    assert len([p for p in session.workdir.iterdir() if p.name.startswith("r")]) == 2
+
+
 def test_bad_upload_is_one_line_naming_the_file(session, files):
     from stylecli.errors import InputError
 

@@ -11,7 +11,7 @@ import shlex
 import shutil
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -101,9 +101,13 @@ class EditorSession:
         faces = self.backend.detect(pixels)
         if not faces:
             raise InputError(f"{path.name}: no face found (a face should be at least about 80 pixels wide)")
-        folder = self._new_folder()
+        with self._lock:
+            self._count += 1
+            folder = self.workdir / f"u{self._count}"  # lives as long as the upload stays in the cache
+        folder.mkdir(parents=True)
         upload = Upload(key, path.name, pixels, notes, faces, _write_png(pixels, folder / "photo.png"))
-        return _remember(self._uploads, key, upload, self.cache_size)
+        return _remember(self._uploads, key, upload, self.cache_size,
+                         lambda old: shutil.rmtree(old.photo_png.parent, ignore_errors=True))
 
     def invert(self, upload: Upload, index: int = 0, encoder: str = "e4e") -> Inverted:
         from stylecli.errors import InputError
@@ -174,7 +178,7 @@ class EditorSession:
     def _new_folder(self) -> Path:
         with self._lock:
             self._count += 1
-            folder = self.workdir / f"r{self._count}"
+            folder = self.workdir / f"r{self._count}"  # one per render; the oldest go (KEPT_RENDERS)
             folder.mkdir(parents=True)
             self._renders.append(folder)
             while len(self._renders) > KEPT_RENDERS:
@@ -209,10 +213,10 @@ def _coordinate(edit, code: np.ndarray) -> float:
     return float(edit.coordinate(torch.from_numpy(code)[None])[0])
 
 
-def _remember(cache: OrderedDict, key, value, size: int):
+def _remember(cache: OrderedDict, key, value, size: int, evicted: Callable[[Any], None] = lambda _: None):
     cache[key] = value
     while len(cache) > size:
-        cache.popitem(last=False)
+        evicted(cache.popitem(last=False)[1])
     return value
 
 
