@@ -1,8 +1,9 @@
 """stylecli: invert and edit real photos with StyleGAN2 and the e4e encoder.
 
-    from stylecli import Inverter
-    inv = Inverter.from_checkpoint("e4e_ffhq_encode.pt")
-    result = inv.invert([pixels])[0]   # pixels: uint8 [H, W, 3] aligned face
+    from stylecli import FaceEditor
+    editor = FaceEditor.from_pretrained("e4e_ffhq")          # or FaceEditor.from_checkpoint("e4e.pt")
+    photo = editor(["photo.jpg"], edits=[("age", 3)], paste_back=True)[0]
+    photo.faces[0].code, photo.faces[0].edits[0].image, photo.pasted["age+3"]
 
 Heavy modules load on first use, so importing stylecli (and `stylecli --help`) stays fast.
 """
@@ -15,8 +16,14 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Inverter": "stylecli.pipeline",
-    "Inversion": "stylecli.pipeline",
+    "FaceEditor": "stylecli.pipeline",
+    "PhotoResult": "stylecli.results",
+    "FaceResult": "stylecli.results",
+    "EditedFace": "stylecli.results",
+    "Variant": "stylecli.results",
+    "Encoded": "stylecli.encoders",
+    "Encoder": "stylecli.encoders",
+    "GeneratorWeights": "stylecli.encoders",
     "load_model": "stylecli.loader",
     "load_generator": "stylecli.loader",
     "save_checkpoint": "stylecli.checkpoint",

@@ -13,7 +13,7 @@ import torch
 
 from stylecli.errors import StyleCliError
 from stylecli.metrics import METRICS, ArcFace, Stat, identity_similarity, l2, lec_distances, msssim, pool256
-from stylecli.pipeline import Inverter, preprocess
+from stylecli.pipeline import FaceEditor, preprocess
 
 
 class EvaluationError(StyleCliError):
@@ -98,6 +98,19 @@ def moco_model(device: torch.device, path: Path | None = None) -> torch.nn.Modul
     return torch.nn.Sequential(*list(net.children())[:-1]).to(device).eval().requires_grad_(False)
 
 
+class _Codec:
+    """encode / synthesize on tensors, as the metrics take them."""
+
+    def __init__(self, editor: FaceEditor):
+        self.editor = editor
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.editor.encoder.encode(x).codes
+
+    def synthesize(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.editor.render(codes)
+
+
 @dataclass
 class Evaluation:
     checkpoint: str
@@ -120,7 +133,7 @@ class Evaluation:
 
 
 def evaluate(
-    inverter: Inverter,
+    inverter: FaceEditor,
     images: Sequence[tuple[str, np.ndarray]],
     metrics: Sequence[str],
     name: str,
@@ -133,7 +146,7 @@ def evaluate(
 ) -> Evaluation:
     """Run every metric over (name, uint8 image) pairs with one model."""
     result = Evaluation(name, {m: Stat() for m in metrics})
-    model = inverter.model
+    model = _Codec(inverter)
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
         x = torch.stack([preprocess(px) for _, px in chunk]).to(inverter.device)

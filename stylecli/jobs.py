@@ -9,8 +9,25 @@ from typing import Any
 from stylecli.editing.base import Edit
 from stylecli.errors import InputError
 from stylecli.images import write_latent, write_png
-from stylecli.pipeline import Inversion, Inverter
+from stylecli.pipeline import FaceEditor
 from stylecli.runner import Item
+
+
+@dataclass
+class Inversion:
+    code: Any  # float32 [n_styles, style_dim]
+    image: Any  # uint8 [size, size, 3] or None
+
+
+def codes_of(editor: FaceEditor, items: list[Item]):
+    """W+ codes [B, n, d] of runner items: saved latents as they are (checked against the model), images
+    encoded together in batches of the editor's batch size."""
+    import torch
+
+    to_encode = [item for item in items if item.code is None]
+    encoded = iter(editor.encode([item.pixels for item in to_encode]).codes) if to_encode else iter(())
+    return torch.stack([editor.check_codes(item.code, item.source)[0] if item.code is not None else next(encoded)
+                        for item in items])
 
 
 class AlignJob:
@@ -34,7 +51,7 @@ class InvertJob:
 
     accepts_latents = False
 
-    def __init__(self, inverter: Inverter, latent_only: bool = False):
+    def __init__(self, inverter: FaceEditor, latent_only: bool = False):
         self.inverter = inverter
         self.latent_only = latent_only
         self.default_batch_size = inverter.batch_size
@@ -46,10 +63,11 @@ class InvertJob:
         return out
 
     def compute(self, items: list[Item]) -> list[Inversion]:
-        pixels = [item.pixels for item in items]
+        codes = self.inverter.encode([item.pixels for item in items]).codes
         if self.latent_only:  # no generator pass: about half the time per face
-            return [Inversion(code, None) for code in self.inverter.encode(pixels).float().cpu().numpy()]
-        return self.inverter.invert(pixels)
+            return [Inversion(code, None) for code in codes.cpu().numpy()]
+        images = self.inverter.synthesize(codes)
+        return [Inversion(code, image) for code, image in zip(codes.cpu().numpy(), images)]
 
     def write(self, item: Item, result: Inversion, targets: dict[str, Path], overwrite: bool) -> None:
         write_latent(result.code, targets["latent"], overwrite)
@@ -87,7 +105,7 @@ class EditJob:
 
     accepts_latents = True
 
-    def __init__(self, inverter: Inverter, plan: EditPlan):
+    def __init__(self, inverter: FaceEditor, plan: EditPlan):
         self.inverter = inverter
         self.plan = plan
         self.default_batch_size = max(1, inverter.batch_size // len(plan.variants()))
@@ -134,7 +152,7 @@ class EditJob:
         from stylecli.editing import apply_edits
 
         variants = self.plan.variants()
-        codes = torch.cat([self.inverter.code_of(item) for item in items])
+        codes = codes_of(self.inverter, items)
         edited = torch.stack([apply_edits(codes, edits) for _, edits in variants], dim=1)  # [B, V, n, d]
         batch = edited.flatten(0, 1)
         if self.plan.grid:

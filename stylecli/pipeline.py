@@ -1,156 +1,397 @@
-"""The inversion job: preprocess -> encode -> synthesize, on a chosen device, in batches."""
+"""The editing pipeline: one object that takes photos through every stage, in this order.
+
+    read -> detect -> align -> encode -> edit -> synthesize -> paste back
+
+Each stage is a method that can be called on its own; `FaceEditor.__call__` runs them all and returns typed
+results (stylecli.results). The CLI jobs, evaluation and any other front end call these same methods.
+
+    from stylecli import FaceEditor
+    editor = FaceEditor.from_pretrained("e4e_ffhq")
+    result = editor(["photo.jpg"], edits=[("age", 3), ("smile", -2)], paste_back=True)[0]
+    result.faces[0].edits[0].image, result.pasted["age+3"]
+
+Two seams for what comes next (see stylecli.encoders): `editor.encoder` is any `Encoder` (e4e and pSp here;
+iterative or weight-predicting encoders plug in the same way), and every renderer takes optional per-photo
+`GeneratorWeights`, so an encoder or a tuning stage can hand the generator's replacement parameters for one
+photo to `synthesize` without copying the generator.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from stylecli.errors import StyleCliError
-from stylecli.loader import LoadedModel, load_model
-from stylecli.models.e4e import E4E
+from stylecli.convert import ENCODER_INPUT_SIZE, preprocess, to_uint8
+from stylecli.devices import PRECISIONS, cpu_supports, precision_context, resolve_device
+from stylecli.editing.base import Edit
+from stylecli.encoders import E4EEncoder, Encoded, Encoder, GeneratorWeights
+from stylecli.errors import InputError, StyleCliError
+from stylecli.images import DEFAULT_MAX_PIXELS
+from stylecli.results import EditedFace, FaceResult, Photo, PhotoResult, Variant
 
-ENCODER_INPUT_SIZE = 256
+if TYPE_CHECKING:
+    from stylecli.faces import Face
+    from stylecli.loader import LoadedModel
+    from stylecli.models.stylegan2 import Generator
 
+__all__ = ["ENCODER_INPUT_SIZE", "PRECISIONS", "FaceEditor", "cpu_supports", "precision_context", "preprocess",
+           "resolve_device", "to_uint8"]
 
-@dataclass
-class Inversion:
-    code: np.ndarray  # float32 [n_styles, style_dim], mean latent included
-    image: np.ndarray | None  # uint8 [size, size, 3], the generator's reconstruction (None: not rendered)
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA, then MPS, then CPU; asking for an absent accelerator is an error."""
-    mps = getattr(torch.backends, "mps", None)
-    has_mps = bool(mps and mps.is_available())
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise StyleCliError("--device cuda: no CUDA device is available here (use --device cpu or auto)")
-    if name == "mps" and not has_mps:
-        raise StyleCliError("--device mps: Apple's MPS backend is not available here (use --device cpu or auto)")
-    if name not in ("cpu", "cuda", "mps"):
-        raise StyleCliError(f"--device {name}: expected auto, cpu, cuda or mps")
-    return torch.device(name)
+PhotoLike = str | Path | np.ndarray | Photo
+# One edit: a direction spec ("age", "ganspace:smile", "sefa:3", "my_direction.npy") or an Edit, alone (its
+# default strength) or with a strength.
+EditLike = str | Edit | tuple[str | Edit, float]
+# One output variant: an EditLike, several EditLikes applied together (a list), or a ready Variant.
+VariantLike = EditLike | list[EditLike] | Variant
 
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+def strength_label(value: float) -> str:
+    return f"{value:+g}"
 
 
-def precision_context(device: torch.device, precision: str):
-    """Autocast for bf16 / fp16 (convolutions and matrix products in low precision); nothing for fp32."""
-    import contextlib
-
-    if precision not in PRECISIONS:
-        raise StyleCliError(f"--precision {precision}: expected one of {', '.join(PRECISIONS)}")
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if device.type == "cpu" and not cpu_supports(precision):
-        raise StyleCliError(
-            f"--precision {precision}: this CPU has no native {precision} support (AMX or AVX512-BF16/FP16), where "
-            "it runs about 100x slower than fp32; use --precision fp32"
-        )
-    return torch.autocast(device_type=device.type, dtype=PRECISIONS[precision])
+def variant_of(steps: Sequence[tuple[Edit, float | None]]) -> Variant:
+    """A Variant named as its files are: label and signed strength of each edit, joined by '_' (age+3_smile-2)."""
+    name = "_".join(f"{e.label}{strength_label(e.default_strength if s is None else s)}" for e, s in steps)
+    return Variant(name, tuple(steps))
 
 
-def cpu_supports(precision: str) -> bool:
-    """Whether oneDNN has fast kernels for bf16 / fp16 on this CPU."""
-    check = {"bf16": "_is_mkldnn_bf16_supported", "fp16": "_is_mkldnn_fp16_supported"}[precision]
-    try:
-        return bool(getattr(torch.ops.mkldnn, check)())
-    except (AttributeError, RuntimeError):
-        return False
+def domain_of(opts: dict[str, Any]) -> str | None:
+    """The training domain of a checkpoint from its opts (dataset_type 'ffhq_encode' -> 'ffhq')."""
+    kind = opts.get("dataset_type")
+    return kind.removesuffix("_encode") if isinstance(kind, str) and kind else None
 
 
-def preprocess(pixels: np.ndarray, size: int = ENCODER_INPUT_SIZE) -> torch.Tensor:
-    """uint8 [H, W, 3] -> float [3, size, size] in [-1, 1]: bilinear resize (Pillow), then (x - 0.5) / 0.5."""
-    if pixels.shape[:2] != (size, size):
-        from PIL import Image
+class FaceEditor:
+    """Encoder + generator on a device, with the face stages around them.
 
-        pixels = np.asarray(Image.fromarray(pixels).resize((size, size), Image.BILINEAR))
-    x = torch.from_numpy(np.array(pixels, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
-    return x.sub_(0.5).div_(0.5)
+    encoder: an `Encoder` (None: only the photo stages read / detect / align / paste_back work).
+    generator: the StyleGAN2 `Generator` the codes are rendered with.
+    batch_size: faces per encoder / generator call (default: 8 on CUDA, 4 otherwise).
+    precision: fp32, or bf16 / fp16 autocast.
+    domain: what the generator was trained on (ffhq, cars, horse, church), for direction checks.
+    """
 
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """Generator output [B, 3, H, W] -> uint8 [B, H, W, 3] as the official code converts it:
-    clamp to [-1, 1], (x + 1) / 2 * 255, truncate."""
-    arr = images.detach().float().cpu().clamp(-1, 1).permute(0, 2, 3, 1).numpy()
-    return ((arr + 1) / 2 * 255).astype(np.uint8)
-
-
-class Inverter:
-    """An encoder + generator on a device: images -> W+ codes -> reconstructions."""
-
-    def __init__(self, model: E4E, device: str | torch.device = "auto", source: Path | None = None,
-                 batch_size: int | None = None, precision: str = "fp32"):
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.model = model.to(self.device).eval().requires_grad_(False)
-        self.source = source
-        self.batch_size = batch_size or self.default_batch_size
-        precision_context(self.device, precision)  # validates the name
+    def __init__(
+        self,
+        encoder: Encoder | None,
+        generator: Generator | None,
+        device: str | torch.device = "auto",
+        *,
+        batch_size: int | None = None,
+        precision: str = "fp32",
+        domain: str | None = None,
+        source: Path | None = None,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        detector_upsample: int | None = None,
+    ):
+        self.device = resolve_device(device)
+        precision_context(self.device, precision)  # validates the name and the hardware
         self.precision = precision
+        self.encoder = _ready(encoder, self.device)
+        self.generator = _ready(generator, self.device)
+        self.batch_size = batch_size or self.default_batch_size
+        self.domain = domain
+        self.source = source
+        self.max_pixels = max_pixels
+        self.detector_upsample = detector_upsample
+        self._aligner = None
+        self._aligner_lock = threading.Lock()
+
+    # -- construction ---------------------------------------------------------------------------------------
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedModel, device: str | torch.device = "auto", **options: Any) -> Inverter:
-        """options: batch_size, precision."""
-        return cls(loaded.model, device, loaded.source, **options)
+    def from_loaded(cls, loaded: LoadedModel, device: str | torch.device = "auto", **options: Any) -> FaceEditor:
+        """From a loaded e4e / pSp checkpoint. options: batch_size, precision, max_pixels, detector_upsample."""
+        options.setdefault("domain", domain_of(loaded.opts))
+        return cls(E4EEncoder.from_model(loaded.model), loaded.model.decoder, device, source=loaded.source,
+                   **options)
 
     @classmethod
-    def from_checkpoint(cls, path: Path | str, device: str | torch.device = "auto", **options: Any) -> Inverter:
+    def from_checkpoint(cls, path: Path | str, device: str | torch.device = "auto", **options: Any) -> FaceEditor:
+        """From an e4e / pSp checkpoint file (official format). options: batch_size, precision."""
+        from stylecli.loader import load_model
+
         return cls.from_loaded(load_model(path), device, **options)
 
     @classmethod
-    def from_pretrained(cls, name: str = "e4e_ffhq", device: str | torch.device = "auto", **options: Any) -> Inverter:
+    def from_pretrained(cls, name: str = "e4e_ffhq", device: str | torch.device = "auto",
+                        **options: Any) -> FaceEditor:
+        """From a registry model (weights.toml), downloaded and verified on first use."""
         from stylecli import weights
 
+        entry = weights.get_entry(name)
+        if entry.kind != "checkpoint":
+            raise weights.WeightsError(f"--model {name}: is a {entry.kind or 'data'} file, not an encoder checkpoint")
         return cls.from_checkpoint(weights.resolve(name), device, **options)
+
+    # -- what the models are ------------------------------------------------------------------------------
 
     @property
     def n_styles(self) -> int:
-        return self.model.n_styles
+        return self._need_generator().n_latent
+
+    @property
+    def style_dim(self) -> int:
+        return self._need_generator().style_dim
+
+    @property
+    def size(self) -> int:
+        """The generator's output size in pixels."""
+        return self._need_generator().size
 
     @property
     def default_batch_size(self) -> int:
         """Faces per model call: larger batches pay on GPUs; on CPUs a few keep memory low."""
         return 8 if self.device.type == "cuda" else 4
 
-    @torch.inference_mode()
-    def encode(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """uint8 images -> W+ codes [B, n_styles, style_dim] (on the model's device)."""
-        step = self.batch_size
-        chunks = [torch.stack([preprocess(im) for im in images[i : i + step]]).to(self.device)
-                  for i in range(0, len(images), step)]
-        with precision_context(self.device, self.precision):
-            return torch.cat([self.model.encode(x).float() for x in chunks])
+    # -- 1. read ------------------------------------------------------------------------------------------
+
+    def read(self, source: PhotoLike) -> Photo:
+        """A file (EXIF orientation, modes, size limit applied) or a uint8 [H, W, 3] array -> Photo."""
+        if isinstance(source, Photo):
+            return source
+        if isinstance(source, np.ndarray):
+            if source.dtype != np.uint8 or source.ndim != 3 or source.shape[2] != 3:
+                raise InputError(f"expected a uint8 [H, W, 3] array, got {source.dtype} {list(source.shape)}")
+            return Photo(source)
+        from stylecli.images import read_image
+
+        loaded = read_image(Path(source), self.max_pixels)
+        return Photo(loaded.pixels, Path(source), loaded.notes)
+
+    # -- 2. detect ----------------------------------------------------------------------------------------
+
+    def detect(self, photo: PhotoLike, upsample: int | None = None) -> list[Face]:
+        """Faces (box, landmarks, FFHQ quad) in the photo, largest first."""
+        pixels = self.read(photo).pixels
+        return self.aligner.detect(pixels, self.detector_upsample if upsample is None else upsample)
+
+    @property
+    def aligner(self):
+        """dlib's detector and landmark model, loaded on first use (one per editor, shared by threads)."""
+        with self._aligner_lock:
+            if self._aligner is None:
+                from stylecli.faces import FaceAligner
+
+                self._aligner = FaceAligner()
+            return self._aligner
+
+    @aligner.setter
+    def aligner(self, value) -> None:
+        self._aligner = value
+
+    # -- 3. align -----------------------------------------------------------------------------------------
+
+    def align(self, photo: PhotoLike, face: Face | np.ndarray, size: int = ENCODER_INPUT_SIZE) -> np.ndarray:
+        """The FFHQ crop of one face (a Face or its [4, 2] quad) as uint8 [size, size, 3]. size=256 is the
+        encoder's input; the generator's size (e.g. 1024) gives a target at full resolution."""
+        from stylecli.faces import align_crop
+
+        quad = face if isinstance(face, np.ndarray) else face.quad
+        return align_crop(self.read(photo).pixels, quad, size)
+
+    # -- 4. encode ----------------------------------------------------------------------------------------
 
     @torch.inference_mode()
-    def synthesize(self, codes: torch.Tensor | np.ndarray) -> np.ndarray:
-        """W+ codes -> uint8 images [B, size, size, 3], in chunks of batch_size."""
+    def encode(self, crops: Sequence[np.ndarray] | torch.Tensor) -> Encoded:
+        """Aligned crops (uint8 [H, W, 3] each, resized to 256) or a normalized tensor [B, 3, 256, 256] ->
+        Encoded, in chunks of batch_size across everything given (faces of several photos share a call)."""
+        encoder = self._need_encoder()
+        x = crops if isinstance(crops, torch.Tensor) else None
+        n = len(crops)
+        parts = []
+        for i in range(0, n, self.batch_size):
+            chunk = x[i : i + self.batch_size] if x is not None else torch.stack(
+                [preprocess(c) for c in crops[i : i + self.batch_size]])
+            with precision_context(self.device, self.precision):
+                out = encoder.encode(chunk.to(self.device))
+            out.codes = out.codes.float()
+            parts.append(out)
+        if not parts:
+            return Encoded(torch.empty(0, self.n_styles, self.style_dim, device=self.device))
+        return Encoded.concat(parts)
+
+    # -- 5. edit ------------------------------------------------------------------------------------------
+
+    def resolve_edit(self, spec: str, layers: tuple[int, ...] | None = None) -> Edit:
+        """A direction spec (see `stylecli directions`) -> an Edit for this model (shape and domain checked)."""
+        from stylecli.editing import resolve_edit
+
+        return resolve_edit(spec, self.n_styles, self.generator, layers, domain=self.domain)
+
+    def variants(self, edits: Iterable[VariantLike]) -> list[Variant]:
+        """Normalize edits: each item is one output variant (a list of edits is applied together)."""
+        return [item if isinstance(item, Variant) else variant_of(
+            [self._edit_step(e) for e in (item if isinstance(item, list) else [item])]) for item in edits]
+
+    def _edit_step(self, item: EditLike) -> tuple[Edit, float | None]:
+        edit, strength = (item if isinstance(item, tuple) else (item, None))
+        if isinstance(edit, str):
+            edit = self.resolve_edit(edit)
+        return edit, (None if strength is None else float(strength))
+
+    @torch.inference_mode()
+    def edit(self, codes: torch.Tensor, edits: Iterable[VariantLike]) -> torch.Tensor:
+        """W+ codes [B, n, d] -> edited codes [B, V, n, d], one per variant (in the order given)."""
+        from stylecli.editing import apply_edits
+
+        codes = self.check_codes(codes)
+        variants = self.variants(edits)
+        if not variants:
+            return codes.new_empty(len(codes), 0, *codes.shape[1:])
+        return torch.stack([apply_edits(codes, list(v.steps)) for v in variants], dim=1)
+
+    def check_codes(self, codes: torch.Tensor | np.ndarray, source: Any = None) -> torch.Tensor:
+        """Codes as float32 [B, n_styles, style_dim] on the device; a code of another model is an InputError
+        ("wide.npy: latent is [14, 256]; this model takes [14, 512]")."""
         codes = torch.as_tensor(codes, dtype=torch.float32).to(self.device)
         if codes.ndim == 2:
             codes = codes.unsqueeze(0)
-        step = self.batch_size
+        want = (self.n_styles, self.style_dim)
+        if codes.ndim != 3 or tuple(codes.shape[1:]) != want:
+            shape = list(codes.shape[1:] if codes.ndim == 3 else codes.shape)
+            what = f"{source}: latent" if source is not None else "latent"
+            raise InputError(f"{what} is {shape}; this model takes {list(want)}")
+        return codes
+
+    # -- 6. synthesize --------------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def render(self, codes: torch.Tensor | np.ndarray,
+               weights: Sequence[GeneratorWeights | None] | None = None) -> torch.Tensor:
+        """W+ codes [B, n, d] -> the generator's float images [B, 3, size, size] (stored noise: deterministic).
+
+        weights[i] (GeneratorWeights) replaces generator parameters for code i alone: those codes are rendered
+        one at a time through torch.func.functional_call; the others share batched calls of batch_size."""
+        generator = self._need_generator()
+        codes = self.check_codes(codes)
+        if weights is not None and len(weights) != len(codes):
+            raise ValueError(f"{len(weights)} generator weights for {len(codes)} codes")
+        own = [i for i in range(len(codes)) if weights is not None and weights[i] is not None]
+        shared = sorted(set(range(len(codes))) - set(own))
+        out: list[torch.Tensor | None] = [None] * len(codes)
         with precision_context(self.device, self.precision):
-            return np.concatenate([to_uint8(self.model.synthesize(codes[i : i + step]))
-                                   for i in range(0, len(codes), step)])
+            for start in range(0, len(shared), self.batch_size):
+                index = shared[start : start + self.batch_size]
+                for i, image in zip(index, generator(codes[index], input_is_latent=True, randomize_noise=False)):
+                    out[i] = image.float()
+            for i in own:
+                params = {k: v.to(self.device) for k, v in weights[i].items()}
+                image = torch.func.functional_call(generator, params, (codes[i : i + 1],),
+                                                   {"input_is_latent": True, "randomize_noise": False}, strict=False)
+                out[i] = image[0].float()
+        if not out:
+            return torch.empty(0, 3, self.size, self.size, device=self.device)
+        return torch.stack(out)
 
-    def code_of(self, item) -> torch.Tensor:
-        """The W+ code [1, n_styles, dim] of a runner item: its saved latent, or the encoded image."""
-        if item.code is not None:
-            code = torch.from_numpy(np.asarray(item.code, dtype=np.float32))[None].to(self.device)
-            if code.shape[1] != self.n_styles:
-                raise StyleCliError(f"{item.source}: latent has {code.shape[1]} styles but the model uses "
-                                    f"{self.n_styles}")
-            return code
-        return self.encode([item.pixels])
+    def synthesize(self, codes: torch.Tensor | np.ndarray,
+                   weights: Sequence[GeneratorWeights | None] | None = None) -> np.ndarray:
+        """W+ codes -> uint8 images [B, size, size, 3] (see render), converted chunk by chunk."""
+        codes = self.check_codes(codes)
+        step = self.batch_size
+        parts = [to_uint8(self.render(codes[i : i + step], None if weights is None else weights[i : i + step]))
+                 for i in range(0, len(codes), step)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.size, self.size, 3), np.uint8)
 
-    def invert(self, images: Sequence[np.ndarray]) -> list[Inversion]:
-        codes = self.encode(images)
-        recon = self.synthesize(codes)
-        codes_np = codes.float().cpu().numpy()
-        return [Inversion(c, im) for c, im in zip(codes_np, recon)]
+    # -- 7. paste back --------------------------------------------------------------------------------------
+
+    def paste_back(self, photo: PhotoLike, images: Sequence[np.ndarray], quads: Sequence[np.ndarray],
+                   blend: str = "feather") -> np.ndarray:
+        """The photo with each image (an aligned face, any size) blended in through its quad's inverse warp."""
+        from stylecli.faces import paste_back
+
+        out = self.read(photo).pixels
+        for image, quad in zip(images, quads):
+            out = paste_back(out, image, quad) if blend == "feather" else paste_back(out, image, quad, blend=blend)
+        return out
+
+    # -- everything ---------------------------------------------------------------------------------------
+
+    def __call__(
+        self,
+        photos: PhotoLike | Sequence[PhotoLike],
+        edits: Iterable[VariantLike] = (),
+        *,
+        faces: str = "largest",
+        align: bool = True,
+        paste_back: bool = False,
+        blend: str = "feather",
+        reconstruct: bool = True,
+    ) -> list[PhotoResult]:
+        """Run every stage on photos (paths or uint8 arrays) and return one PhotoResult per photo.
+
+        faces: largest, all, or an index (0 = largest). align=False: each photo is an aligned crop already.
+        edits: one item per output variant (see `variants`). paste_back: also each variant as a whole photo.
+        """
+        from stylecli.faces import select_faces
+
+        if isinstance(photos, (str, Path, np.ndarray, Photo)):
+            photos = [photos]
+        results, crops = [], []
+        for item in photos:
+            photo = self.read(item)
+            result = PhotoResult(photo.source, photo.pixels, photo.notes)
+            if align:
+                for index, face in select_faces(self.detect(photo), faces, photo.source or "the photo"):
+                    crop = self.align(photo, face)
+                    result.faces.append(FaceResult(index, crop, code=None, box=face.box,  # type: ignore[arg-type]
+                                                   landmarks=face.landmarks, quad=face.quad))
+            else:
+                result.faces.append(FaceResult(0, photo.pixels, code=None))  # type: ignore[arg-type]
+            crops += [f.crop for f in result.faces]
+            results.append(result)
+        encoded = self.encode(crops)
+        variants = self.variants(edits)
+        self.render_faces([f for r in results for f in r.faces], encoded, variants, reconstruct)
+        if paste_back and align:
+            for result in results:
+                for v, variant in enumerate(variants):
+                    images = [f.edits[v].image for f in result.faces]
+                    quads = [f.quad for f in result.faces]
+                    result.pasted[variant.name] = self.paste_back(result.pixels, images, quads, blend)
+        return results
+
+    def render_faces(self, faces: list[FaceResult], encoded: Encoded, variants: list[Variant],
+                     reconstruct: bool = True) -> None:
+        """Fill each face's code, reconstruction and edited variants: one generator pass over all of them."""
+        n, v = len(faces), len(variants)
+        codes = encoded.codes
+        edited = self.edit(codes, variants)  # [n, v, styles, dim]
+        batch = torch.cat([codes, edited.flatten(0, 1)]) if reconstruct else edited.flatten(0, 1)
+        weights = None
+        if encoded.weights is not None:
+            per_face = list(encoded.weights)
+            weights = (per_face if reconstruct else []) + [w for w in per_face for _ in range(v)]
+        images = self.synthesize(batch, weights) if len(batch) else np.zeros((0, 1, 1, 3), np.uint8)
+        offset = n if reconstruct else 0
+        codes_np, edited_np = codes.cpu().numpy(), edited.cpu().numpy()
+        for i, face in enumerate(faces):
+            face.code = codes_np[i]
+            face.weights = encoded.weights[i] if encoded.weights is not None else None
+            face.reconstruction = images[i] if reconstruct else None
+            face.edits = [EditedFace(variant.name, edited_np[i, k], images[offset + i * v + k])
+                          for k, variant in enumerate(variants)]
+
+    # -- helpers ------------------------------------------------------------------------------------------
+
+    def _need_encoder(self) -> Encoder:
+        if self.encoder is None:
+            raise StyleCliError("this FaceEditor has no encoder (build it with from_checkpoint / from_pretrained)")
+        return self.encoder
+
+    def _need_generator(self) -> Generator:
+        if self.generator is None:
+            raise StyleCliError("this FaceEditor has no generator (build it with from_checkpoint / from_pretrained)")
+        return self.generator
+
+
+def _ready(module: Any, device: torch.device) -> Any:
+    """A module moved to the device in eval mode without gradients (anything else is returned as is)."""
+    if isinstance(module, torch.nn.Module):
+        return module.to(device).eval().requires_grad_(False)
+    return module

@@ -45,6 +45,7 @@ class Entry:
     sha256: str | None = None
     size: int | None = None
     license: str = ""
+    domain: str | None = None  # what a model or direction belongs to (ffhq, cars, horse, church)
     embedded: str | None = None
     sources: tuple[dict[str, str], ...] = field(default_factory=tuple)
 

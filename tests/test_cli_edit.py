@@ -139,7 +139,7 @@ def test_edit_errors(tmp_path, tiny_checkpoint, face_png):
     np.save(tmp_path / "wrong.npy", np.zeros((18, 32), np.float32))
     result = invoke("edit", tmp_path / "wrong.npy", "--checkpoint", tiny_checkpoint, "-o", tmp_path / "o", "--json",
                     "-d", "sefa:0")
-    assert result.exit_code == 1 and "18 styles but the model uses 8" in records(result)[0]["error"]
+    assert result.exit_code == 1 and "latent is [18, 32]; this model takes [8, 32]" in records(result)[0]["error"]
 
 
 def test_mix_and_directions(tmp_path, tiny_checkpoint):

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from stylecli.loader import load_model
-from stylecli.pipeline import Inverter, preprocess, to_uint8
+from stylecli.pipeline import FaceEditor, preprocess, to_uint8
 
 SHARED = Path(os.environ.get("STYLECLI_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 PARITY = SHARED / "reference" / "parity"
@@ -41,13 +41,13 @@ def parity_checkpoint(tmp_path_factory):
 def test_matches_official_outputs(parity_checkpoint, capsys):
     loaded = load_model(parity_checkpoint, use_cache=False)
     assert loaded.config.size == 1024 and loaded.config.kind == "e4e" and loaded.model.n_styles == 18
-    inverter = Inverter.from_loaded(loaded, "cpu")
+    editor = FaceEditor.from_loaded(loaded, "cpu")
     report = {}
     for name in ("astronaut", "chelsea"):
         pixels = np.asarray(Image.open(PARITY / "inputs" / f"{name}.png").convert("RGB"))
         with torch.inference_mode():
-            codes = inverter.model.encode(preprocess(pixels)[None])
-            raw = inverter.model.synthesize(codes)
+            codes = editor.encode(preprocess(pixels)[None]).codes
+            raw = editor.render(codes)
         latent = np.load(PARITY / "official" / f"{name}_latent.npy")
         pooled = np.load(PARITY / "official" / f"{name}_pooled256.npy")
         png = np.asarray(Image.open(PARITY / "official" / f"{name}_image.png").convert("RGB")).astype(int)
@@ -59,9 +59,9 @@ def test_matches_official_outputs(parity_checkpoint, capsys):
             "png_pixels_off": int((ours_png != png).sum()),
         }
         # The public pipeline (uint8 in, uint8 out) gives the same result.
-        result = inverter.invert([pixels])[0]
-        assert np.abs(result.code - latent).max() < 1e-4
-        assert np.abs(result.image.astype(int) - png).max() <= 1
+        face = editor(pixels, align=False)[0].faces[0]
+        assert np.abs(face.code - latent).max() < 1e-4
+        assert np.abs(face.reconstruction.astype(int) - png).max() <= 1
     with capsys.disabled():
         print("\nparity deviations vs official e4e:", json.dumps(report))
     for name, dev in report.items():

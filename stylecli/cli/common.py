@@ -174,13 +174,9 @@ def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False
 
 def make_inverter(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None,
               precision: str = "fp32"):
-    from stylecli import weights
-    from stylecli.pipeline import Inverter, resolve_device
+    from stylecli.pipeline import FaceEditor, resolve_device
 
     dev = resolve_device(device)
     if checkpoint is not None:
-        return Inverter.from_checkpoint(checkpoint, dev, batch_size=batch_size, precision=precision)
-    entry = weights.get_entry(model)
-    if entry.kind != "checkpoint":
-        raise weights.WeightsError(f"--model {model}: is a {entry.kind or 'data'} file, not an encoder checkpoint")
-    return Inverter.from_checkpoint(weights.resolve(model), dev, batch_size=batch_size, precision=precision)
+        return FaceEditor.from_checkpoint(checkpoint, dev, batch_size=batch_size, precision=precision)
+    return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision)

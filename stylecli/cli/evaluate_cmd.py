@@ -143,12 +143,11 @@ def evaluate(
 
 
 def _lec_edit(spec: str, inverter):
-    from stylecli.editing import resolve_edit
     from stylecli.editing.ganspace import GanspaceEdit
     from stylecli.evaluation import EvaluationError, parse_lec_edit
 
     name, strength = parse_lec_edit(spec)
-    edit = resolve_edit(name, inverter.n_styles, inverter.model.decoder)
+    edit = inverter.resolve_edit(name)
     if isinstance(edit, GanspaceEdit):
         raise EvaluationError(f"--lec-edit {spec}: GANSpace edits have no exact inverse; use an InterFaceGAN, SeFa "
                               "or file direction")

@@ -213,14 +213,13 @@ def edit(
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
-        from stylecli.editing import parse_layers, resolve_edit
+        from stylecli.editing import parse_layers
         from stylecli.jobs import EditJob, EditPlan
 
         inverter = make_inverter(checkpoint, model, device.value, batch_size, precision.value)
         chosen = parse_layers(layers, inverter.n_styles)
         edits = [
-            (resolve_edit(d, inverter.n_styles, inverter.model.decoder, chosen), strengths[i] if i < len(strengths)
-             else None)
+            (inverter.resolve_edit(d, chosen), strengths[i] if i < len(strengths) else None)
             for i, d in enumerate(direction)
         ]
         plan = EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent)
@@ -263,7 +262,9 @@ def mix(
             from stylecli.faces import FaceAligner
 
             aligner = FaceAligner()
-        codes = [inverter.code_of(single_item(p, options, aligner)) for p in (first, second)]
+        from stylecli.jobs import codes_of
+
+        codes = [codes_of(inverter, [single_item(p, options, aligner)]) for p in (first, second)]
         image = inverter.synthesize(mix_codes(codes[0], codes[1], chosen, alpha))[0]
         write_png(image, out, overwrite)
     except StyleCliError as exc:

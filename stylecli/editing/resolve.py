@@ -40,14 +40,29 @@ def _registry_path(name: str):
     return weights.resolve(name)
 
 
+def check_domain(spec: str, registry_name: str, domain: str | None) -> None:
+    """A registry direction belongs to one domain (weights.toml `domain`); refuse it on a model of another."""
+    if domain is None:
+        return
+    from stylecli import weights
+
+    theirs = weights.get_entry(registry_name).domain
+    if theirs and theirs != domain:
+        raise EditError(f"--direction {spec}: a direction for {theirs} models, and this model is a {domain} model; "
+                        "use sefa:K (found in any generator) or a direction file made for this model")
+
+
 def resolve_edit(spec: str, n_styles: int, generator: Generator | None = None,
-                 layers: tuple[int, ...] | None = None, resolve_file: Any = _registry_path) -> Edit:
+                 layers: tuple[int, ...] | None = None, resolve_file: Any = _registry_path,
+                 domain: str | None = None) -> Edit:
     """Build the edit named by `spec` for a model with `n_styles` layers; `layers` restricts it (or, for
-    ganspace:NAME, replaces the published layer range)."""
+    ganspace:NAME, replaces the published layer range). `domain` (the model's, e.g. ffhq) refuses registry
+    directions of another domain; a direction file is trusted."""
     spec = spec.strip()
     kind, _, arg = spec.partition(":")
     if kind == "ganspace" and arg:
         pca_file = pca_name(n_styles)
+        check_domain(spec, pca_file, domain)
         if arg.isdigit():
             if layers is None:
                 raise EditError(f"--direction {spec}: a raw GANSpace component needs --layers (e.g. --layers 0-5)")
@@ -74,6 +89,7 @@ def resolve_edit(spec: str, n_styles: int, generator: Generator | None = None,
         return SefaEdit(label=f"sefa-{k}", layers=layers, description=f"SeFa direction {k}",
                         direction=torch.from_numpy(directions[k]).float())
     if spec in INTERFACEGAN:
+        check_domain(spec, spec, domain)
         direction = load_direction(resolve_file(spec))
         return DirectionEdit(label=spec, layers=layers, description=INTERFACEGAN[spec], direction=direction)
     path = Path(spec).expanduser()
