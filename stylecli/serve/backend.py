@@ -14,50 +14,42 @@ from typing import Any
 import numpy as np
 
 from stylecli.editing.base import Edit
+from stylecli.images import DEFAULT_MAX_PIXELS
 
 
 class Backend:
-    """A loaded model (and, on first use, the face detector), shared by every request of one server."""
+    """A loaded FaceEditor (the model, and on first use the face detector), shared by every request of one
+    server."""
 
-    def __init__(self, inverter: Any, model_args: list[str], domain: str | None = None):
-        self.inverter = inverter
+    def __init__(self, editor: Any, model_args: list[str]):
+        self.editor = editor
         self.model_args = model_args  # how the CLI names this model: ["--checkpoint", path] or ["--model", name]
-        self.domain = domain
-        self._aligner = None
         self._lock = threading.RLock()  # one model call at a time, whatever the web server's threads do
 
     @classmethod
-    def load(cls, checkpoint: Path | None = None, model: str = "e4e_ffhq", device: str = "auto") -> Backend:
-        from stylecli import weights
-        from stylecli.loader import load_model
-        from stylecli.pipeline import Inverter, resolve_device
+    def load(cls, checkpoint: Path | None = None, model: str = "e4e_ffhq", device: str = "auto",
+             max_pixels: int = DEFAULT_MAX_PIXELS) -> Backend:
+        from stylecli.pipeline import FaceEditor
 
-        dev = resolve_device(device)
         if checkpoint is None:
-            entry = weights.get_entry(model)
-            if entry.kind != "checkpoint":
-                raise weights.WeightsError(f"--model {model}: is a {entry.kind or 'data'} file, not an encoder "
-                                           "checkpoint")
-            loaded, args = load_model(weights.resolve(model)), ([] if model == "e4e_ffhq" else ["--model", model])
-        else:
-            loaded, args = load_model(checkpoint), ["--checkpoint", str(checkpoint)]
-        kind = loaded.opts.get("dataset_type")
-        domain = kind.removesuffix("_encode") if isinstance(kind, str) and kind else None
-        return cls(Inverter.from_loaded(loaded, dev), args, domain)
+            editor = FaceEditor.from_pretrained(model, device, max_pixels=max_pixels)
+            return cls(editor, [] if model == "e4e_ffhq" else ["--model", model])
+        return cls(FaceEditor.from_checkpoint(checkpoint, device, max_pixels=max_pixels),
+                   ["--checkpoint", str(checkpoint)])
 
     # -- what the model is ----------------------------------------------------------------------------------
 
     @property
     def n_styles(self) -> int:
-        return self.inverter.n_styles
+        return self.editor.n_styles
 
     @property
     def style_dim(self) -> int:
-        return self.inverter.model.decoder.style_dim
+        return self.editor.style_dim
 
     @property
-    def generator(self):
-        return self.inverter.model.decoder
+    def domain(self) -> str | None:
+        return self.editor.domain
 
     @property
     def encoders(self) -> list[str]:
@@ -73,35 +65,28 @@ class Backend:
 
     # -- the stages -----------------------------------------------------------------------------------------
 
-    def read(self, path: Path, max_pixels: int) -> tuple[np.ndarray, list[str]]:
-        from stylecli.images import read_image
-
-        loaded = read_image(path, max_pixels)
-        return loaded.pixels, loaded.notes
+    def read(self, path: Path) -> tuple[np.ndarray, list[str]]:
+        photo = self.editor.read(Path(path))
+        return photo.pixels, photo.notes
 
     def detect(self, pixels: np.ndarray) -> list:
         with self._lock:
-            if self._aligner is None:
-                from stylecli.faces import FaceAligner
-
-                self._aligner = FaceAligner()
-            return self._aligner.detect(pixels)
+            return self.editor.detect(pixels)
 
     def align(self, pixels: np.ndarray, face) -> np.ndarray:
-        from stylecli.faces import align_crop
-
-        return align_crop(pixels, face.quad)
+        return self.editor.align(pixels, face)
 
     def encode(self, crop: np.ndarray, encoder: str = "e4e") -> tuple[np.ndarray, Any]:
         """The W+ code [n_styles, style_dim] of one aligned crop, and the generator weights the encoder adapted
         to this photo (None: the shared generator)."""
         with self._lock:
-            return self.inverter.encode([crop])[0].float().cpu().numpy(), None
+            encoded = self.editor.encode([crop])
+        weights = encoded.weights[0] if encoded.weights is not None else None
+        return encoded.codes[0].float().cpu().numpy(), weights
 
     def resolve(self, spec: str) -> Edit:
-        from stylecli.editing import resolve_edit
-
-        return resolve_edit(spec, self.n_styles, self.generator)
+        """A direction for this model (shape and domain checked)."""
+        return self.editor.resolve_edit(spec)
 
     def apply(self, code: np.ndarray, edit: Edit, strength: float) -> np.ndarray:
         import torch
@@ -112,14 +97,10 @@ class Backend:
         """W+ codes [B, n_styles, style_dim] -> uint8 images [B, size, size, 3], with one photo's generator
         weights when given."""
         with self._lock:
-            return self.inverter.synthesize(codes)
+            return self.editor.synthesize(codes, None if weights is None else [weights] * len(codes))
 
     def paste(self, photo: np.ndarray, face_image: np.ndarray, quad: np.ndarray, blend: str = "feather"):
-        from stylecli.faces import paste_back
-
-        if blend == "feather":
-            return paste_back(photo, face_image, quad)
-        return paste_back(photo, face_image, quad, blend=blend)
+        return self.editor.paste_back(photo, [face_image], [quad], blend)
 
     def write_sidecar(self, dest: Path, photo_name: str, size: tuple[int, int], index: int, face) -> Path:
         """The alignment sidecar `edit NAME.npy --paste-back` reads; the photo is named as uploaded, so it is

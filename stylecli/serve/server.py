@@ -21,10 +21,10 @@ def prepare(checkpoint: Path | None = None, model: str = "e4e_ffhq", device: str
     from stylecli.serve.backend import Backend
     from stylecli.serve.sliders import discover
 
-    backend = Backend.load(checkpoint, model, device)
+    backend = Backend.load(checkpoint, model, device, max_pixels)
     directions = discover(backend, directions_dir, note)
     note(f"{len(directions)} sliders: " + ", ".join(d.slider.spec for d in directions))
-    return EditorSession(backend, directions, Path(tempfile.mkdtemp(prefix="stylecli-serve-")), max_pixels)
+    return EditorSession(backend, directions, Path(tempfile.mkdtemp(prefix="stylecli-serve-")))
 
 
 def launch(session: EditorSession, host: str = "127.0.0.1", port: int = 7860, share: bool = False,

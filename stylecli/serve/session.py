@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from stylecli.images import DEFAULT_MAX_PIXELS
 from stylecli.serve.sliders import Direction
 
 KEPT_RENDERS = 64  # render folders kept on disk (the web server copies what it serves into its own cache)
@@ -66,12 +65,10 @@ class Rendered:
 class EditorSession:
     """The state one server shares between its requests: the model, the sliders and small caches."""
 
-    def __init__(self, backend, directions: Sequence[Direction], workdir: Path,
-                 max_pixels: int = DEFAULT_MAX_PIXELS, cache_size: int = 3):
+    def __init__(self, backend, directions: Sequence[Direction], workdir: Path, cache_size: int = 3):
         self.backend = backend
         self.directions = list(directions)
         self.workdir = Path(workdir)
-        self.max_pixels = max_pixels
         self.cache_size = cache_size
         self._uploads: OrderedDict[tuple, Upload] = OrderedDict()
         self._inverted: OrderedDict[tuple, Inverted] = OrderedDict()
@@ -95,7 +92,7 @@ class EditorSession:
             self._uploads.move_to_end(key)
             return self._uploads[key]
         try:
-            pixels, notes = self.backend.read(path, self.max_pixels)
+            pixels, notes = self.backend.read(path)
         except InputError as exc:  # name the file as the user knows it, not by the server's upload folder
             raise InputError(str(exc).replace(str(path), path.name)) from None
         faces = self.backend.detect(pixels)
