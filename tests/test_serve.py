@@ -223,6 +223,27 @@ def test_ganspace_slider_shifts_the_faces_own_coordinate(session, files):
     assert session.render(inverted, {"g": 0.0}, paste_back=False).command.startswith("stylecli invert")
 
 
+def test_keep_conditions_the_edits_and_shows_in_the_command(session, files, monkeypatch):
+    """The --keep seam: every edit goes through backend.condition before it is applied."""
+    from stylecli.editing.interfacegan import DirectionEdit
+    from stylecli.errors import StyleCliError
+
+    inverted = session.invert(session.open(files["photo"]), 0)
+    with pytest.raises(StyleCliError, match="--keep age"):  # not in the library yet: said, not ignored
+        session.render(inverted, {"sefa_0": 3.0}, keep=["age"])
+    seen = []
+
+    def condition(edits, keep):  # stands in for the projection: here everything is projected away
+        seen.append(([e.label for e in edits], keep))
+        return [DirectionEdit(label=e.label, direction=torch.zeros(1, 32)) for e in edits]
+
+    monkeypatch.setattr(session.backend, "condition", condition)
+    out = session.render(inverted, {"sefa_0": 3.0, "file_turn": 1.0}, paste_back=False, keep=["age"])
+    assert seen == [(["sefa-0", "turn"], ["age"])]
+    assert "-d sefa:0 -s 3 -d" in out.command and "--keep age" in out.command
+    np.testing.assert_array_equal(np.load(next(p for p in out.files if p.suffix == ".npy")), inverted.code)
+
+
 def test_disk_use_stays_bounded(session, files, monkeypatch):
     """Old render folders go; an upload's own files stay while the upload is cached."""
     import stylecli.serve.session as module

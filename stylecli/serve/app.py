@@ -58,8 +58,8 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
                                  visible=len(backend.blends) > 1)
                 encoder = gr.Dropdown(backend.encoders, value=backend.encoders[0], label="Encoder",
                                       visible=len(backend.encoders) > 1, elem_id="encoder")
-                keep = gr.CheckboxGroup(keep_choices(backend), label="Keep (hold these attributes)",
-                                        visible=bool(keep_choices(backend)), elem_id="keep")
+                keep = gr.CheckboxGroup(backend.keep_choices, label="Keep (hold these attributes)",
+                                        visible=bool(backend.keep_choices), elem_id="keep")
                 reset = gr.Button("Reset sliders", elem_id="reset")
                 sliders = _sliders(gr, directions)
 
@@ -96,11 +96,6 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
               outputs=shown, api_name="edit", trigger_mode="always_last", concurrency_id="model",
               show_progress="minimal")
     return demo
-
-
-def keep_choices(backend) -> list[str]:
-    """Attributes `--keep` can hold while editing (none until the conditional editor is part of the library)."""
-    return list(getattr(backend, "keep_choices", []))
 
 
 def _keys(directions) -> list[str]:

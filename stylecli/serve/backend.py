@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from stylecli.editing.base import Edit
+from stylecli.errors import StyleCliError
 from stylecli.images import DEFAULT_MAX_PIXELS
 
 
@@ -57,6 +58,12 @@ class Backend:
         return ["e4e"]
 
     @property
+    def keep_choices(self) -> list[str]:
+        """Directions `--keep` can hold fixed while editing: none until conditional editing is in the library
+        (then `condition` projects the edits)."""
+        return []
+
+    @property
     def blends(self) -> list[str]:
         """Paste-back blends: the feathered mask, and Poisson blending where paste_back offers it."""
         from stylecli.faces import paste_back
@@ -87,6 +94,12 @@ class Backend:
     def resolve(self, spec: str) -> Edit:
         """A direction for this model (shape and domain checked)."""
         return self.editor.resolve_edit(spec)
+
+    def condition(self, edits: list[Edit], keep: list[str]) -> list[Edit]:
+        """The edits made to move orthogonally to the kept directions (`--keep`); unchanged when none is kept."""
+        if keep:
+            raise StyleCliError(f"--keep {keep[0]}: keeping attributes is not available in this version")
+        return edits
 
     def apply(self, code: np.ndarray, edit: Edit, strength: float) -> np.ndarray:
         import torch

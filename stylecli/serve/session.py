@@ -140,21 +140,21 @@ class EditorSession:
                blend: str = "feather", keep: Sequence[str] = ()) -> Rendered:
         """Apply every slider away from 0 (in slider order, as repeated --direction flags are), render, paste
         back, and write the downloads."""
+        active = [(d, float(values.get(d.slider.key) or 0.0)) for d in self.directions]
+        active = [(d, v) for d, v in active if abs(v) > 1e-9]
+        edits = self.backend.condition([d.edit for d, _ in active], list(keep))
         code = inverted.code
         steps: list[tuple[Direction, float]] = []
-        for d in self.directions:
-            value = float(values.get(d.slider.key) or 0.0)
-            if abs(value) < 1e-9:
-                continue
+        for (d, value), edit in zip(active, edits):
             strength = value
             if d.slider.relative:  # GANSpace: the CLI's strength is the target coordinate
-                strength = round(_coordinate(d.edit, code) + value, 3)
-            code = self.backend.apply(code, d.edit, strength)
+                strength = round(_coordinate(edit, code) + value, 3)
+            code = self.backend.apply(code, edit, strength)
             steps.append((d, strength))
         image = self.backend.synthesize(code[None], inverted.weights)[0] if steps else inverted.reconstruction
         upload, folder = inverted.upload, self._new_folder()
         stem = upload.stem(inverted.index)
-        variant = "_".join(f"{d.edit.label}{s:+g}" for d, s in steps)
+        variant = "_".join(f"{e.label}{s:+g}" for e, (_, s) in zip(edits, steps))
         face_png = _write_png(image, folder / (f"{stem}_{variant}.png" if steps else f"{stem}_inversion.png"))
         files = [face_png]
         before, after = _write_png(inverted.reconstruction, folder / "reconstruction.png"), face_png
