@@ -244,6 +244,23 @@ def test_keep_conditions_the_edits_and_shows_in_the_command(session, files, monk
     np.testing.assert_array_equal(np.load(next(p for p in out.files if p.suffix == ".npy")), inverted.code)
 
 
+def test_blend_choice_follows_the_library(session, files, monkeypatch):
+    """"seamless" is offered once paste_back takes a blend, and reaches it and the command line."""
+    import stylecli.faces
+
+    assert session.backend.blends[0] == "feather"
+    calls = []
+
+    def paste_back(photo, face, quad, blend="feather"):
+        calls.append(blend)
+        return photo
+
+    monkeypatch.setattr(stylecli.faces, "paste_back", paste_back)
+    assert session.backend.blends == ["feather", "seamless"]
+    out = session.render(session.invert(session.open(files["photo"]), 0), {"sefa_0": 1.0}, blend="seamless")
+    assert calls == ["seamless"] and out.command.split("--paste-back")[1].startswith(" --blend seamless")
+
+
 def test_disk_use_stays_bounded(session, files, monkeypatch):
     """Old render folders go; an upload's own files stay while the upload is cached."""
     import stylecli.serve.session as module
