@@ -198,7 +198,7 @@ def test_render_matches_the_command_line_it_shows(session, files, tmp_path, monk
                    "--device", "cpu", "-o", tmp_path / "again")
     assert again.exit_code == 0, again.stderr
     pasted = pixels(tmp_path / "again" / "astronauts_face1_sefa-0+3_turn-1.5_sefa-1+0_pasted.png")
-    assert np.abs(pasted.astype(int) - pixels(out.after).astype(int)).max() <= 1
+    assert np.abs(pasted.astype(int) - pixels(out.files[0]).astype(int)).max() <= 1
 
 
 def test_ganspace_slider_shifts_the_faces_own_coordinate(session, files):
@@ -269,7 +269,7 @@ def test_disk_use_stays_bounded(session, files, monkeypatch):
     inverted = session.invert(session.open(files["photo"]), 0)
     outs = [session.render(inverted, {"sefa_0": float(v)}, paste_back=v % 2 == 0) for v in range(1, 5)]
     assert [o.after.exists() for o in outs] == [False, False, True, True]
-    assert inverted.upload.photo_png.exists() and outs[-1].before == inverted.upload.photo_png
+    assert inverted.upload.preview.exists() and outs[-1].before == inverted.upload.preview
     assert len([p for p in session.workdir.iterdir() if p.name.startswith("r")]) == 2
 
 
@@ -342,9 +342,13 @@ def test_edit_through_the_client_api(server, files, tmp_path):
     assert pixels(aligned).shape == (256, 256, 3)
     assert pixels(recon).shape == pixels(edited).shape == (32, 32, 3)
     assert np.abs(pixels(recon).astype(int) - pixels(edited).astype(int)).max() > 10
-    assert pixels(after).shape == pixels(before).shape == (512, 896, 3)
+    assert pixels(after).shape == pixels(before).shape == (512, 896, 3)  # previews: photos up to 1280 wide
+    assert np.abs(pixels(after).astype(int) - pixels(before).astype(int)).max() > 10
     assert "-d sefa:0 -s 4 --paste-back" in command
-    assert sorted(Path(p).suffix for p in downloads) == [".json", ".npy", ".png", ".png"]
+    assert sorted(Path(p).name for p in downloads) == [
+        "astronauts_sefa-0+4.align.json", "astronauts_sefa-0+4.npy", "astronauts_sefa-0+4.png",
+        "astronauts_sefa-0+4_pasted.png"]
+    assert pixels(next(p for p in downloads if p.endswith("_pasted.png"))).shape == (512, 896, 3)
     status = client.predict(photo=handle_file(str(files["broken"])), api_name="/edit")[0]
     assert status.startswith("**Error:** broken.png:")
 
@@ -383,8 +387,11 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
     page.wait_for_function("document.querySelector('#command textarea').value.includes('-s 6')", timeout=30_000)
     edited = image_of(page, "#edited img")
     assert edited.shape == recon.shape and np.abs(edited.astype(int) - recon.astype(int)).max() > 10
-    after = image_of(page, "#compare img", last=True)
-    assert after.shape == (512, 896, 3)  # the pasted photo is the upload's size
+    assert image_of(page, "#compare img", last=True).shape == (512, 896, 3)  # the after preview
+    page.locator("#save").click()
+    link = page.locator("#downloads a[download$='_pasted.png']")
+    link.wait_for(timeout=30_000)
+    assert fetch(link.get_attribute("href")).shape == (512, 896, 3)  # the pasted photo is the upload's size
     page.screenshot(path=str(shots / "editor.png"), full_page=True)
     page.locator("#reset").click()  # every slider back to 0: the reconstruction again
     page.wait_for_function("document.querySelector('#command textarea').value.startsWith('stylecli invert')",
@@ -410,6 +417,9 @@ def status_has(page, text: str, log: Path) -> None:
 
 def image_of(page, selector: str, last: bool = False) -> np.ndarray:
     images = page.locator(selector)
-    src = (images.last if last else images.first).get_attribute("src")
-    with urllib.request.urlopen(src, timeout=10) as response:
+    return fetch((images.last if last else images.first).get_attribute("src"))
+
+
+def fetch(url: str) -> np.ndarray:
+    with urllib.request.urlopen(url, timeout=10) as response:
         return pixels(response.read())

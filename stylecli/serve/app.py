@@ -51,6 +51,7 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
                                          elem_id="compare")
                 command = gr.Textbox(label="The same edit from the shell", interactive=False,
                                      buttons=["copy"], elem_id="command")
+                save = gr.Button("Prepare downloads (full resolution)", elem_id="save")
                 files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
             with gr.Column(scale=1):
                 paste = gr.Checkbox(True, label="Paste back into the photo", elem_id="paste")
@@ -63,25 +64,29 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
                 reset = gr.Button("Reset sliders", elem_id="reset")
                 sliders = _sliders(gr, directions)
 
-        settings = {"paste": paste, "blend": blend, "keep": keep, "encoder": encoder}
         shown = [status, aligned, recon, edited, compare, command, files]
+        by_name = {"photo": photo, "face": face, "paste": paste, "blend": blend, "keep": keep, "encoder": encoder,
+                   **dict(zip(_keys(directions), sliders))}
 
         def edit(photo: str | None, face: float | None, paste: bool = True, blend: str = "feather",
                  keep: list[str] | None = None, encoder: str = "e4e", **strengths: float):
             """Edit the chosen face of a photo with the slider values; returns the status line, the aligned
-            crop, the reconstruction, the edited face, the (photo, edited photo) pair, the command line and
-            the files to download (edited photo, face, latent .npy and its .align.json)."""
-            return _render(session, uploads, photo, int(face or 0), strengths, paste, blend, keep or [], encoder)
+            crop, the reconstruction, the edited face, the (photo, edited photo) preview pair, the command line
+            and the downloads (the edited photo at full resolution, the face, the latent .npy and its
+            .align.json)."""
+            return _render(session, uploads, photo, int(face or 0), strengths, paste, blend, keep, encoder, True)
 
-        def opened(photo, *rest):
+        def preview(photo, face, paste=True, blend="feather", keep=None, encoder="e4e", **strengths):
+            return _render(session, uploads, photo, int(face or 0), strengths, paste, blend, keep, encoder, False)
+
+        def opened(photo, *options):
             zeros = {d.slider.key: 0.0 for d in directions}
-            out = _render(session, uploads, photo, 0, zeros, *rest)
-            return (_gallery(gr, session, uploads, photo), 0, *zeros.values(), *out)
+            out = _render(session, uploads, photo, 0, zeros, *options, False)
+            return (_gallery(gr, session, photo), 0, *zeros.values(), *out)
 
         def picked(photo, *rest, evt: gr.SelectData):
             index = int(evt.index)
-            return (index, *edit(photo, index, *rest[:4], **dict(zip(_keys(directions), rest[4:]))))
-
+            return (index, *preview(photo, index, *rest[:4], **dict(zip(_keys(directions), rest[4:]))))
 
         options = [paste, blend, keep, encoder]
         photo.upload(opened, [photo, *options], [gallery, face, *sliders, *shown], api_visibility="private",
@@ -89,12 +94,13 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
         photo.clear(lambda: ("Upload a photo to start.", *[None] * 6), None, shown, api_visibility="private")
         gallery.select(picked, [photo, *options, *sliders], [face, *shown], api_visibility="private",
                        concurrency_id="model")
-        # Sliders listen to `change`, so their own reset buttons and "Reset sliders" render too.
+        # Sliders listen to `change`, so their own reset buttons and "Reset sliders" render too. Rapid changes
+        # coalesce (always_last: the latest state is rendered once the running render is done).
         reset.click(lambda: [0.0] * len(sliders), None, sliders, api_visibility="private", queue=False)
         gr.on([*(s.change for s in sliders), paste.input, blend.input, keep.input, encoder.input, face.submit],
-              edit, inputs_kwargs={"photo": photo, "face": face, **settings, **dict(zip(_keys(directions), sliders))},
-              outputs=shown, api_name="edit", trigger_mode="always_last", concurrency_id="model",
-              show_progress="minimal")
+              preview, inputs_kwargs=by_name, outputs=shown, api_visibility="private", trigger_mode="always_last",
+              concurrency_id="model", show_progress="minimal")
+        save.click(edit, inputs_kwargs=by_name, outputs=shown, api_name="edit", concurrency_id="model")
     return demo
 
 
@@ -115,12 +121,9 @@ def _sliders(gr, directions) -> list[Any]:
     return out
 
 
-def _gallery(gr, session: EditorSession, uploads: Path, photo: str | None):
+def _gallery(gr, session: EditorSession, photo: str | None):
     """Thumbnails of the faces when there is more than one to choose from."""
-    try:
-        upload = session.open(uploaded(photo, uploads)) if photo else None
-    except StyleCliError:
-        upload = None
+    upload = session.cached(photo) if photo else None
     if upload is None or len(upload.faces) < 2:
         return gr.Gallery(value=None, visible=False)
     labels = ["0 (largest)", *map(str, range(1, len(upload.faces)))]
@@ -128,14 +131,16 @@ def _gallery(gr, session: EditorSession, uploads: Path, photo: str | None):
 
 
 def _render(session: EditorSession, uploads: Path, photo: str | None, index: int, strengths: dict[str, float],
-            paste: bool, blend: str, keep: list[str], encoder: str) -> tuple:
-    """The seven outputs: status, aligned crop, reconstruction, edited face, before/after, command, files."""
+            paste: bool, blend: str | None, keep: list[str] | None, encoder: str, save: bool) -> tuple:
+    """The seven outputs: status, aligned crop, reconstruction, edited face, before/after, command, downloads."""
+    import gradio as gr
+
     if not photo:
         return ("Upload a photo to start.", None, None, None, None, "", None)
     try:
         upload = session.open(uploaded(photo, uploads))
         inverted = session.invert(upload, index, encoder)
-        out = session.render(inverted, strengths, paste, blend or "feather", keep or [])
+        out = session.render(inverted, strengths, paste, blend or "feather", keep or [], save)
     except StyleCliError as exc:
         return (f"**Error:** {exc}", None, None, None, None, "", None)
     except Exception as exc:  # the page stays up; the server's log has the traceback
@@ -146,8 +151,11 @@ def _render(session: EditorSession, uploads: Path, photo: str | None, index: int
     faces = f"{n} faces, editing face {index}" + (" (the largest)" if index == 0 else "") if n > 1 else "1 face"
     notes = f" ({'; '.join(upload.notes)})" if upload.notes else ""
     status = f"{upload.name}: {upload.size[0]}x{upload.size[1]}, {faces}{notes}."
-    return (status, inverted.crop, inverted.reconstruction, out.image, (str(out.before), str(out.after)),
-            out.command, [str(p) for p in out.files])
+    compare = (str(out.before), str(out.after))
+    if not save:  # the page's previews put the divider through the face; the API returns plain values
+        compare = gr.ImageSlider(value=compare, slider_position=out.split)
+    return (status, inverted.crop, inverted.reconstruction, out.image, compare, out.command,
+            [str(p) for p in out.files] or None)
 
 
 def uploaded(photo: str, folder: Path) -> Path:

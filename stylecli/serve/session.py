@@ -20,7 +20,8 @@ import numpy as np
 
 from stylecli.serve.sliders import Direction
 
-KEPT_RENDERS = 64  # render folders kept on disk (the web server copies what it serves into its own cache)
+KEPT_RENDERS = 16  # render folders kept on disk (the web server copies what it serves into its own cache)
+PREVIEW_SIZE = 1280  # the before/after view's longest side; the download keeps the photo's full resolution
 
 
 @dataclass
@@ -30,7 +31,7 @@ class Upload:
     pixels: np.ndarray  # uint8 [H, W, 3], EXIF orientation applied
     notes: list[str]
     faces: list  # stylecli.faces.Face, largest first
-    photo_png: Path  # the decoded photo, for the before/after view
+    preview: Path  # the decoded photo at most PREVIEW_SIZE wide, the "before" of the comparison
 
     @property
     def size(self) -> tuple[int, int]:
@@ -44,6 +45,7 @@ class Upload:
 
 @dataclass
 class Inverted:
+    key: tuple
     upload: Upload
     index: int
     crop: np.ndarray  # the aligned crop the encoder saw
@@ -53,13 +55,22 @@ class Inverted:
 
 
 @dataclass
+class Edited:
+    code: np.ndarray  # the edited W+ code
+    image: np.ndarray  # the generator's image of it
+    steps: list[tuple[Direction, float]]  # (slider, strength as --strength takes it), in order
+    name: str  # as `stylecli edit` names the variant: sefa-0+3_age-2 ("" when nothing is edited)
+
+
+@dataclass
 class Rendered:
     image: np.ndarray  # the edited face
-    before: Path  # the photo (or the reconstruction, without paste-back)
-    after: Path  # the edited photo, full resolution (or the edited face)
-    files: list[Path]
+    before: Path  # preview of the photo (or the reconstruction, without paste-back)
+    after: Path  # preview of the edited photo (or the edited face)
+    files: list[Path]  # the downloads, when saved
     command: str
     steps: list[tuple[Direction, float]] = field(default_factory=list)
+    split: float = 50.0  # where the before/after divider starts, in percent of the width: through the face
 
 
 class EditorSession:
@@ -72,6 +83,7 @@ class EditorSession:
         self.cache_size = cache_size
         self._uploads: OrderedDict[tuple, Upload] = OrderedDict()
         self._inverted: OrderedDict[tuple, Inverted] = OrderedDict()
+        self._edited: OrderedDict[tuple, Edited] = OrderedDict()
         self._renders: deque[Path] = deque()
         self._count = 0
         self._lock = threading.Lock()
@@ -82,7 +94,7 @@ class EditorSession:
         """Read and detect once per uploaded file; InputError (one line) for what cannot be edited."""
         from stylecli.errors import InputError
 
-        path = Path(path)
+        path = Path(path).resolve()
         try:
             st = path.stat()
         except OSError:
@@ -102,9 +114,13 @@ class EditorSession:
             self._count += 1
             folder = self.workdir / f"u{self._count}"  # lives as long as the upload stays in the cache
         folder.mkdir(parents=True)
-        upload = Upload(key, path.name, pixels, notes, faces, _write_png(pixels, folder / "photo.png"))
+        upload = Upload(key, path.name, pixels, notes, faces, _write_preview(pixels, folder / "before.jpg"))
         return _remember(self._uploads, key, upload, self.cache_size,
-                         lambda old: shutil.rmtree(old.photo_png.parent, ignore_errors=True))
+                         lambda old: shutil.rmtree(old.preview.parent, ignore_errors=True))
+
+    def cached(self, path: Path | str) -> Upload | None:
+        """The upload already opened from this file, if any (no work)."""
+        return next((u for k, u in self._uploads.items() if k[0] == str(Path(path).resolve())), None)
 
     def invert(self, upload: Upload, index: int = 0, encoder: str = "e4e") -> Inverted:
         from stylecli.errors import InputError
@@ -118,7 +134,7 @@ class EditorSession:
         crop = self.backend.align(upload.pixels, upload.faces[index])
         code, weights = self.backend.encode(crop, encoder)
         recon = self.backend.synthesize(code[None], weights)[0]
-        inverted = Inverted(upload, index, crop, code, recon, weights)
+        inverted = Inverted(key, upload, index, crop, code, recon, weights)
         return _remember(self._inverted, key, inverted, 2 * self.cache_size)
 
     def face_thumbnails(self, upload: Upload, size: int = 128) -> list[np.ndarray]:
@@ -137,11 +153,34 @@ class EditorSession:
     # -- edits ----------------------------------------------------------------------------------------------
 
     def render(self, inverted: Inverted, values: Mapping[str, float], paste_back: bool = True,
-               blend: str = "feather", keep: Sequence[str] = ()) -> Rendered:
-        """Apply every slider away from 0 (in slider order, as repeated --direction flags are), render, paste
-        back, and write the downloads."""
+               blend: str = "feather", keep: Sequence[str] = (), save: bool = True) -> Rendered:
+        """Apply every slider away from 0 (in slider order, as repeated --direction flags are), render and paste
+        back; `before`/`after` are previews at most PREVIEW_SIZE pixels wide. save: also write the downloads
+        (the edited photo at full resolution, the face, the latent and its sidecar)."""
+        edited = self.edit(inverted, values, keep)
+        upload, folder = inverted.upload, self._new_folder()
+        pasted, split = None, 50.0
+        if paste_back:
+            quad = upload.faces[inverted.index].quad
+            pasted = self.backend.paste(upload.pixels, edited.image, quad, blend)
+            before, after = upload.preview, _write_preview(pasted, folder / "after.jpg")
+            split = round(100 * float(np.mean(quad[:, 0])) / upload.size[0], 1)
+        else:
+            before = _write_png(inverted.reconstruction, folder / "reconstruction.png")
+            after = _write_png(edited.image, folder / "edited.png")
+        files = self._save(inverted, edited, pasted, folder) if save else []
+        command = command_line(upload.name, inverted.index, edited.steps, paste_back, blend, keep,
+                               self.backend.model_args)
+        return Rendered(edited.image, before, after, files, command, edited.steps, split)
+
+    def edit(self, inverted: Inverted, values: Mapping[str, float], keep: Sequence[str] = ()) -> Edited:
+        """The edited code and face for these slider values (the last few are cached: saving after a preview
+        costs no generator pass)."""
         active = [(d, float(values.get(d.slider.key) or 0.0)) for d in self.directions]
         active = [(d, v) for d, v in active if abs(v) > 1e-9]
+        key = (inverted.key, tuple((d.slider.key, v) for d, v in active), tuple(keep))
+        if key in self._edited:
+            return self._edited[key]
         edits = self.backend.condition([d.edit for d, _ in active], list(keep))
         code = inverted.code
         steps: list[tuple[Direction, float]] = []
@@ -152,25 +191,22 @@ class EditorSession:
             code = self.backend.apply(code, edit, strength)
             steps.append((d, strength))
         image = self.backend.synthesize(code[None], inverted.weights)[0] if steps else inverted.reconstruction
-        upload, folder = inverted.upload, self._new_folder()
+        name = "_".join(f"{e.label}{s:+g}" for e, (_, s) in zip(edits, steps))
+        return _remember(self._edited, key, Edited(code, image, steps, name), 4)
+
+    def _save(self, inverted: Inverted, edited: Edited, pasted: np.ndarray | None, folder: Path) -> list[Path]:
+        """The downloads, named as `stylecli edit` names its outputs."""
+        upload, variant = inverted.upload, edited.name
         stem = upload.stem(inverted.index)
-        variant = "_".join(f"{e.label}{s:+g}" for e, (_, s) in zip(edits, steps))
-        face_png = _write_png(image, folder / (f"{stem}_{variant}.png" if steps else f"{stem}_inversion.png"))
-        files = [face_png]
-        before, after = _write_png(inverted.reconstruction, folder / "reconstruction.png"), face_png
-        if paste_back:
-            face = upload.faces[inverted.index]
-            pasted = self.backend.paste(upload.pixels, image, face.quad, blend)
-            photo_stem = Path(upload.name).stem  # as `edit --paste-back` names the photo with the edits
-            after = _write_png(pasted, folder / f"{photo_stem}_{variant or 'inversion'}_pasted.png")
-            before, files = upload.photo_png, [after, *files]
-        latent = folder / (f"{stem}_{variant}.npy" if steps else f"{stem}.npy")
-        np.save(latent, code.astype(np.float32))
+        files = [_write_png(edited.image, folder / f"{stem}_{variant or 'inversion'}.png")]
+        if pasted is not None:  # `edit --paste-back` names the whole photo by the photo's own stem
+            whole = f"{Path(upload.name).stem}_{variant or 'inversion'}_pasted.png"
+            files.insert(0, _write_png(pasted, folder / whole))
+        latent = folder / (f"{stem}_{variant}.npy" if variant else f"{stem}.npy")
+        np.save(latent, edited.code.astype(np.float32))
         sidecar = self.backend.write_sidecar(latent.with_suffix(".align.json"), upload.name, upload.size,
                                              inverted.index, upload.faces[inverted.index])
-        files += [latent, sidecar]
-        command = command_line(upload.name, inverted.index, steps, paste_back, blend, keep, self.backend.model_args)
-        return Rendered(image, before, after, files, command, steps)
+        return [*files, latent, sidecar]
 
     def _new_folder(self) -> Path:
         with self._lock:
@@ -215,6 +251,16 @@ def _remember(cache: OrderedDict, key, value, size: int, evicted: Callable[[Any]
     while len(cache) > size:
         evicted(cache.popitem(last=False)[1])
     return value
+
+
+def _write_preview(pixels: np.ndarray, dest: Path) -> Path:
+    """A JPEG at most PREVIEW_SIZE pixels on its longest side: light enough to send after every slider move."""
+    from PIL import Image
+
+    img = Image.fromarray(np.ascontiguousarray(pixels))
+    img.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
+    img.save(dest, format="JPEG", quality=92)
+    return dest
 
 
 def _write_png(pixels: np.ndarray, dest: Path) -> Path:
