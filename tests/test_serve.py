@@ -388,6 +388,12 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
     edited = image_of(page, "#edited img")
     assert edited.shape == recon.shape and np.abs(edited.astype(int) - recon.astype(int)).max() > 10
     assert image_of(page, "#compare img", last=True).shape == (512, 896, 3)  # the after preview
+    page.locator("#slider-file_turn input[type=range]").focus()
+    for _ in range(15):  # rapid moves while renders run: they coalesce, and the latest state is what shows
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("document.querySelector('#command textarea').value.endsWith("
+                           "'turn.npy -s 1.5 --paste-back --checkpoint ' + "
+                           f"{str(files['checkpoint'])!r})", timeout=30_000)
     page.locator("#save").click()
     link = page.locator("#downloads a[download$='_pasted.png']")
     link.wait_for(timeout=30_000)
