@@ -35,6 +35,7 @@ class AlignJob:
 
     accepts_latents = False
     default_batch_size = 8
+    notes: tuple[str, ...] = ()
 
     def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
         return {}
@@ -50,6 +51,7 @@ class InvertJob:
     """Encode the face and write its W+ code (.npy) and, unless `latent_only`, the generator's reconstruction."""
 
     accepts_latents = False
+    notes: tuple[str, ...] = ()
 
     def __init__(self, inverter: FaceEditor, latent_only: bool = False):
         self.inverter = inverter
@@ -89,6 +91,7 @@ class EditPlan:
     gif: bool = False
     paste_back: bool = False
     save_latent: bool = False
+    notes: tuple[str, ...] = ()  # what --keep removed from each edit, for every record
 
     def variants(self) -> list[tuple[str, list[tuple[Edit, float | None]]]]:
         if self.sweep is not None:
@@ -108,6 +111,7 @@ class EditJob:
     def __init__(self, inverter: FaceEditor, plan: EditPlan):
         self.inverter = inverter
         self.plan = plan
+        self.notes = plan.notes
         self.default_batch_size = max(1, inverter.batch_size // len(plan.variants()))
 
     def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:

@@ -224,6 +224,15 @@ class FaceEditor:
 
         return resolve_edit(spec, self.n_styles, self.generator, layers, domain=self.domain)
 
+    def keep(self, steps: Sequence[tuple[Edit, float | None]], kept: Sequence[str | Edit]
+             ) -> tuple[list[tuple[Edit, float | None]], list[str]]:
+        """Conditional edits (--keep): each edit moves along the part of its direction orthogonal to the kept
+        directions (unit length, times the strength), with one note per edit giving the cosine between its
+        original and projected direction. GANSpace edits (target coordinates) are refused."""
+        from stylecli.editing import condition_edits
+
+        return condition_edits(steps, [self.resolve_edit(k) if isinstance(k, str) else k for k in kept])
+
     def variants(self, edits: Iterable[VariantLike]) -> list[Variant]:
         """Normalize edits: each item is one output variant (a list of edits is applied together)."""
         return [item if isinstance(item, Variant) else variant_of(
@@ -322,11 +331,13 @@ class FaceEditor:
         paste_back: bool = False,
         blend: str = "feather",
         reconstruct: bool = True,
+        keep: Sequence[str | Edit] = (),
     ) -> list[PhotoResult]:
         """Run every stage on photos (paths or uint8 arrays) and return one PhotoResult per photo.
 
         faces: largest, all, or an index (0 = largest). align=False: each photo is an aligned crop already.
         edits: one item per output variant (see `variants`). paste_back: also each variant as a whole photo.
+        keep: directions every edit must not move along (see `keep`); the cosines go into each result's notes.
         """
         from stylecli.faces import select_faces
 
@@ -347,6 +358,10 @@ class FaceEditor:
             results.append(result)
         encoded = self.encode(crops)
         variants = self.variants(edits)
+        if keep:
+            variants, notes = self._keep_variants(variants, keep)
+            for result in results:
+                result.notes += notes
         self.render_faces([f for r in results for f in r.faces], encoded, variants, reconstruct)
         if paste_back and align:
             for result in results:
@@ -378,6 +393,15 @@ class FaceEditor:
                           for k, variant in enumerate(variants)]
 
     # -- helpers ------------------------------------------------------------------------------------------
+
+    def _keep_variants(self, variants: list[Variant], kept: Sequence[str | Edit]) -> tuple[list[Variant], list[str]]:
+        kept = [self.resolve_edit(k) if isinstance(k, str) else k for k in kept]
+        out, notes = [], []
+        for variant in variants:
+            steps, more = self.keep(variant.steps, kept)
+            out.append(Variant(variant.name, tuple(steps)))
+            notes += more
+        return out, list(dict.fromkeys(notes))
 
     def _need_encoder(self) -> Encoder:
         if self.encoder is None:

@@ -96,6 +96,7 @@ class Item:
 
 class Job(Protocol):
     accepts_latents: bool
+    notes: tuple[str, ...]  # notes every record of the run carries (e.g. what --keep removed from an edit)
 
     def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
         """The files this item will produce (checked for existence before any work)."""
@@ -182,7 +183,7 @@ def _ordered(pool: ThreadPoolExecutor, fn: Callable[[int], _Prepared], n: int, a
 
 
 def _prepare(path: Path, stem: str, job: Job, options: RunOptions, aligner: Any) -> _Prepared:
-    prepared = _Prepared(path, Record(str(path)))
+    prepared = _Prepared(path, Record(str(path), notes=list(job.notes)))
     try:
         if options.skip_existing and _all_outputs_exist(path, stem, job, options):
             prepared.skipped = True
@@ -302,7 +303,7 @@ def _items(path: Path, stem: str, job: Job, options: RunOptions, aligner: Any, r
         yield _latent_item(path, stem)
         return
     loaded = read_image(path, options.max_pixels)
-    record.notes = loaded.notes
+    record.notes += loaded.notes
     if not options.align:
         yield Item(path, stem, "", pixels=loaded.pixels, photo=loaded.pixels)
         return
@@ -326,6 +327,7 @@ def _items(path: Path, stem: str, job: Job, options: RunOptions, aligner: Any, r
 
 class _TakesAnything:
     accepts_latents = True
+    notes: tuple[str, ...] = ()
 
 
 def single_item(path: Path, options: RunOptions, aligner: Any = None) -> Item:

@@ -38,6 +38,44 @@ def contact_sheet(images: Sequence[np.ndarray], labels: Sequence[str], cell: int
     return np.asarray(sheet)
 
 
+def row_sheet(rows: Sequence[tuple[str, Sequence[np.ndarray], Sequence[str]]], cell: int = 256) -> np.ndarray:
+    """One row per (name, images, cell labels): the name in a left column wide enough for the longest one
+    (never cut), each image resized to cell x cell under its label. Rows may have fewer images than others."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    pad = 6
+    name_width = max((int(font.getlength(name)) for name, _, _ in rows), default=0) + 2 * pad
+    columns = max((len(images) for _, images, _ in rows), default=0)
+    height = cell + LABEL_HEIGHT
+    sheet = Image.new("RGB", (name_width + columns * cell, len(rows) * height), (255, 255, 255))
+    draw = ImageDraw.Draw(sheet)
+    for r, (name, images, labels) in enumerate(rows):
+        y = r * height
+        draw.text((pad, y + LABEL_HEIGHT + cell // 2 - 6), name, fill=(0, 0, 0), font=font)
+        for c, (img, label) in enumerate(zip(images, labels)):
+            x = name_width + c * cell
+            sheet.paste(Image.fromarray(_resize(img, cell)), (x, y + LABEL_HEIGHT))
+            draw.text((x + 4, y + 3), label, fill=(0, 0, 0), font=font)
+    return np.asarray(sheet)
+
+
+def write_sheet(sheet: np.ndarray, dest: Path, overwrite: bool = False, info: dict | None = None) -> Path:
+    """Write a sheet as PNG atomically, with `info` as JSON in a 'stylecli' text chunk (what each row shows)."""
+    import json
+
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    check_free(dest, overwrite)
+    meta = PngInfo()
+    if info is not None:
+        meta.add_text("stylecli", json.dumps(info))
+    with atomic_path(dest, overwrite=overwrite) as tmp:
+        Image.fromarray(np.ascontiguousarray(sheet)).save(tmp, format="PNG", pnginfo=meta)
+    return dest
+
+
 def write_gif(frames: Sequence[np.ndarray], dest: Path, overwrite: bool = False, frame_ms: int = 120,
               size: int = 256) -> Path:
     """A looping animation that plays the frames forth and back."""

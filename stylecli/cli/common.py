@@ -20,19 +20,24 @@ class Device(str, Enum):
 
 
 def print_rows(rows: list[dict], columns: dict[str, Callable[[dict], str]], as_json: bool = False,
-               title: str | None = None, stderr: bool = False) -> None:
-    """Rows as one JSON object per line (--json), or as a table whose cells `columns` derive from each row."""
+               title: str | None = None, stderr: bool = False, whole: tuple[str, ...] = ()) -> None:
+    """Rows as one JSON object per line (--json), or as a table whose cells `columns` derive from each row.
+    Columns named in `whole` are never wrapped or cut; with `whole`, the others wrap rather than being cut."""
     if as_json:
         for row in rows:
             typer.echo(json.dumps(row))
         return
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table(*columns, title=title)
+    table = Table(*(Column(name, no_wrap=name in whole, overflow="fold" if whole else "ellipsis")
+                    for name in columns), title=title)
     for row in rows:
         table.add_row(*(cell(row) for cell in columns.values()))
-    Console(stderr=stderr).print(table)
+    console = Console(stderr=stderr)
+    if whole and not console.is_terminal:  # pipes and logs: one line per row rather than an 80-column squeeze
+        console.width = 200
+    console.print(table)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

@@ -1,53 +1,228 @@
-"""directions: the edits a model offers, with their meaning and range."""
+"""directions: list the edits a model offers; learn a new one from examples; preview them on a photo."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 from stylecli.cli import app
-from stylecli.cli.common import JsonOpt, ModelOpt, print_rows
+from stylecli.cli.common import (
+    BatchOpt,
+    CheckpointOpt,
+    Device,
+    DeviceOpt,
+    JsonOpt,
+    ModelOpt,
+    NoAlignOpt,
+    OverwriteOpt,
+    QuietOpt,
+    fail,
+    make_inverter,
+    print_rows,
+)
+
+directions_app = typer.Typer(
+    help="The edit directions: list them (no subcommand), learn one from examples, preview them on a photo.",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+)
+app.add_typer(directions_app, name="directions")
 
 
-@app.command()
+@directions_app.callback()
 def directions(
+    ctx: typer.Context,
     model: ModelOpt = "e4e_ffhq",
     as_json: JsonOpt = False,
 ) -> None:
-    """List the edit directions available for a model, with their meaning and typical range.
+    """List the edit directions available for a model: kind, domain, layers, default strength and suggested
+    range, source and license (--json adds each one's meaning and the full source and license).
 
-    Example: stylecli directions --model e4e_ffhq
+    \b
+    Examples:
+      stylecli directions --model e4e_ffhq
+      stylecli directions learn --positive glasses/ --negative no_glasses/ -o glasses.npy
+      stylecli directions preview photo.jpg -o sheet.png --names age,smile,ganspace:bald
     """
-    from stylecli import weights
-    from stylecli.editing.ganspace import NAMED_EDITS
-    from stylecli.editing.resolve import INTERFACEGAN
+    if ctx.invoked_subcommand is not None:
+        return
+    from stylecli.editing.catalog import listing, model_domain
 
-    # Published directions exist for FFHQ (InterFaceGAN, GANSpace) and cars (GANSpace); SeFa and your own
-    # files work for every model (horse, church, custom).
-    domain = next((d for d in ("ffhq", "cars") if d in model.lower()), None)
-    rows = []
-    if domain == "ffhq":
-        registry = weights.load_registry()
-        for name, what in INTERFACEGAN.items():
-            if name not in registry:  # a private registry (STYLECLI_WEIGHTS_TOML) may leave it out
-                where = "not in the weights registry"
-            elif weights.status(registry[name])["present"]:
-                where = "here"
-            else:
-                where = f"downloaded on first use ({name}.pt)"
-            rows.append({"name": name, "kind": "interfacegan", "default": 3.0, "layers": "all", "about": what,
-                         "file": where})
-    if domain is not None:
-        pca = f"{domain}_pca"
-        for name, (comp, start, end, value) in NAMED_EDITS[pca].items():
-            rows.append({"name": f"ganspace:{name}", "kind": "ganspace", "default": value,
-                         "layers": f"{start}-{end - 1}", "file": pca,
-                         "about": f"PCA component {comp}; strength = target coordinate"})
-        rows.append({"name": "ganspace:N", "kind": "ganspace", "default": 0.0, "layers": "--layers required",
-                     "about": "any PCA component N (0-79)", "file": pca})
-    rows.append({"name": "sefa:K", "kind": "sefa", "default": 3.0, "layers": "all or --layers",
-                 "about": "K-th closed-form direction of the generator (0 = strongest); about -10..10",
-                 "file": "none (from the model)"})
-    rows.append({"name": "PATH.pt|PATH.npy", "kind": "file", "default": 3.0, "layers": "all or --layers",
-                 "about": "your own direction: [512], [1, 512], [n_styles, 512] or [1, n_styles, 512]",
-                 "file": "yours"})
-    print_rows(rows, {"direction": lambda r: r["name"], "default strength": lambda r: f"{r['default']:g}",
-                      "layers": lambda r: r["layers"], "meaning": lambda r: r["about"], "file": lambda r: r["file"]},
-               as_json)
+    columns = {
+        "direction": lambda r: r["name"], "kind": lambda r: r["kind"], "domain": lambda r: r["domain"] or "any",
+        "layers": lambda r: r["layers"], "strength": lambda r: r["strength"], "source": lambda r: r["short"][0],
+        "license": lambda r: r["short"][1],
+    }
+    print_rows(listing(model_domain(model)), columns, as_json, whole=("direction",))
+
+
+Examples = Annotated[
+    list[str], typer.Option(help="Photos, .npy latents or folders of them (repeat the option for more).",
+                            show_default=False),
+]
+
+
+@directions_app.command()
+def learn(
+    positive: Examples,
+    negative: Examples,
+    out: Annotated[Path, typer.Option("--out", "-o", help="The direction file to write (.npy or .pt).")],
+    layer: Annotated[
+        int | None, typer.Option("--layer", min=0, help="Fit on this W+ layer (default: the mean of the layers).")
+    ] = None,
+    checkpoint: CheckpointOpt = None,
+    model: ModelOpt = "e4e_ffhq",
+    device: DeviceOpt = Device.auto,
+    no_align: NoAlignOpt = False,
+    batch_size: BatchOpt = None,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Learn a direction from examples with and without an attribute (a linear SVM on their codes).
+
+    Photos are aligned and inverted with the model (as `invert` does; --no-align for aligned crops); .npy latents
+    are used as they are. Writes the unit normal as float32 [1, 512] and OUT.json (counts, model, 5-fold held-out
+    accuracy). Needs at least 5 examples per side; warns when the held-out accuracy is under 0.8.
+
+    \b
+    Example:
+      stylecli directions learn --positive glasses/ --negative no_glasses/ -o glasses.npy
+      stylecli edit photo.jpg --direction glasses.npy --strength 3
+    """
+    pos, neg = _learn_inputs(positive, negative, out, overwrite)
+    from stylecli.editing.learn import learn_from_inputs, save_direction
+    from stylecli.errors import StyleCliError
+
+    def progress(side: str, done: int, total: int) -> None:
+        if not quiet:
+            typer.echo(f"stylecli: inverting {side} examples: {done}/{total}", err=True)
+
+    try:
+        learned, failed = learn_from_inputs(
+            pos, neg, lambda: make_inverter(checkpoint, model, device.value, batch_size), layer, not no_align,
+            progress, str(checkpoint or model))
+        for message in failed:
+            typer.echo(f"stylecli: error: {message}", err=True)
+        save_direction(learned, out, overwrite)
+    except StyleCliError as exc:
+        raise fail(str(exc)) from None
+    _report_learned(learned, out, as_json, quiet)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _learn_inputs(positive: list[str], negative: list[str], out: Path, overwrite: bool):
+    """The example files of both sides, checked before any model is loaded (usage errors exit 2)."""
+    from stylecli.editing.examples import expand_examples
+    from stylecli.editing.learn import MIN_PER_SIDE
+
+    if out.suffix not in (".npy", ".pt"):
+        raise typer.BadParameter(f"{out}: write the direction as .npy or .pt", param_hint="--out")
+    pos, neg = expand_examples(positive), expand_examples(negative)
+    missing = [str(p) for p in (*pos, *neg) if not p.exists()]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if missing[1:] else ""
+        raise fail(f"{missing[0]}: no such file or folder{more}", 2)
+    if min(len(pos), len(neg)) < MIN_PER_SIDE:
+        raise fail(f"learning a direction needs at least {MIN_PER_SIDE} examples on each side; found {len(pos)} "
+                   f"positive and {len(neg)} negative inputs: add more examples", 2)
+    if not overwrite and (out.exists() or Path(f"{out}.json").exists()):
+        raise fail(f"{out}: exists (pass --overwrite to replace it)")
+    return pos, neg
+
+
+def _report_learned(learned, out: Path, as_json: bool, quiet: bool) -> None:
+    from stylecli.editing.learn import WARN_BELOW
+
+    if as_json:
+        typer.echo(json.dumps({"direction": str(out), **learned.sidecar()}))
+    if learned.accuracy < WARN_BELOW:
+        typer.echo(f"stylecli: warning: held-out accuracy {learned.accuracy:.2f} is under {WARN_BELOW}: the examples "
+                   "may differ in more than one attribute, or be too few; check the direction before use", err=True)
+    if not quiet:
+        typer.echo(f"{out}: from {learned.positive} positive and {learned.negative} negative examples, "
+                   f"{learned.folds}-fold held-out accuracy {learned.accuracy:.3f}", err=True)
+
+
+@directions_app.command()
+def preview(
+    photo: Annotated[Path, typer.Argument(help="A photo, or a .npy latent written by `invert`.", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The contact sheet to write (.png).")] = Path("sheet.png"),
+    names: Annotated[
+        str | None, typer.Option("--names", help="Comma-separated directions (default: every named direction "
+                                 "of the model's domain).")
+    ] = None,
+    strength: Annotated[
+        float | None, typer.Option("--strength", "-s", help="Show -S, 0 and +S (default: each direction's "
+                                   "suggested range).")
+    ] = None,
+    cell: Annotated[int, typer.Option("--cell", min=32, max=1024, help="Size of each image in the sheet.")] = 256,
+    checkpoint: CheckpointOpt = None,
+    model: ModelOpt = "e4e_ffhq",
+    device: DeviceOpt = Device.auto,
+    no_align: NoAlignOpt = False,
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Render every direction on one photo at -S, 0 and +S as one labelled contact sheet: one row per direction.
+
+    \b
+    Examples:
+      stylecli directions preview photo.jpg -o sheet.png
+      stylecli directions preview photo.jpg -o sheet.png --names age,smile,ganspace:bald --strength 3
+    """
+    chosen = [n.strip() for n in names.split(",") if n.strip()] if names is not None else None
+    if chosen is not None and not chosen:
+        raise typer.BadParameter("give at least one direction name", param_hint="--names")
+    if out.suffix.lower() != ".png":
+        raise typer.BadParameter(f"{out}: the sheet is written as PNG: name it .png", param_hint="--out")
+    if out.exists() and not overwrite:
+        raise fail(f"{out}: exists (pass --overwrite to replace it)")
+    if not photo.is_file():
+        raise fail(f"{photo}: no such file")
+    from stylecli.editing.catalog import named_directions
+    from stylecli.editing.examples import code_of
+    from stylecli.errors import StyleCliError
+
+    try:
+        editor = make_inverter(checkpoint, model, device.value)
+        code = code_of(editor, photo, not no_align)
+        if chosen is None:
+            chosen = [d.name for d in named_directions(editor.domain)] or [f"sefa:{k}" for k in range(5)]
+        rows = _preview_rows(editor, code, chosen, strength, quiet)
+    except StyleCliError as exc:
+        raise fail(str(exc)) from None
+    good = _write_preview(rows, photo, out, cell, overwrite, as_json, quiet)
+    raise typer.Exit(0 if good == len(rows) else 1)
+
+
+def _write_preview(rows, photo: Path, out: Path, cell: int, overwrite: bool, as_json: bool, quiet: bool) -> int:
+    """Print the rows that failed, write the sheet of the others; returns how many rendered."""
+    from stylecli.sheets import row_sheet, write_sheet
+
+    good = [r for r in rows if r.error is None]
+    for r in rows:
+        if r.error is not None:
+            typer.echo(f"stylecli: error: {r.error}", err=True)
+    if good:
+        info = {"rows": [{"direction": r.name, "strengths": r.strengths} for r in good]}
+        write_sheet(row_sheet([(r.name, list(r.images), r.labels) for r in good], cell), out, overwrite, info)
+        if as_json:
+            typer.echo(json.dumps({"sheet": str(out), **info}))
+        if not quiet:
+            typer.echo(f"{photo} -> {out} ({len(good)} directions)", err=True)
+    return len(good)
+
+
+def _preview_rows(editor, code, names: list[str], strength: float | None, quiet: bool):
+    from stylecli.editing.preview import preview_rows
+
+    def progress(name: str) -> None:
+        if not quiet:
+            typer.echo(f"stylecli: rendered {name}", err=True)
+
+    return preview_rows(code, names, editor.resolve_edit, editor.synthesize, strength, progress)

@@ -141,6 +141,18 @@ def _parse_sweep(spec: str) -> list[float]:
     return [round(float(v), 6) for v in np.linspace(float(start), float(stop), count)]
 
 
+def _parse_keep(spec: str | None, directions: list[str]) -> list[str]:
+    """--keep a,b -> [a, b]; GANSpace edits move to a target coordinate, so they cannot be conditioned or kept."""
+    kept = [k.strip() for k in (spec or "").split(",") if k.strip()]
+    if spec is not None and not kept:
+        raise typer.BadParameter("name at least one direction to keep", param_hint="--keep")
+    ganspace = [d for d in (directions if kept else []) + kept if d.strip().startswith("ganspace:")]
+    if ganspace:
+        raise typer.BadParameter(f"{ganspace[0]} is a GANSpace edit (a target coordinate, not a fixed direction): "
+                                 "--keep works with InterFaceGAN, SeFa and file directions", param_hint="--keep")
+    return kept
+
+
 @app.command()
 def edit(
     inputs: InputsArg,
@@ -168,6 +180,11 @@ def edit(
                      "all: every chosen face, in one photo per variant, NAME_<variant>_pasted.png)."),
     ] = False,
     save_latent: Annotated[bool, typer.Option("--save-latent", help="Also write each edited latent (.npy).")] = False,
+    keep: Annotated[
+        str | None,
+        typer.Option("--keep", help="Comma-separated directions to hold: each edit moves orthogonally to them "
+                     "(e.g. --keep gender,beard; not with GANSpace). The record's notes give the cosine kept."),
+    ] = None,
     out_dir: OutDirOpt = Path("."),
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
@@ -199,6 +216,7 @@ def edit(
       stylecli edit out/photo.npy --direction ganspace:white_hair
       stylecli edit photo.jpg --direction age --sweep -4:4:9 --grid --gif
       stylecli edit photo.jpg --direction sefa:3 --layers 0-5 --strength 5
+      stylecli edit photo.jpg --direction age --strength 3 --keep gender,beard
     """
     options = run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
                            batch_size, workers)
@@ -210,6 +228,7 @@ def edit(
         raise typer.BadParameter("--sweep takes a single --direction", param_hint="--sweep")
     if gif and not sweep_values:
         raise typer.BadParameter("--gif animates a --sweep", param_hint="--gif")
+    kept = _parse_keep(keep, direction)
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
@@ -222,7 +241,8 @@ def edit(
             (inverter.resolve_edit(d, chosen), strengths[i] if i < len(strengths) else None)
             for i, d in enumerate(direction)
         ]
-        plan = EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent)
+        edits, notes = inverter.keep(edits, kept)
+        plan = EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent, tuple(notes))
         return EditJob(inverter, plan)
 
     execute_batch(paths, make_job, options, as_json, quiet)

@@ -25,6 +25,7 @@ class Edit:
     default_strength: float = 3.0
     description: str = ""
     layers: tuple[int, ...] | None = field(default=None)  # None: every layer
+    domain: str | None = None  # the generator a named direction was found for; None: any (files, SeFa)
 
     def delta(self, codes: torch.Tensor, strength: float) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

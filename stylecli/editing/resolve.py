@@ -7,15 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from stylecli.editing.base import Edit, EditError
+from stylecli.editing.catalog import INTERFACEGAN, PCA_DOMAIN, domain_error, file_domain, named_domain
 from stylecli.editing.ganspace import NAMED_EDITS, ganspace_edit, load_pca
 from stylecli.editing.interfacegan import DirectionEdit, load_direction
 from stylecli.models.stylegan2 import Generator
 
-INTERFACEGAN = {
-    "age": "InterFaceGAN age: + older, - younger (about -5..5)",
-    "smile": "InterFaceGAN smile: + smiling, - neutral (about -3..3)",
-    "pose": "InterFaceGAN head pose (yaw), one row per layer (about -3..3)",
-}
 PCA_FOR_STYLES = {18: "ffhq_pca", 16: "cars_pca"}
 
 
@@ -42,14 +38,9 @@ def _registry_path(name: str):
 
 def check_domain(spec: str, registry_name: str, domain: str | None) -> None:
     """A registry direction belongs to one domain (weights.toml `domain`); refuse it on a model of another."""
-    if domain is None:
-        return
-    from stylecli import weights
-
-    theirs = weights.get_entry(registry_name).domain
+    theirs = file_domain(registry_name) if domain is not None else None
     if theirs and theirs != domain:
-        raise EditError(f"--direction {spec}: a direction for {theirs} models, and this model is a {domain} model; "
-                        "use sefa:K (found in any generator) or a direction file made for this model")
+        raise domain_error(spec, theirs, domain)
 
 
 def resolve_edit(spec: str, n_styles: int, generator: Generator | None = None,
@@ -72,7 +63,9 @@ def resolve_edit(spec: str, n_styles: int, generator: Generator | None = None,
             raise EditError(_unknown(spec, [f"ganspace:{e}" for e in edits]))
         comp, start, end, strength = edits[arg]
         chosen = layers if layers is not None else tuple(range(start, end))
-        return ganspace_edit(load_pca(resolve_file(pca_file)), comp, chosen, strength, f"ganspace-{arg}")
+        edit = ganspace_edit(load_pca(resolve_file(pca_file)), comp, chosen, strength, f"ganspace-{arg}")
+        edit.domain = named_domain(pca_file, PCA_DOMAIN[pca_file])
+        return edit
     if kind == "sefa" and arg:
         if not arg.isdigit():
             raise EditError(f"--direction {spec}: expected sefa:K with K a number (0 = strongest direction)")
@@ -91,7 +84,8 @@ def resolve_edit(spec: str, n_styles: int, generator: Generator | None = None,
     if spec in INTERFACEGAN:
         check_domain(spec, spec, domain)
         direction = load_direction(resolve_file(spec))
-        return DirectionEdit(label=spec, layers=layers, description=INTERFACEGAN[spec], direction=direction)
+        return DirectionEdit(label=spec, layers=layers, description=INTERFACEGAN[spec][0], direction=direction,
+                             domain=named_domain(spec, "ffhq"))
     path = Path(spec).expanduser()
     if path.suffix in (".pt", ".pth", ".npy") or path.exists():
         return DirectionEdit(label=path.stem, layers=layers, description=f"direction file {path}",

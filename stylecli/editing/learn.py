@@ -1,0 +1,135 @@
+"""Learn a direction from examples: a linear SVM separating positive from negative codes; its unit normal.
+
+As InterFaceGAN does (genforce/interfacegan utils/manipulator.py, `train_boundary`: a linear-kernel SVC, the
+coefficient vector normalized to unit length), on one 512-vector per example: the mean of the code's rows, or
+one chosen layer. The held-out accuracy is measured with stratified k-fold cross-validation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stylecli.errors import StyleCliError
+
+MIN_PER_SIDE = 5
+FOLDS = 5
+WARN_BELOW = 0.8
+
+
+class LearnError(StyleCliError):
+    pass
+
+
+@dataclass
+class LearnedDirection:
+    direction: np.ndarray  # float32 [1, dim], unit norm, pointing from negative to positive
+    positive: int
+    negative: int
+    accuracy: float  # mean held-out accuracy over the folds
+    folds: int
+    layer: int | None  # None: the mean of the code's rows
+    model: str = ""
+
+    def sidecar(self) -> dict[str, Any]:
+        info = {k: v for k, v in asdict(self).items() if k != "direction"}
+        info["layer"] = "mean" if self.layer is None else self.layer
+        info["held_out_accuracy"] = round(info.pop("accuracy"), 4)
+        info["shape"] = list(self.direction.shape)
+        return info
+
+
+def features(codes: np.ndarray, layer: int | None = None) -> np.ndarray:
+    """One vector per example from codes [N, n_styles, dim] (or [N, dim]): a layer, or the mean of the rows."""
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim == 2:
+        return codes
+    if layer is None:
+        return codes.mean(axis=1)
+    if not 0 <= layer < codes.shape[1]:
+        raise LearnError(f"--layer {layer}: the codes have layers 0-{codes.shape[1] - 1}")
+    return codes[:, layer]
+
+
+def check_counts(positive: int, negative: int) -> None:
+    if min(positive, negative) < MIN_PER_SIDE:
+        raise LearnError(f"learning a direction needs at least {MIN_PER_SIDE} examples on each side; got "
+                         f"{positive} positive and {negative} negative: add more examples")
+
+
+def fit_direction(positive: np.ndarray, negative: np.ndarray, layer: int | None = None, folds: int = FOLDS,
+                  seed: int = 0, model: str = "") -> LearnedDirection:
+    """Fit a linear SVM on positive (label 1) vs negative (label 0) codes and return its unit normal."""
+    try:
+        from sklearn.model_selection import StratifiedKFold, cross_val_score
+        from sklearn.svm import SVC
+    except ImportError:
+        raise LearnError("learning directions needs scikit-learn: pip install 'stylecli[learn]'") from None
+    pos, neg = features(positive, layer), features(negative, layer)
+    check_counts(len(pos), len(neg))
+    if pos.shape[1] != neg.shape[1]:
+        raise LearnError(f"positive codes have width {pos.shape[1]} and negative ones {neg.shape[1]}")
+    x = np.concatenate([pos, neg])
+    y = np.concatenate([np.ones(len(pos), int), np.zeros(len(neg), int)])
+    k = min(folds, len(pos), len(neg))
+    splits = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    accuracy = float(cross_val_score(SVC(kernel="linear"), x, y, cv=splits).mean())
+    normal = SVC(kernel="linear").fit(x, y).coef_.reshape(1, -1)
+    norm = np.linalg.norm(normal)
+    if not np.isfinite(norm) or norm == 0:
+        raise LearnError("the examples could not be separated by any direction (all codes identical?)")
+    return LearnedDirection((normal / norm).astype(np.float32), len(pos), len(neg), accuracy, k, layer, model)
+
+
+def save_direction(learned: LearnedDirection, dest: Path, overwrite: bool = False) -> tuple[Path, Path]:
+    """Write the direction (.npy float32 [1, dim], or .pt) and its JSON sidecar DEST.json, atomically."""
+    from stylecli.atomic import atomic_path
+    from stylecli.images import check_free
+
+    dest = Path(dest)
+    side = dest.with_name(dest.name + ".json")
+    for path in (dest, side):
+        check_free(path, overwrite)
+    with atomic_path(dest, overwrite=overwrite) as tmp:
+        if dest.suffix == ".pt":
+            import torch
+
+            torch.save(torch.from_numpy(learned.direction), tmp)
+        else:
+            with open(tmp, "wb") as f:
+                np.save(f, learned.direction)
+    with atomic_path(side, overwrite=overwrite) as tmp:
+        tmp.write_text(json.dumps(learned.sidecar(), indent=2) + "\n")
+    return dest, side
+
+
+def learn_from_inputs(positive: Sequence[Path], negative: Sequence[Path], load_editor: Callable[[], Any],
+                      layer: int | None = None, align: bool = True,
+                      progress: Callable[[str, int, int], None] | None = None,
+                      model: str = "") -> tuple[LearnedDirection, list[str]]:
+    """Codes of both example sets (the FaceEditor is loaded only when there are photos to invert), then the SVM.
+
+    Returns the direction and one message per input that could not be used. `progress(side, done, total)`
+    follows the inversion of photos.
+    """
+    from stylecli.editing.examples import example_codes, needs_model
+
+    check_counts(len(positive), len(negative))
+    editor = load_editor() if needs_model([*positive, *negative]) else None
+    sides = {}
+    for side, paths in (("positive", positive), ("negative", negative)):
+        report = (lambda done, total, side=side: progress(side, done, total)) if progress else None
+        sides[side] = example_codes(paths, editor, align, report)
+    failed = sides["positive"].failed + sides["negative"].failed
+    pos, neg = sides["positive"].codes, sides["negative"].codes
+    check_counts(len(pos), len(neg))
+    if pos[0].shape != neg[0].shape:
+        raise LearnError(f"positive codes are {list(pos[0].shape)} and negative ones {list(neg[0].shape)}: use "
+                         "examples of one model")
+    label = model if editor is not None else f"latents {list(pos[0].shape)}"
+    return fit_direction(np.stack(pos), np.stack(neg), layer, model=label), failed

@@ -1,0 +1,58 @@
+"""Preview directions on one code: per direction, the images at -S, 0 and +S, one generator batch per row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stylecli.editing.base import Edit
+from stylecli.editing.catalog import find
+from stylecli.errors import StyleCliError
+
+
+@dataclass
+class PreviewRow:
+    name: str
+    strengths: list[float]
+    images: np.ndarray | None = None  # uint8 [len(strengths), H, W, 3]
+    error: str | None = None
+
+    @property
+    def labels(self) -> list[str]:
+        return [f"{s:+g}" if s else "0" for s in self.strengths]
+
+
+def row_strengths(name: str, edit: Edit, strength: float | None) -> list[float]:
+    """-S, 0, +S: S given, else the named direction's suggested range, else the edit's default strength."""
+    if strength is not None:
+        return [-abs(strength), 0.0, abs(strength)]
+    named = find(name)
+    if named is not None:
+        low, high = named.range
+        return [low, 0.0, high]
+    s = abs(edit.default_strength) or 3.0
+    return [-s, 0.0, s]
+
+
+def preview_rows(code: torch.Tensor, names: Sequence[str], resolve: Callable[[str], Edit],
+                 render: Callable[[torch.Tensor], np.ndarray], strength: float | None = None,
+                 progress: Callable[[str], None] | None = None) -> list[PreviewRow]:
+    """Render each direction at three strengths. `code` is [1, n_styles, dim]; `resolve` builds an edit from a name
+    (and may refuse it: that row gets the error, the others still render); `render` turns codes into images."""
+    rows = []
+    for name in names:
+        try:
+            edit = resolve(name)
+            strengths = row_strengths(name, edit, strength)
+            batch = torch.cat([edit.apply(code, s) for s in strengths])
+            rows.append(PreviewRow(name, strengths, render(batch)))
+        except StyleCliError as exc:
+            message = str(exc)
+            rows.append(PreviewRow(name, [], error=message if name in message else f"{name}: {message}"))
+            continue
+        if progress:
+            progress(name)
+    return rows
