@@ -223,25 +223,25 @@ def test_ganspace_slider_shifts_the_faces_own_coordinate(session, files):
     assert session.render(inverted, {"g": 0.0}, paste_back=False).command.startswith("stylecli invert")
 
 
-def test_keep_conditions_the_edits_and_shows_in_the_command(session, files, monkeypatch):
-    """The --keep seam: every edit goes through backend.condition before it is applied."""
-    from stylecli.editing.interfacegan import DirectionEdit
-    from stylecli.errors import StyleCliError
+def test_keep_conditions_every_edit_as_the_cli_does(session, files):
+    """Keep checkboxes: each edit moves orthogonally to the kept directions (FaceEditor.keep); the command line
+    says --keep, and the cosines reach the status notes."""
+    from stylecli.editing import conditioned_edit
 
+    assert ("turn", str(files["directions"] / "turn.npy")) in session.keep_choices
+    assert all(not spec.startswith("ganspace:") for _, spec in session.keep_choices)
     inverted = session.invert(session.open(files["photo"]), 0)
-    with pytest.raises(StyleCliError, match="--keep age"):  # not in the library yet: said, not ignored
-        session.render(inverted, {"sefa_0": 3.0}, keep=["age"])
-    seen = []
-
-    def condition(edits, keep):  # stands in for the projection: here everything is projected away
-        seen.append(([e.label for e in edits], keep))
-        return [DirectionEdit(label=e.label, direction=torch.zeros(1, 32)) for e in edits]
-
-    monkeypatch.setattr(session.backend, "condition", condition)
-    out = session.render(inverted, {"sefa_0": 3.0, "file_turn": 1.0}, paste_back=False, keep=["age"])
-    assert seen == [(["sefa-0", "turn"], ["age"])]
-    assert "-d sefa:0 -s 3 -d" in out.command and "--keep age" in out.command
-    np.testing.assert_array_equal(np.load(next(p for p in out.files if p.suffix == ".npy")), inverted.code)
+    out = session.render(inverted, {"sefa_0": 3.0, "file_turn": 2.0}, paste_back=False, keep=["sefa:1"])
+    assert " --keep sefa:1" in out.command and len(out.notes) == 2 and "cosine" in out.notes[1]
+    kept = session.backend.resolve("sefa:1")
+    expected = torch.from_numpy(inverted.code)[None]
+    for spec, strength in (("sefa:0", 3.0), (str(files["directions"] / "turn.npy"), 2.0)):
+        expected = conditioned_edit(session.backend.resolve(spec), [kept])[0].apply(expected, strength)
+    latent = np.load(next(p for p in out.files if p.suffix == ".npy"))
+    np.testing.assert_allclose(latent, expected[0].numpy(), atol=1e-5)
+    plain = np.load(next(p for p in session.render(inverted, {"sefa_0": 3.0, "file_turn": 2.0}).files
+                         if p.suffix == ".npy"))
+    assert np.abs(plain - latent).max() > 1e-3  # keeping changed the edit
 
 
 def test_blend_choice_follows_the_library(session, files, monkeypatch):

@@ -59,10 +59,11 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
                                  visible=len(backend.blends) > 1)
                 encoder = gr.Dropdown(backend.encoders, value=backend.encoders[0], label="Encoder",
                                       visible=len(backend.encoders) > 1, elem_id="encoder")
-                keep = gr.CheckboxGroup(backend.keep_choices, label="Keep (hold these attributes)",
-                                        visible=bool(backend.keep_choices), elem_id="keep")
                 reset = gr.Button("Reset sliders", elem_id="reset")
                 sliders = _sliders(gr, directions)
+                with gr.Accordion("Keep", open=False):
+                    keep = gr.CheckboxGroup(session.keep_choices, label="Edits move orthogonally to these",
+                                            elem_id="keep")
 
         shown = [status, aligned, recon, edited, compare, command, files]
         by_name = {"photo": photo, "face": face, "paste": paste, "blend": blend, "keep": keep, "encoder": encoder,
@@ -149,7 +150,7 @@ def _render(session: EditorSession, uploads: Path, photo: str | None, index: int
                 None, None, None, None, "", None)
     n = len(upload.faces)
     faces = f"{n} faces, editing face {index}" + (" (the largest)" if index == 0 else "") if n > 1 else "1 face"
-    notes = f" ({'; '.join(upload.notes)})" if upload.notes else ""
+    notes = f" ({'; '.join(upload.notes + out.notes)})" if upload.notes or out.notes else ""
     status = f"{upload.name}: {upload.size[0]}x{upload.size[1]}, {faces}{notes}."
     compare = (str(out.before), str(out.after))
     if not save:  # the page's previews put the divider through the face; the API returns plain values

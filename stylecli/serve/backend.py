@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from stylecli.editing.base import Edit
-from stylecli.errors import StyleCliError
 from stylecli.images import DEFAULT_MAX_PIXELS
 
 
@@ -58,12 +57,6 @@ class Backend:
         return ["e4e"]
 
     @property
-    def keep_choices(self) -> list[str]:
-        """Directions `--keep` can hold fixed while editing: none until conditional editing is in the library
-        (then `condition` projects the edits)."""
-        return []
-
-    @property
     def blends(self) -> list[str]:
         """Paste-back blends: the feathered mask, and Poisson blending where paste_back offers it."""
         from stylecli.faces import paste_back
@@ -95,11 +88,13 @@ class Backend:
         """A direction for this model (shape and domain checked)."""
         return self.editor.resolve_edit(spec)
 
-    def condition(self, edits: list[Edit], keep: list[str]) -> list[Edit]:
-        """The edits made to move orthogonally to the kept directions (`--keep`); unchanged when none is kept."""
-        if keep:
-            raise StyleCliError(f"--keep {keep[0]}: keeping attributes is not available in this version")
-        return edits
+    def condition(self, edits: list[Edit], keep: list[str]) -> tuple[list[Edit], list[str]]:
+        """The edits made to move orthogonally to the kept directions (`--keep`), with one note per edit (the
+        cosine between its original and its projected direction); unchanged when none is kept."""
+        if not keep:
+            return edits, []
+        steps, notes = self.editor.keep([(e, None) for e in edits], keep)
+        return [e for e, _ in steps], notes
 
     def apply(self, code: np.ndarray, edit: Edit, strength: float) -> np.ndarray:
         import torch

@@ -60,6 +60,7 @@ class Edited:
     image: np.ndarray  # the generator's image of it
     steps: list[tuple[Direction, float]]  # (slider, strength as --strength takes it), in order
     name: str  # as `stylecli edit` names the variant: sefa-0+3_age-2 ("" when nothing is edited)
+    notes: list[str] = field(default_factory=list)  # what --keep left of each direction
 
 
 @dataclass
@@ -71,6 +72,7 @@ class Rendered:
     command: str
     steps: list[tuple[Direction, float]] = field(default_factory=list)
     split: float = 50.0  # where the before/after divider starts, in percent of the width: through the face
+    notes: list[str] = field(default_factory=list)
 
 
 class EditorSession:
@@ -117,6 +119,11 @@ class EditorSession:
         upload = Upload(key, path.name, pixels, notes, faces, _write_preview(pixels, folder / "before.jpg"))
         return _remember(self._uploads, key, upload, self.cache_size,
                          lambda old: shutil.rmtree(old.preview.parent, ignore_errors=True))
+
+    @property
+    def keep_choices(self) -> list[tuple[str, str]]:
+        """(label, direction) pairs `--keep` can hold: every slider but GANSpace's (target coordinates)."""
+        return [(d.slider.label, d.slider.spec) for d in self.directions if not d.slider.relative]
 
     def cached(self, path: Path | str) -> Upload | None:
         """The upload already opened from this file, if any (no work)."""
@@ -171,7 +178,7 @@ class EditorSession:
         files = self._save(inverted, edited, pasted, folder) if save else []
         command = command_line(upload.name, inverted.index, edited.steps, paste_back, blend, keep,
                                self.backend.model_args)
-        return Rendered(edited.image, before, after, files, command, edited.steps, split)
+        return Rendered(edited.image, before, after, files, command, edited.steps, split, edited.notes)
 
     def edit(self, inverted: Inverted, values: Mapping[str, float], keep: Sequence[str] = ()) -> Edited:
         """The edited code and face for these slider values (the last few are cached: saving after a preview
@@ -181,7 +188,7 @@ class EditorSession:
         key = (inverted.key, tuple((d.slider.key, v) for d, v in active), tuple(keep))
         if key in self._edited:
             return self._edited[key]
-        edits = self.backend.condition([d.edit for d, _ in active], list(keep))
+        edits, notes = self.backend.condition([d.edit for d, _ in active], list(keep))
         code = inverted.code
         steps: list[tuple[Direction, float]] = []
         for (d, value), edit in zip(active, edits):
@@ -192,7 +199,7 @@ class EditorSession:
             steps.append((d, strength))
         image = self.backend.synthesize(code[None], inverted.weights)[0] if steps else inverted.reconstruction
         name = "_".join(f"{e.label}{s:+g}" for e, (_, s) in zip(edits, steps))
-        return _remember(self._edited, key, Edited(code, image, steps, name), 4)
+        return _remember(self._edited, key, Edited(code, image, steps, name, notes), 4)
 
     def _save(self, inverted: Inverted, edited: Edited, pasted: np.ndarray | None, folder: Path) -> list[Path]:
         """The downloads, named as `stylecli edit` names its outputs."""
@@ -231,8 +238,8 @@ def command_line(name: str, index: int, steps: Sequence[tuple[Direction, float]]
         parts += ["--faces", str(index)]
     for d, strength in steps:
         parts += ["-d", d.slider.spec, "-s", f"{strength:g}"]
-    for attribute in keep:
-        parts += ["--keep", attribute]
+    if keep and steps:
+        parts += ["--keep", ",".join(keep)]
     if steps and paste_back:
         parts.append("--paste-back")
         if blend != "feather":

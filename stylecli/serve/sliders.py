@@ -19,9 +19,6 @@ from stylecli.errors import StyleCliError
 
 SEFA_COUNT = 5  # the strongest closed-form directions of the generator
 DIRECTION_FILES = (".pt", ".pth", ".npy")
-# Suggested strengths of the published InterFaceGAN directions (see `stylecli directions`).
-INTERFACEGAN_RANGES = {"age": 5.0, "smile": 3.0, "pose": 3.0}
-PCA_FOR_DOMAIN = {"ffhq": "ffhq_pca", "cars": "cars_pca"}
 
 
 @dataclass(frozen=True)
@@ -43,15 +40,21 @@ class Direction:
 
 def discover(backend, directions_dir: Path | None = None,
              note: Callable[[str], None] = lambda _: None) -> list[Direction]:
-    """Sliders for the named directions that load and fit the model, SeFa's strongest, and the files of
-    `directions_dir`; `note` hears one line per group that is left out and why."""
+    """Sliders for the named directions (`stylecli directions`) that load and fit the model, SeFa's strongest,
+    and the files of `directions_dir`; `note` hears one line per file that is left out and why."""
     found: list[Direction] = []
-    for group, candidates in _named(backend):
+    failed: set[str] = set()
+    for slider, file in _named(backend):
+        if file in failed:
+            continue
         try:
-            found += [Direction(s, e) for s, e in ((s, backend.resolve(s.spec)) for s in candidates)
-                      if _fits(backend, e)]
+            edit = backend.resolve(slider.spec)
         except StyleCliError as exc:
-            note(f"{group} sliders left out: {exc}")
+            failed.add(file)
+            note(f"{slider.group} sliders reading {file} left out: {exc}")
+            continue
+        if _fits(backend, edit):
+            found.append(Direction(slider, edit))
     found += [Direction(s, backend.resolve(s.spec)) for s in _sefa()]
     if directions_dir is not None:
         for path in sorted(p for p in Path(directions_dir).iterdir() if p.suffix in DIRECTION_FILES):
@@ -68,22 +71,22 @@ def discover(backend, directions_dir: Path | None = None,
     return _unique_keys(found)
 
 
-def _named(backend) -> list[tuple[str, list[Slider]]]:
-    from stylecli.editing.ganspace import NAMED_EDITS
+def _named(backend) -> list[tuple[Slider, str]]:
+    """(slider, the registry file it reads) for every named direction of the model's domain."""
+    from stylecli.editing import named_directions
 
-    groups: list[tuple[str, list[Slider]]] = []
     if backend.style_dim != 512:  # the published directions are for 512-wide StyleGAN2 models
-        return groups
-    if backend.domain in (None, "ffhq"):
-        groups.append(("InterFaceGAN", [Slider(name, name, "InterFaceGAN", limit, 0.1, name)
-                                        for name, limit in INTERFACEGAN_RANGES.items()]))
-    pca = PCA_FOR_DOMAIN.get(backend.domain or "ffhq")
-    if pca and {"ffhq_pca": 18, "cars_pca": 16}[pca] == backend.n_styles:
-        groups.append(("GANSpace", [
-            Slider(f"ganspace:{name}", name.replace("_", " "), "GANSpace", round(abs(value) * 1.5), 0.5,
-                   f"ganspace_{name}", relative=True)
-            for name, (_, _, _, value) in NAMED_EDITS[pca].items()]))
-    return groups
+        return []
+    out = []
+    for d in named_directions(backend.domain):
+        limit = max(abs(v) for v in d.range)
+        if d.kind == "ganspace":  # target coordinates: the slider shifts the face's own
+            slider = Slider(d.name, d.name.removeprefix("ganspace:").replace("_", " "), "GANSpace",
+                            round(limit * 1.5), 0.5, d.name.replace(":", "_"), relative=True)
+        else:
+            slider = Slider(d.name, d.name.replace("_", " "), "InterFaceGAN", limit, 0.1, d.name)
+        out.append((slider, d.file))
+    return out
 
 
 def _sefa() -> list[Slider]:
