@@ -163,6 +163,37 @@ def test_sliders_are_the_directions_that_fit(loaded):
     assert any("too_wide.npy left out" in n for n in notes)  # a [1, 64] file on a 32-wide model
 
 
+def test_named_sliders_for_an_ffhq_model():
+    """An FFHQ-shaped model gets a slider per catalog direction whose file loads (one note per missing file);
+    GANSpace sliders shift the face's own coordinate, InterFaceGAN ones span the catalog's range."""
+    from stylecli.editing import named_directions
+    from stylecli.editing.interfacegan import DirectionEdit
+    from stylecli.errors import StyleCliError
+    from stylecli.serve.sliders import discover
+
+    class FFHQ:
+        n_styles, style_dim, domain = 18, 512, "ffhq"
+
+        def resolve(self, spec):
+            if spec in ("age", "beard"):
+                raise StyleCliError(f"{spec}: not available here")
+            return DirectionEdit(label=spec, direction=torch.ones(1, 512))
+
+        def apply(self, code, edit, strength):
+            return edit.apply(torch.from_numpy(code)[None], strength)[0].numpy()
+
+    notes: list[str] = []
+    found = discover(FFHQ(), None, notes.append)
+    named = [d.name for d in named_directions("ffhq") if d.name not in ("age", "beard")]
+    assert [d.slider.spec for d in found] == named + [f"sefa:{k}" for k in range(5)]
+    assert notes == ["InterFaceGAN sliders reading age left out: age: not available here",
+                     "InterFaceGAN sliders reading beard left out: beard: not available here"]
+    sliders = {d.slider.spec: d.slider for d in found}
+    assert (sliders["smile"].limit, sliders["smile"].relative, sliders["smile"].key) == (3.0, False, "smile")
+    white_hair = sliders["ganspace:white_hair"]  # published at -24: the slider shifts up to 36 either way
+    assert (white_hair.limit, white_hair.relative, white_hair.key) == (36, True, "ganspace_white_hair")
+
+
 def test_render_matches_the_command_line_it_shows(session, files, tmp_path, monkeypatch):
     """The browser's files equal what `stylecli edit` makes from the command in the page's box."""
     from test_cli import invoke
