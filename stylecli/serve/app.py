@@ -25,49 +25,17 @@ CSS = """#status p { margin: 0; }
 
 
 def build_app(session: EditorSession, title: str = "stylecli editor"):
+    """The page and its events; every model call goes through `session`."""
     import gradio as gr
     from gradio.utils import get_upload_folder
 
-    directions = session.directions
-    backend = session.backend
-    uploads = Path(get_upload_folder())
-    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
-        gr.Markdown(f"## {title}\n{INTRO}")
-        with gr.Row():
-            with gr.Column(scale=1):
-                photo = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="photo")
-                status = gr.Markdown("Upload a photo to start.", label="Status", elem_id="status")
-                gallery = gr.Gallery(label="Faces: pick one", visible=False, columns=6, height=150,
-                                     allow_preview=False, elem_id="faces")
-                face = gr.Number(0, label="Face (0 = largest)", precision=0, minimum=0, elem_id="face")
-                with gr.Row():
-                    aligned = gr.Image(label="Aligned crop", format="png", interactive=False, height=220,
-                                       elem_id="aligned")
-                    recon = gr.Image(label="Reconstruction", format="png", interactive=False, height=220,
-                                     elem_id="reconstruction")
-            with gr.Column(scale=1):
-                edited = gr.Image(label="Edited face", format="png", interactive=False, height=256, elem_id="edited")
-                compare = gr.ImageSlider(label="Before / after", format="png", interactive=False,
-                                         elem_id="compare")
-                command = gr.Textbox(label="The same edit from the shell", interactive=False,
-                                     buttons=["copy"], elem_id="command")
-                save = gr.Button("Prepare downloads (full resolution)", elem_id="save")
-                files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
-            with gr.Column(scale=1):
-                paste = gr.Checkbox(True, label="Paste back into the photo", elem_id="paste")
-                blend = gr.Radio(backend.blends, value="feather", label="Blend", elem_id="blend",
-                                 visible=len(backend.blends) > 1)
-                encoder = gr.Dropdown(backend.encoders, value=backend.encoders[0], label="Encoder",
-                                      visible=len(backend.encoders) > 1, elem_id="encoder")
-                reset = gr.Button("Reset sliders", elem_id="reset")
-                sliders = _sliders(gr, directions)
-                with gr.Accordion("Keep", open=False):
-                    keep = gr.CheckboxGroup(session.keep_choices, label="Edits move orthogonally to these",
-                                            elem_id="keep")
-
-        shown = [status, aligned, recon, edited, compare, command, files]
-        by_name = {"photo": photo, "face": face, "paste": paste, "blend": blend, "keep": keep, "encoder": encoder,
-                   **dict(zip(_keys(directions), sliders))}
+    directions, uploads = session.directions, Path(get_upload_folder())
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(900, 1800)) as demo:
+        c, sliders = _page(gr, session, title)
+        shown = [c.status, c.aligned, c.recon, c.edited, c.compare, c.command, c.files]
+        options = [c.paste, c.blend, c.keep, c.encoder]
+        by_name = {"photo": c.photo, "face": c.face, "paste": c.paste, "blend": c.blend, "keep": c.keep,
+                   "encoder": c.encoder, **dict(zip(_keys(directions), sliders))}
 
         def edit(photo: str | None, face: float | None, paste: bool = True, blend: str = "feather",
                  keep: list[str] | None = None, encoder: str = "e4e", **strengths: float):
@@ -89,20 +57,58 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
             index = int(evt.index)
             return (index, *preview(photo, index, *rest[:4], **dict(zip(_keys(directions), rest[4:]))))
 
-        options = [paste, blend, keep, encoder]
-        photo.upload(opened, [photo, *options], [gallery, face, *sliders, *shown], api_visibility="private",
-                     concurrency_id="model")
-        photo.clear(lambda: ("Upload a photo to start.", *[None] * 6), None, shown, api_visibility="private")
-        gallery.select(picked, [photo, *options, *sliders], [face, *shown], api_visibility="private",
+        c.photo.upload(opened, [c.photo, *options], [c.gallery, c.face, *sliders, *shown], api_visibility="private",
                        concurrency_id="model")
+        c.photo.clear(lambda: ("Upload a photo to start.", *[None] * 6), None, shown, api_visibility="private")
+        c.gallery.select(picked, [c.photo, *options, *sliders], [c.face, *shown], api_visibility="private",
+                         concurrency_id="model")
         # Sliders listen to `change`, so their own reset buttons and "Reset sliders" render too. Rapid changes
         # coalesce (always_last: the latest state is rendered once the running render is done).
-        reset.click(lambda: [0.0] * len(sliders), None, sliders, api_visibility="private", queue=False)
-        gr.on([*(s.change for s in sliders), paste.input, blend.input, keep.input, encoder.input, face.submit],
-              preview, inputs_kwargs=by_name, outputs=shown, api_visibility="private", trigger_mode="always_last",
-              concurrency_id="model", show_progress="minimal")
-        save.click(edit, inputs_kwargs=by_name, outputs=shown, api_name="edit", concurrency_id="model")
+        c.reset.click(lambda: [0.0] * len(sliders), None, sliders, api_visibility="private", queue=False)
+        gr.on([*(s.change for s in sliders), c.paste.input, c.blend.input, c.keep.input, c.encoder.input,
+               c.face.submit], preview, inputs_kwargs=by_name, outputs=shown, api_visibility="private",
+              trigger_mode="always_last", concurrency_id="model", show_progress="minimal")
+        c.save.click(edit, inputs_kwargs=by_name, outputs=shown, api_name="edit", concurrency_id="model")
     return demo
+
+
+def _page(gr, session: EditorSession, title: str):
+    """The components, in three columns: the photo and its face; the results; the controls."""
+    from types import SimpleNamespace
+
+    backend, c = session.backend, SimpleNamespace()
+    gr.Markdown(f"## {title}\n{INTRO}")
+    with gr.Row():
+        with gr.Column(scale=1):
+            c.photo = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="photo")
+            c.status = gr.Markdown("Upload a photo to start.", label="Status", elem_id="status")
+            c.gallery = gr.Gallery(label="Faces: pick one", visible=False, columns=6, height=150,
+                                   allow_preview=False, elem_id="faces")
+            c.face = gr.Number(0, label="Face (0 = largest)", precision=0, minimum=0, elem_id="face")
+            with gr.Row():
+                c.aligned = gr.Image(label="Aligned crop", format="png", interactive=False, height=220,
+                                     elem_id="aligned")
+                c.recon = gr.Image(label="Reconstruction", format="png", interactive=False, height=220,
+                                   elem_id="reconstruction")
+        with gr.Column(scale=1):
+            c.edited = gr.Image(label="Edited face", format="png", interactive=False, height=256, elem_id="edited")
+            c.compare = gr.ImageSlider(label="Before / after", format="png", interactive=False, elem_id="compare")
+            c.command = gr.Textbox(label="The same edit from the shell", interactive=False, buttons=["copy"],
+                                   elem_id="command")
+            c.save = gr.Button("Prepare downloads (full resolution)", elem_id="save")
+            c.files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
+        with gr.Column(scale=1):
+            c.paste = gr.Checkbox(True, label="Paste back into the photo", elem_id="paste")
+            c.blend = gr.Radio(backend.blends, value="feather", label="Blend", elem_id="blend",
+                               visible=len(backend.blends) > 1)
+            c.encoder = gr.Dropdown(backend.encoders, value=backend.encoders[0], label="Encoder",
+                                    visible=len(backend.encoders) > 1, elem_id="encoder")
+            c.reset = gr.Button("Reset sliders", elem_id="reset")
+            sliders = _sliders(gr, session.directions)
+            with gr.Accordion("Keep", open=False):
+                c.keep = gr.CheckboxGroup(session.keep_choices, label="Edits move orthogonally to these",
+                                          elem_id="keep")
+    return c, sliders
 
 
 def _keys(directions) -> list[str]:

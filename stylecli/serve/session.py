@@ -97,14 +97,12 @@ class EditorSession:
         from stylecli.errors import InputError
 
         path = Path(path).resolve()
-        try:
-            st = path.stat()
-        except OSError:
-            raise InputError(f"{path.name}: the upload is gone; upload the photo again") from None
-        key = (str(path), st.st_size, st.st_mtime_ns)
+        key = (str(path),)  # the web server names each upload by its content's hash: one path, one photo
         if key in self._uploads:
             self._uploads.move_to_end(key)
             return self._uploads[key]
+        if not path.is_file():
+            raise InputError(f"{path.name}: the upload is gone; upload the photo again")
         try:
             pixels, notes = self.backend.read(path)
         except InputError as exc:  # name the file as the user knows it, not by the server's upload folder
@@ -127,7 +125,7 @@ class EditorSession:
 
     def cached(self, path: Path | str) -> Upload | None:
         """The upload already opened from this file, if any (no work)."""
-        return next((u for k, u in self._uploads.items() if k[0] == str(Path(path).resolve())), None)
+        return self._uploads.get((str(Path(path).resolve()),))
 
     def invert(self, upload: Upload, index: int = 0, encoder: str = "e4e") -> Inverted:
         from stylecli.errors import InputError
