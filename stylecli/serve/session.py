@@ -1,7 +1,8 @@
 """What the page does, without the page: open an upload, invert a face once, render edits, write downloads.
 
-Uploads and inversions are cached (a few, most recent first), so moving a slider costs one generator pass and a
-paste-back; every render writes its downloads into a fresh folder of the server's own temporary folder.
+Uploads, inversions and edits are cached (a few, most recent first), so moving a slider costs one generator
+pass and a paste-back. Each render writes its previews (and, when saved, its downloads) into a fresh folder of
+the server's own temporary folder; old ones are removed.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ class EditorSession:
             raise InputError(str(exc).replace(str(path), path.name)) from None
         faces = self.backend.detect(pixels)
         if not faces:
-            raise InputError(f"{path.name}: no face found (a face should be at least about 80 pixels wide)")
+            raise InputError(f"{path.name}: no face found; try a photo where the face is larger or seen from the front")
         with self._lock:
             self._count += 1
             folder = self.workdir / f"u{self._count}"  # lives as long as the upload stays in the cache
