@@ -336,7 +336,8 @@ def test_serve_usage_errors(files):
 def test_serve_without_gradio_says_how_to_install(files, monkeypatch):
     from test_cli import invoke
 
-    monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else find_spec(name, *a))
     result = invoke("serve", "--checkpoint", files["checkpoint"])
     assert result.exit_code == 2
     assert result.stderr.strip() == "stylecli: error: the browser editor needs Gradio: pip install 'stylecli[ui]'"

@@ -43,10 +43,12 @@ def serve(
       stylecli serve
       stylecli serve --checkpoint my_e4e.pt --directions my_directions/ --port 8000 --no-browser
     """
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        raise fail("the browser editor needs Gradio: pip install 'stylecli[ui]'", 2) from None
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:
+        raise fail("the browser editor needs Gradio: pip install 'stylecli[ui]'", 2)
+    if importlib.util.find_spec("dlib") is None:
+        raise fail("the browser editor finds faces with dlib: pip install 'stylecli[ui]'", 2)
     if directions is not None and not directions.is_dir():
         raise fail(f"--directions {directions}: not a folder", 2)
     if host not in LOCAL_HOSTS:
