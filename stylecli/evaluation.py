@@ -1,4 +1,9 @@
-"""`stylecli evaluate`: distortion and editability of one or several encoders on a folder of aligned faces."""
+"""Evaluation: distortion and editability of one or several encoders on a set of faces, side by side.
+
+`run_evaluation(EvaluationConfig(...))` is the whole driver (the `evaluate` command only parses and prints).
+Reconstructions are compared with the input at 256x256 in [-1, 1]: the generator output is average-pooled to
+256 and clamped to [-1, 1] (the range of an image: the official scripts compare saved images).
+"""
 
 from __future__ import annotations
 
@@ -11,21 +16,51 @@ from typing import Any
 import numpy as np
 import torch
 
-from stylecli.errors import StyleCliError
+from stylecli.devices import synchronize
+from stylecli.errors import StyleCliError, UsageError
+from stylecli.images import DEFAULT_MAX_PIXELS
+from stylecli.metric_nets import arcface_model, lpips_model, moco_model
 from stylecli.metrics import METRICS, ArcFace, Stat, identity_similarity, l2, lec_distances, msssim, pool256
 from stylecli.pipeline import FaceEditor, preprocess
+
+__all__ = ["EvaluationConfig", "EvaluationReport", "arcface_model", "evaluate", "lpips_model", "moco_model",
+           "run_evaluation"]
 
 
 class EvaluationError(StyleCliError):
     pass
 
 
-def parse_metrics(spec: str) -> list[str]:
-    names = [m.strip().lower() for m in spec.split(",") if m.strip()]
+# Metrics that need an optional package (module name, pip extra).
+METRIC_PACKAGES = {"lpips": ("lpips", "eval"), "msssim": ("pytorch_msssim", "eval")}
+
+
+def missing_package(metric: str) -> str | None:
+    """The pip line a metric needs, or None when it can run here."""
+    import importlib.util
+
+    if metric not in METRIC_PACKAGES:
+        return None
+    module, extra = METRIC_PACKAGES[metric]
+    return None if importlib.util.find_spec(module) else f"pip install 'stylecli[{extra}]'"
+
+
+def parse_metrics(spec: str | None) -> tuple[list[str], list[str]]:
+    """--metrics -> (metrics, notes). None: every metric that can run here (the others named in a note).
+    `speed` is accepted and always reported. A named metric whose package is missing is a usage error."""
+    if spec is None:
+        names = [m for m in METRICS if not missing_package(m)]
+        skipped = [m for m in METRICS if missing_package(m)]
+        notes = [f"skipped {', '.join(skipped)}: {missing_package(skipped[0])} to add them"] if skipped else []
+        return names, notes
+    names = [m.strip().lower() for m in spec.split(",") if m.strip() and m.strip().lower() != "speed"]
     unknown = [m for m in names if m not in METRICS]
-    if unknown or not names:
-        raise EvaluationError(f"--metrics {spec!r}: choose from {','.join(METRICS)}")
-    return names
+    if unknown or not (names or "speed" in spec):
+        raise UsageError(f"--metrics {spec!r}: choose from {','.join(METRICS)},speed")
+    for m in names:
+        if missing_package(m):
+            raise UsageError(f"--metrics {m} needs the {METRIC_PACKAGES[m][0]} package: {missing_package(m)}")
+    return names, []
 
 
 def parse_lec_edit(spec: str) -> tuple[str, float]:
@@ -39,76 +74,31 @@ def parse_lec_edit(spec: str) -> tuple[str, float]:
     return spec, 3.0
 
 
-def lpips_model(device: torch.device) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The `lpips` package's AlexNet LPIPS. Its AlexNet weights come through torchvision's cache (TORCH_HOME)."""
-    try:
-        import lpips
-    except ImportError:
-        raise EvaluationError("LPIPS needs the lpips package: pip install 'stylecli[eval]'") from None
-    try:
-        net = lpips.LPIPS(net="alex", verbose=False).to(device).eval().requires_grad_(False)
-    except Exception as exc:
-        raise EvaluationError(
-            "LPIPS could not load torchvision's AlexNet weights (alexnet-owt-7be5be79.pth): "
-            f"{str(exc).splitlines()[0][:120]}; offline, place the file in $TORCH_HOME/hub/checkpoints/"
-        ) from None
-    return lambda a, b: net(a, b, normalize=False).flatten()
+@dataclass
+class ModelSource:
+    """One model to evaluate: a checkpoint file, or a registry name."""
+
+    label: str
+    checkpoint: Path | None = None
+    name: str = "e4e_ffhq"
 
 
-def arcface_model(device: torch.device, path: Path | None = None) -> ArcFace:
-    """ArcFace IR-SE50 from `model_ir_se50.pth` (registry: arcface_ir_se50), loaded strictly and safely."""
-    from stylecli.checkpoint import read_checkpoint
-
-    if path is None:
-        from stylecli import weights
-
-        path = weights.resolve("arcface_ir_se50")
-    state = read_checkpoint(path)
-    if "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    try:
-        widths = tuple(int(state[f"body.{b}.res_layer.1.weight"].shape[0]) for b in (0, 3, 7, 21))
-        net = ArcFace(widths, int(state["output_layer.3.weight"].shape[0]))
-        net.load_state_dict(state, strict=True)
-    except (KeyError, RuntimeError) as exc:
-        raise EvaluationError(f"{path}: not an ArcFace IR-SE50 state dict ({str(exc).splitlines()[0][:120]})") from None
-    return net.to(device).eval()
+def sources(checkpoints: list[Path] | None, models: list[str] | None) -> list[ModelSource]:
+    """Checkpoint files, then registry models; e4e_ffhq when neither is given."""
+    out = [ModelSource(str(c), c) for c in checkpoints or []] + [ModelSource(m, None, m) for m in models or []]
+    return out or [ModelSource("e4e_ffhq")]
 
 
-def moco_model(device: torch.device, path: Path | None = None) -> torch.nn.Module:
-    """MoCo-v2 ResNet-50 features (registry: moco_v2_800ep), the e4e similarity network for non-face domains:
-    torchvision's ResNet-50 with the query encoder's weights, without its classifier (2048-d output)."""
-    import torchvision
-
-    from stylecli.checkpoint import read_checkpoint
-
-    if path is None:
-        from stylecli import weights
-
-        path = weights.resolve("moco_v2_800ep")
-    state = read_checkpoint(path)
-    state = state.get("state_dict", state)
-    prefix = "module.encoder_q."
-    backbone = {k[len(prefix):]: v for k, v in state.items()
-                if k.startswith(prefix) and not k[len(prefix):].startswith("fc.")}
-    net = torchvision.models.resnet50()
-    missing, _ = net.load_state_dict(backbone, strict=False)
-    if [k for k in missing if not k.startswith("fc.")]:
-        raise EvaluationError(f"{path}: not a MoCo ResNet-50 checkpoint (missing {missing[0]})")
-    return torch.nn.Sequential(*list(net.children())[:-1]).to(device).eval().requires_grad_(False)
-
-
-class _Codec:
-    """encode / synthesize on tensors, as the metrics take them."""
-
-    def __init__(self, editor: FaceEditor):
-        self.editor = editor
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.editor.encoder.encode(x).codes
-
-    def synthesize(self, codes: torch.Tensor) -> torch.Tensor:
-        return self.editor.render(codes)
+@dataclass
+class EvaluationConfig:
+    inputs: list[Path]
+    sources: list[ModelSource] = field(default_factory=lambda: [ModelSource("e4e_ffhq")])
+    metrics: list[str] = field(default_factory=lambda: list(METRICS))
+    lec_edit: str = "age:3"  # NAME[:STRENGTH], an invertible edit
+    align: bool = False  # inputs are photos to align (default: aligned crops)
+    device: str = "auto"
+    batch_size: int | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 @dataclass
@@ -132,8 +122,89 @@ class Evaluation:
         return out
 
 
+@dataclass
+class EvaluationReport:
+    images: int
+    failed_inputs: list[str]
+    lec_edit: str | None
+    results: list[Evaluation]
+
+    def to_dict(self, per_image: bool = False) -> dict[str, Any]:
+        return {"images": self.images, "failed_inputs": self.failed_inputs, "lec_edit": self.lec_edit,
+                "results": [r.to_dict(per_image) for r in self.results]}
+
+
+def load_faces(config: EvaluationConfig, warn: Callable[[str], None] | None = None
+               ) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
+    """(name, aligned crop) of every readable input, and the messages of those that failed."""
+    from stylecli.faces import select_faces
+
+    photos = FaceEditor(None, None, "cpu", max_pixels=config.max_pixels)
+    images, failed = [], []
+    for p in config.inputs:
+        try:
+            photo = photos.read(p)
+            if config.align:
+                (_, face), = select_faces(photos.detect(photo), "largest", p)
+                images.append((str(p), photos.align(photo, face)))
+            else:
+                images.append((str(p), photo.pixels))
+        except StyleCliError as exc:
+            failed.append(str(exc))
+            if warn:
+                warn(str(exc))
+    return images, failed
+
+
+def run_evaluation(config: EvaluationConfig, progress: Callable[[int], None] | None = None,
+                   warn: Callable[[str], None] | None = None) -> EvaluationReport:
+    """Every metric of the config over the inputs, for each model in turn."""
+    from stylecli.devices import resolve_device
+
+    device = resolve_device(config.device)
+    images, failed = load_faces(config, warn)
+    if not images:
+        raise EvaluationError("no readable image among the inputs")
+    lpips_fn = lpips_model(device) if "lpips" in config.metrics else None
+    arcface = arcface_model(device) if "id" in config.metrics else None
+    results = []
+    for source in config.sources:
+        options = {"batch_size": config.batch_size}
+        editor = (FaceEditor.from_checkpoint(source.checkpoint, device, **options) if source.checkpoint
+                  else FaceEditor.from_pretrained(source.name, device, **options))
+        edit, strength = lec_edit(config.lec_edit, editor) if "lec" in config.metrics else (None, 0.0)
+        results.append(evaluate(editor, images, config.metrics, source.label, edit, strength, lpips_fn, arcface,
+                                editor.batch_size, progress))
+    return EvaluationReport(len(images), failed, config.lec_edit if "lec" in config.metrics else None, results)
+
+
+def lec_edit(spec: str, editor: FaceEditor):
+    """The edit LEC applies and undoes (it must have an exact inverse: not GANSpace)."""
+    from stylecli.editing.ganspace import GanspaceEdit
+
+    name, strength = parse_lec_edit(spec)
+    edit = editor.resolve_edit(name)
+    if isinstance(edit, GanspaceEdit):
+        raise EvaluationError(f"--lec-edit {spec}: GANSpace edits have no exact inverse; use an InterFaceGAN, SeFa "
+                              "or file direction")
+    return edit, strength
+
+
+class _Codec:
+    """encode / synthesize on tensors, as the metrics take them."""
+
+    def __init__(self, editor: FaceEditor):
+        self.editor = editor
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.editor.encoder.encode(x).codes
+
+    def synthesize(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.editor.render(codes)
+
+
 def evaluate(
-    inverter: FaceEditor,
+    editor: FaceEditor,
     images: Sequence[tuple[str, np.ndarray]],
     metrics: Sequence[str],
     name: str,
@@ -144,27 +215,32 @@ def evaluate(
     batch_size: int = 4,
     progress: Callable[[int], None] | None = None,
 ) -> Evaluation:
-    """Run every metric over (name, uint8 image) pairs with one model."""
+    """Run every metric over (name, uint8 image) pairs with one model. Timings wait for the device's queued
+    work (CUDA runs asynchronously: without it they would measure only the launch)."""
     result = Evaluation(name, {m: Stat() for m in metrics})
-    model = _Codec(inverter)
+    model = _Codec(editor)
+    device = editor.device
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
-        x = torch.stack([preprocess(px) for _, px in chunk]).to(inverter.device)
+        x = torch.stack([preprocess(px) for _, px in chunk]).to(device)
         with torch.inference_mode():
+            synchronize(device)
             t0 = time.perf_counter()
-            codes = model.encode(x)
+            encoded = editor.encoder.encode(x)
+            synchronize(device)
             t1 = time.perf_counter()
-            recon = pool256(model.synthesize(codes))
+            recon = pool256(editor.render(encoded.codes, encoded.weights)).clamp(-1, 1)
+            synchronize(device)
             t2 = time.perf_counter()
             values: dict[str, torch.Tensor] = {}
             if "l2" in metrics:
                 values["l2"] = l2(x, recon)
             if "lpips" in metrics:
-                values["lpips"] = lpips_fn(x, recon.clamp(-1, 1))
+                values["lpips"] = lpips_fn(x, recon)
             if "msssim" in metrics:
                 values["msssim"] = msssim(x, recon)
             if "id" in metrics:
-                values["id"] = identity_similarity(arcface, x, recon.clamp(-1, 1))
+                values["id"] = identity_similarity(arcface, x, recon)
             if "lec" in metrics:
                 values["lec"] = lec_distances(model, x, lambda c: lec_edit.apply(c, lec_strength),
                                               lambda c: lec_edit.apply(c, -lec_strength))

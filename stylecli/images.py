@@ -129,3 +129,19 @@ def check_free(dest: Path, overwrite: bool) -> None:
     """Refuse to replace an existing output unless overwrite."""
     if not overwrite and dest.exists():
         raise InputError(f"{dest}: exists (pass --overwrite to replace it)")
+
+
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+
+
+def write_image(pixels: np.ndarray, dest: Path, overwrite: bool = False) -> Path:
+    """Write uint8 [H, W, 3] atomically in the format of dest's extension (PNG, JPEG at quality 95, WebP)."""
+    from PIL import Image
+
+    fmt = OUTPUT_FORMATS.get(dest.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{dest}: unknown image extension; use one of {', '.join(OUTPUT_FORMATS)}")
+    check_free(dest, overwrite)
+    with atomic_path(dest, overwrite=overwrite) as tmp:
+        Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format=fmt, **({"quality": 95} if fmt != "PNG" else {}))
+    return dest

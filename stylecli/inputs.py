@@ -77,3 +77,17 @@ def shard_of(path: Path, n: int) -> int:
 
 def take_shard(paths: list[Path], k: int, n: int) -> list[Path]:
     return [p for p in paths if shard_of(p, n) == k]
+
+
+def unreadable(path: Path) -> str | None:
+    """Why an input cannot be read at all (missing, a folder, no permission), or None: checked before any model
+    is loaded, so a typo fails at once."""
+    import os
+
+    if not path.exists():
+        return f"{path}: no such file"
+    if path.is_dir():
+        return f"{path}: is a folder, not an image"
+    if not os.access(path, os.R_OK):
+        return f"{path}: not readable (permission denied)"
+    return None

@@ -1,202 +1,386 @@
-"""What each command does to one item (an aligned face or a saved latent), for runner.run_job."""
+"""What each command does to one input, built on the FaceEditor's stages, for runner.run_job.
+
+An input becomes units: each chosen face of a photo (aligned), the whole image (--no-align), or a saved latent.
+Every aligned face also writes its crop (NAME_aligned.png) and its sidecar (NAME.align.json: where the face
+was, for a later --paste-back); with --faces all or an index, names get _faceK and record keys faceK.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stylecli.editing.base import Edit
+import numpy as np
+
 from stylecli.errors import InputError
 from stylecli.images import write_latent, write_png
 from stylecli.pipeline import FaceEditor
-from stylecli.runner import Item
+from stylecli.results import Photo, Variant
+from stylecli.runner import Task
+
+
+@dataclass
+class FaceOptions:
+    align: bool = True  # False: inputs are aligned crops already
+    faces: str = "largest"  # largest | all | an index
+
+
+@dataclass
+class Unit:
+    """One unit of model work of an input."""
+
+    stem: str  # output name stem, unique within the batch
+    prefix: str  # prefix of its keys in the record's outputs ("" or "face1.")
+    crop: np.ndarray | None = None  # the encoder's input (aligned crop, or a --no-align image)
+    code: np.ndarray | None = None  # a saved latent, checked against the model
+    index: int | None = None  # face index (0 = largest) when aligned
+    face: Any = None  # faces.Face when aligned here
+    quad: np.ndarray | None = None  # where the face sits in `photo` (for paste-back)
+
+
+@dataclass
+class Prepared:
+    units: list[Unit]
+    photo: Photo | None = None  # the photo the faces come from (for paste-back)
+    found: int = 0  # faces chosen in the photo (written to each sidecar)
 
 
 @dataclass
 class Inversion:
-    code: Any  # float32 [n_styles, style_dim]
-    image: Any  # uint8 [size, size, 3] or None
+    code: np.ndarray  # float32 [n_styles, style_dim]
+    image: np.ndarray | None  # uint8 [size, size, 3]; None with --latent-only
 
 
-def codes_of(editor: FaceEditor, items: list[Item]):
-    """W+ codes [B, n, d] of runner items: saved latents as they are (checked against the model), images
-    encoded together in batches of the editor's batch size."""
-    import torch
-
-    to_encode = [item for item in items if item.code is None]
-    encoded = iter(editor.encode([item.pixels for item in to_encode]).codes) if to_encode else iter(())
-    return torch.stack([editor.check_codes(item.code, item.source)[0] if item.code is not None else next(encoded)
-                        for item in items])
+def sidecar_path(folder: Path, stem: str) -> Path:
+    return folder / f"{stem}.align.json"
 
 
-class AlignJob:
-    """Only the aligned crop and its sidecar (the runner writes both)."""
+class PhotoJob:
+    """Reading, aligning and the crop / sidecar files, shared by align, invert and edit. Subclasses name their
+    own outputs per unit (`unit_outputs`) and per input (`input_outputs`), compute, and write them."""
 
     accepts_latents = False
-    default_batch_size = 8
-    notes: tuple[str, ...] = ()
 
-    def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
+    def __init__(self, editor: FaceEditor, options: FaceOptions):
+        self.editor = editor
+        self.options = options
+        self.default_batch_size = editor.batch_size
+        if options.align:
+            editor.aligner  # noqa: B018 - load dlib's models now: a missing model is one error, not one per input
+
+    # -- what an input writes -----------------------------------------------------------------------------
+
+    def unit_outputs(self, stem: str, out_dir: Path) -> dict[str, Path]:
         return {}
 
-    def compute(self, items: list[Item]) -> list[None]:
-        return [None] * len(items)
+    def input_outputs(self, stem: str, out_dir: Path, prepared: Prepared) -> dict[str, Path]:
+        return {}
 
-    def write(self, item: Item, result: None, targets: dict[str, Path], overwrite: bool) -> None:
+    def _outputs(self, stem: str, out_dir: Path, prepared: Prepared) -> dict[str, Path]:
+        outputs: dict[str, Path] = {}
+        for unit in prepared.units:
+            files = self.unit_outputs(unit.stem, out_dir)
+            if unit.index is not None:
+                files = {**files, "aligned": out_dir / f"{unit.stem}_aligned.png",
+                         "alignment": sidecar_path(out_dir, unit.stem)}
+            outputs.update({unit.prefix + k: v for k, v in files.items()})
+        outputs.update(self.input_outputs(stem, out_dir, prepared))
+        return outputs
+
+    def expected_outputs(self, source: Path, stem: str, out_dir: Path) -> list[Path] | None:
+        """Exact names: with --faces all, the count of faces comes from the first face's sidecar."""
+        latent = source.suffix.lower() == ".npy"
+        aligned = self.options.align and not latent
+        which = self.options.faces
+        if not aligned or which == "largest":
+            indices = [0]
+        elif which == "all":
+            indices = _faces_found(sidecar_path(out_dir, f"{stem}_face0"))
+            if not indices:
+                return None
+        else:
+            indices = [int(which)]
+        suffixed = aligned and which != "largest"
+        units = [Unit(f"{stem}_face{i}" if suffixed else stem, f"face{i}." if suffixed else "",
+                      index=i if aligned else None) for i in indices]
+        prepared = Prepared(units, found=len(units))
+        return list(self._outputs(stem, out_dir, prepared).values())
+
+    # -- reading -------------------------------------------------------------------------------------------
+
+    def prepare(self, source: Path, stem: str, out_dir: Path) -> Task:
+        from stylecli.faces import select_faces
+
+        if source.suffix.lower() == ".npy":
+            if not self.accepts_latents:
+                raise InputError(f"{source}: a latent file; this command needs an image")
+            prepared = Prepared([Unit(stem, "", code=self.read_latent(source))])
+            return Task(source, self._outputs(stem, out_dir, prepared), 1, prepared)
+        photo = self.editor.read(source)
+        if not self.options.align:
+            prepared = Prepared([Unit(stem, "", crop=photo.pixels)], photo)
+            return Task(source, self._outputs(stem, out_dir, prepared), 1, prepared, photo.notes + squash_note(photo))
+        chosen = select_faces(self.editor.detect(photo), self.options.faces, source)
+        suffixed = self.options.faces != "largest"
+        units = [Unit(f"{stem}_face{i}" if suffixed else stem, f"face{i}." if suffixed else "",
+                      crop=self.editor.align(photo, face), index=i, face=face, quad=face.quad) for i, face in chosen]
+        prepared = Prepared(units, photo, found=len(units))
+        details = {"faces": [{"index": u.index, **u.face.to_dict()} for u in units]}
+        return Task(source, self._outputs(stem, out_dir, prepared), len(units), prepared, photo.notes, details)
+
+    def read_latent(self, source: Path) -> np.ndarray:
+        """A saved latent, checked against the model before any work (wrong styles or width: this input fails)."""
+        from stylecli.images import read_latent
+
+        code = read_latent(source)
+        return self.editor.check_codes(code, source)[0].cpu().numpy()
+
+    # -- model work and writing ---------------------------------------------------------------------------
+
+    def codes(self, units: list[Unit]):
+        """W+ codes [B, n, d] of units (saved latents as they are; crops encoded together, in batches) and the
+        per-unit generator weights (None when no encoder returned any)."""
+        import torch
+
+        to_encode = [u for u in units if u.code is None]
+        encoded = self.editor.encode([u.crop for u in to_encode]) if to_encode else None
+        codes, weights, k = [], [], 0
+        for u in units:
+            if u.code is not None:
+                codes.append(torch.as_tensor(u.code, device=self.editor.device))
+                weights.append(None)
+            else:
+                codes.append(encoded.codes[k])
+                weights.append(encoded.weights[k] if encoded.weights is not None else None)
+                k += 1
+        return torch.stack(codes), (weights if any(w is not None for w in weights) else None)
+
+    def compute(self, tasks: list[Task]) -> list[list[Any]]:
+        units = [u for t in tasks for u in t.data.units]
+        results = iter(self.compute_units(units) if units else [])
+        return [[next(results) for _ in t.data.units] for t in tasks]
+
+    def compute_units(self, units: list[Unit]) -> list[Any]:
+        return [None] * len(units)
+
+    def write(self, task: Task, result: list[Any], overwrite: bool) -> None:
+        from stylecli.faces import write_sidecar
+
+        prepared: Prepared = task.data
+        for unit, unit_result in zip(prepared.units, result):
+            files = {k[len(unit.prefix):]: v for k, v in task.outputs.items() if k.startswith(unit.prefix)}
+            if unit.index is not None:
+                write_png(unit.crop, files["aligned"], overwrite)
+                write_sidecar(files["alignment"], task.source, prepared.photo.size, unit.index, unit.face,
+                              overwrite, found=prepared.found)
+            self.write_unit(unit, unit_result, files, overwrite)
+        self.write_input(task, result, overwrite)
+
+    def write_unit(self, unit: Unit, result: Any, files: dict[str, Path], overwrite: bool) -> None:
+        pass
+
+    def write_input(self, task: Task, results: list[Any], overwrite: bool) -> None:
         pass
 
 
-class InvertJob:
-    """Encode the face and write its W+ code (.npy) and, unless `latent_only`, the generator's reconstruction."""
+def squash_note(photo: Photo) -> list[str]:
+    """--no-align resizes to a square: say so when the image is not one (a warning when it is far from one)."""
+    w, h = photo.size
+    if w == h:
+        return []
+    note = f"not square ({w}x{h}): resized to 256x256 without keeping the aspect ratio"
+    return [f"warning: {note}; align it (drop --no-align) or crop it square" if max(w, h) > 1.25 * min(w, h)
+            else note]
 
-    accepts_latents = False
-    notes: tuple[str, ...] = ()
 
-    def __init__(self, inverter: FaceEditor, latent_only: bool = False):
-        self.inverter = inverter
+def _faces_found(first_sidecar: Path) -> list[int]:
+    """The face indices an earlier --faces all run wrote, from its first sidecar ([] when unknown)."""
+    import json
+
+    try:
+        found = int(json.loads(first_sidecar.read_text())["faces_found"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return list(range(found))
+
+
+class AlignJob(PhotoJob):
+    """Only the aligned crops and their sidecars."""
+
+    def __init__(self, editor: FaceEditor, options: FaceOptions):
+        super().__init__(editor, options)
+        self.default_batch_size = 8
+
+
+class InvertJob(PhotoJob):
+    """Encode each face; write its W+ code (.npy) and, unless `latent_only`, the generator's reconstruction."""
+
+    def __init__(self, editor: FaceEditor, options: FaceOptions, latent_only: bool = False):
+        super().__init__(editor, options)
         self.latent_only = latent_only
-        self.default_batch_size = inverter.batch_size
 
-    def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
-        out = {"latent": out_dir / f"{item.stem}.npy"}
+    def unit_outputs(self, stem: str, out_dir: Path) -> dict[str, Path]:
+        out = {"latent": out_dir / f"{stem}.npy"}
         if not self.latent_only:
-            out["image"] = out_dir / f"{item.stem}_inversion.png"
+            out["image"] = out_dir / f"{stem}_inversion.png"
         return out
 
-    def compute(self, items: list[Item]) -> list[Inversion]:
-        codes = self.inverter.encode([item.pixels for item in items]).codes
+    def compute_units(self, units: list[Unit]) -> list[Inversion]:
+        codes, weights = self.codes(units)
         if self.latent_only:  # no generator pass: about half the time per face
             return [Inversion(code, None) for code in codes.cpu().numpy()]
-        images = self.inverter.synthesize(codes)
+        images = self.editor.synthesize(codes, weights)
         return [Inversion(code, image) for code, image in zip(codes.cpu().numpy(), images)]
 
-    def write(self, item: Item, result: Inversion, targets: dict[str, Path], overwrite: bool) -> None:
-        write_latent(result.code, targets["latent"], overwrite)
-        if "image" in targets:
-            write_png(result.image, targets["image"], overwrite)
-
-
-def strength_label(value: float) -> str:
-    return f"{value:+g}"
+    def write_unit(self, unit: Unit, result: Inversion, files: dict[str, Path], overwrite: bool) -> None:
+        write_latent(result.code, files["latent"], overwrite)
+        if "image" in files:
+            write_png(result.image, files["image"], overwrite)
 
 
 @dataclass
 class EditPlan:
     """Which edits to render: `edits` applied together, or one edit swept over `sweep` strengths."""
 
-    edits: list[tuple[Edit, float | None]]
+    edits: list[tuple[Any, float | None]]  # (editing.Edit, strength or None for its default)
     sweep: list[float] | None = None
     grid: bool = False
     gif: bool = False
     paste_back: bool = False
     save_latent: bool = False
-    notes: tuple[str, ...] = ()  # what --keep removed from each edit, for every record
+    blend: str = "feather"
+    keep: tuple[Any, ...] = ()  # directions every edit holds (--keep): specs, then Edits once resolved
+    notes: tuple[str, ...] = ()  # what --keep left of each edit (cosines), for every record
 
-    def variants(self) -> list[tuple[str, list[tuple[Edit, float | None]]]]:
-        if self.sweep is not None:
+    def variants(self) -> list[Variant]:
+        from stylecli.pipeline import strength_label, variant_of
+
+        if self.sweep is not None:  # names sort in sweep order: label_00-4, label_01-3, ...
             edit = self.edits[0][0]
-            return [(f"{edit.label}{strength_label(s)}", [(edit, s)]) for s in self.sweep]
-        name = "_".join(
-            f"{e.label}{strength_label(e.default_strength if s is None else s)}" for e, s in self.edits
-        )
-        return [(name, self.edits)]
+            width = len(str(len(self.sweep) - 1))
+            return [Variant(f"{edit.label}_{i:0{width}d}{strength_label(s)}", ((edit, s),))
+                    for i, s in enumerate(self.sweep)]
+        return [variant_of(self.edits)]
 
 
-class EditJob:
+@dataclass
+class EditResult:
+    codes: np.ndarray  # [V, n_styles, dim]
+    images: list[np.ndarray]  # one per variant
+    recon: np.ndarray | None = None  # for grids
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class EditJob(PhotoJob):
     """Encode (or read a saved latent), apply the edits, render every variant in one generator batch."""
 
     accepts_latents = True
 
-    def __init__(self, inverter: FaceEditor, plan: EditPlan):
-        self.inverter = inverter
+    def __init__(self, editor: FaceEditor, options: FaceOptions, plan: EditPlan):
+        super().__init__(editor, options)
         self.plan = plan
-        self.notes = plan.notes
-        self.default_batch_size = max(1, inverter.batch_size // len(plan.variants()))
+        self.variants = plan.variants()
+        self.default_batch_size = max(1, editor.batch_size // len(self.variants))
 
-    def targets(self, item: Item, out_dir: Path) -> dict[str, Path]:
-        if self.plan.paste_back and item.face is None and item.sidecar is None:
-            raise InputError(
-                f"{item.source}: --paste-back needs to know where the face was: align the photo (no --no-align), "
-                f"or keep the .align.json written by `invert` next to the latent"
-            )
+    def unit_outputs(self, stem: str, out_dir: Path) -> dict[str, Path]:
         out: dict[str, Path] = {}
-        for name, _ in self.plan.variants():
-            out[name] = out_dir / f"{item.stem}_{name}.png"
+        for variant in self.variants:
+            out[variant.name] = out_dir / f"{stem}_{variant.name}.png"
             if self.plan.save_latent:
-                out[f"{name}.latent"] = out_dir / f"{item.stem}_{name}.npy"
+                out[f"{variant.name}.latent"] = out_dir / f"{stem}_{variant.name}.npy"
         base = self.plan.edits[0][0].label
         if self.plan.grid:
-            out["grid"] = out_dir / f"{item.stem}_{base}_grid.png"
+            out["grid"] = out_dir / f"{stem}_{base}_grid.png"
         if self.plan.gif:
-            out["gif"] = out_dir / f"{item.stem}_{base}.gif"
+            out["gif"] = out_dir / f"{stem}_{base}.gif"
         return out
 
-    def input_targets(self, items: list[Item], stem: str, out_dir: Path) -> dict[str, Path]:
+    def input_outputs(self, stem: str, out_dir: Path, prepared: Prepared) -> dict[str, Path]:
         """With --paste-back: one photo per variant with every chosen face of the input edited."""
-        if not (self.plan.paste_back and items):
+        if not self.plan.paste_back:
             return {}
-        return {f"{name}.pasted": out_dir / f"{stem}_{name}_pasted.png" for name, _ in self.plan.variants()}
+        kind = "pasted" if self.plan.blend == "feather" else f"pasted-{self.plan.blend}"
+        return {f"{v.name}.pasted": out_dir / f"{stem}_{v.name}_{kind}.png" for v in self.variants}
 
-    def write_input(self, items: list[Item], results: list[dict[str, Any]], targets: dict[str, Path],
-                    overwrite: bool) -> None:
-        from stylecli.faces import paste_back
+    def prepare(self, source: Path, stem: str, out_dir: Path) -> Task:
+        task = super().prepare(source, stem, out_dir)
+        task.notes = [*task.notes, *self.plan.notes]
+        if self.plan.paste_back:
+            prepared: Prepared = task.data
+            if prepared.photo is None and prepared.units[0].code is not None:
+                _place_latent(source, prepared, self.editor)
+            elif prepared.units[0].quad is None:
+                raise InputError(f"{source}: --paste-back needs to know where the face was: align the photo "
+                                 "(no --no-align), or keep the .align.json written by `invert` next to the latent")
+        return task
 
-        placed = [self._photo_and_quad(item) for item in items]  # the photo is read once per input at most
-        for v, (name, _) in enumerate(self.plan.variants()):
-            photo = placed[0][0]
-            for (_, quad), result in zip(placed, results):
-                photo = paste_back(photo, result["images"][v], quad)
-            write_png(photo, targets[f"{name}.pasted"], overwrite)
-
-    def compute(self, items: list[Item]) -> list[dict[str, Any]]:
-        """Every variant of every item (and each reconstruction, for grids) through the generator at once."""
+    def compute_units(self, units: list[Unit]) -> list[EditResult]:
         import torch
 
-        from stylecli.editing import apply_edits
-
-        variants = self.plan.variants()
-        codes = codes_of(self.inverter, items)
-        edited = torch.stack([apply_edits(codes, edits) for _, edits in variants], dim=1)  # [B, V, n, d]
+        codes, weights = self.codes(units)
+        edited = self.editor.edit(codes, self.variants)  # [B, V, n, d]
+        n, v = len(units), len(self.variants)
         batch = edited.flatten(0, 1)
+        batch_weights = None if weights is None else [w for w in weights for _ in range(v)]
         if self.plan.grid:
             batch = torch.cat([batch, codes])
-        images = self.inverter.synthesize(batch)
-        n, v = len(items), len(variants)
-        return [
-            {"codes": edited[i].cpu().numpy(), "images": images[i * v : (i + 1) * v],
-             "recon": images[n * v + i] if self.plan.grid else None}
-            for i in range(n)
-        ]
+            batch_weights = None if weights is None else batch_weights + list(weights)
+        images = self.editor.synthesize(batch, batch_weights)
+        edited_np = edited.cpu().numpy()
+        return [EditResult(edited_np[i], list(images[i * v : (i + 1) * v]),
+                           images[n * v + i] if self.plan.grid else None) for i in range(n)]
 
-    def write(self, item: Item, result: dict[str, Any], targets: dict[str, Path], overwrite: bool) -> None:
-        variants = self.plan.variants()
-        for (name, _), image, code in zip(variants, result["images"], result["codes"]):
-            write_png(image, targets[name], overwrite)
+    def write_unit(self, unit: Unit, result: EditResult, files: dict[str, Path], overwrite: bool) -> None:
+        for variant, image, code in zip(self.variants, result.images, result.codes):
+            write_png(image, files[variant.name], overwrite)
             if self.plan.save_latent:
-                write_latent(code, targets[f"{name}.latent"], overwrite)
+                write_latent(code, files[f"{variant.name}.latent"], overwrite)
         if self.plan.grid:
             from stylecli.sheets import contact_sheet
 
-            cells = ([item.pixels] if item.pixels is not None else []) + [result["recon"], *result["images"]]
-            labels = (["input"] if item.pixels is not None else []) + ["inversion"] + [n for n, _ in variants]
-            write_png(contact_sheet(cells, labels), targets["grid"], overwrite)
+            has_input = unit.crop is not None
+            cells = ([unit.crop] if has_input else []) + [result.recon, *result.images]
+            labels = (["input"] if has_input else []) + ["inversion"] + [v.name for v in self.variants]
+            write_png(contact_sheet(cells, labels), files["grid"], overwrite)
         if self.plan.gif:
             from stylecli.sheets import write_gif
 
-            write_gif(list(result["images"]), targets["gif"], overwrite)
+            write_gif(list(result.images), files["gif"], overwrite)
 
-    @staticmethod
-    def _photo_and_quad(item: Item):
-        if item.face is not None:
-            return item.photo, item.face.quad
-        from stylecli.images import read_image
+    def write_input(self, task: Task, results: list[EditResult], overwrite: bool) -> None:
+        if not self.plan.paste_back:
+            return
+        prepared: Prepared = task.data
+        quads = [u.quad for u in prepared.units]
+        for k, variant in enumerate(self.variants):
+            photo = self.editor.paste_back(prepared.photo, [r.images[k] for r in results], quads, self.plan.blend)
+            write_png(photo, task.outputs[f"{variant.name}.pasted"], overwrite)
 
-        source = Path(item.sidecar["source"])
-        try:
-            photo = read_image(source).pixels
-        except InputError as exc:
-            raise InputError(f"{item.source}: --paste-back needs the original photo: {exc}") from None
-        if list(photo.shape[1::-1]) != list(item.sidecar["image_size"]):
-            raise InputError(f"{item.source}: {source} is no longer the photo that was aligned (its size changed)")
-        return photo, item.sidecar["quad"]
+
+def _place_latent(source: Path, prepared: Prepared, editor: FaceEditor) -> None:
+    """A saved latent's photo and quad, from the sidecar `invert` wrote beside it."""
+    from stylecli.faces import read_sidecar, sidecar_photo
+
+    side = sidecar_path(source.parent, source.stem)
+    if not side.is_file():
+        raise InputError(f"{source}: --paste-back needs to know where the face was: keep the {side.name} written "
+                         "by `invert` next to the latent (or edit the photo itself)")
+    data = read_sidecar(side)
+    photo_path = sidecar_photo(side, data)
+    try:
+        photo = editor.read(photo_path)
+    except InputError as exc:
+        raise InputError(f"{source}: --paste-back needs the original photo: {exc}") from None
+    if list(photo.size) != list(data["image_size"]):
+        raise InputError(f"{source}: {photo_path} is no longer the photo that was aligned (its size changed)")
+    prepared.photo = photo
+    prepared.units[0].quad = data["quad"]
+
+
+def face_code(editor: FaceEditor, source: Path, align: bool = True):
+    """The W+ code [1, n, d] of one input: its saved latent, or its largest face encoded."""
+    job = PhotoJob(editor, FaceOptions(align and Path(source).suffix.lower() != ".npy", "largest"))
+    job.accepts_latents = True
+    unit = job.prepare(Path(source), Path(source).stem, Path(".")).data.units[0]
+    return job.codes([unit])[0][:1]

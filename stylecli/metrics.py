@@ -13,10 +13,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stylecli.models.arcface import ArcFace
 from stylecli.models.e4e import E4E
-from stylecli.models.irse import irse_body, irse_input_layer
 
 METRICS = ("l2", "lpips", "msssim", "id", "lec")
+__all__ = ["METRICS", "ArcFace", "Stat", "identity_similarity", "l2", "lec_distances", "msssim", "pool256",
+           "trim_outliers"]
 
 
 def pool256(images: torch.Tensor) -> torch.Tensor:
@@ -34,28 +36,6 @@ def msssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
     x, y = ((a.clamp(-1, 1) + 1) / 2).float(), ((b.clamp(-1, 1) + 1) / 2).float()
     return ms_ssim(x, y, data_range=1.0, size_average=False)
-
-
-class ArcFace(torch.nn.Module):
-    """ArcFace IR-SE50 (the identity network of pSp/e4e): 112x112 face -> unit 512-vector.
-
-    Its tensors use the keys of `model_ir_se50.pth` (input_layer, body, output_layer)."""
-
-    def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512), embedding: int = 512):
-        super().__init__()
-        self.input_layer = irse_input_layer(widths[0])
-        self.body = irse_body(widths)
-        self.output_layer = torch.nn.Sequential(
-            torch.nn.BatchNorm2d(widths[-1]), torch.nn.Dropout(), torch.nn.Flatten(),
-            torch.nn.Linear(widths[-1] * 7 * 7, embedding), torch.nn.BatchNorm1d(embedding, affine=True),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.output_layer(self.body(self.input_layer(x))), dim=1)
-
-    def embed_face(self, images256: torch.Tensor) -> torch.Tensor:
-        """The face region of aligned 256-px images (rows 35:223, columns 32:220), pooled to 112 px."""
-        return self(F.adaptive_avg_pool2d(images256[:, :, 35:223, 32:220], (112, 112)))
 
 
 def identity_similarity(arcface: ArcFace, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -30,7 +30,7 @@ from stylecli.convert import ENCODER_INPUT_SIZE, preprocess, to_uint8
 from stylecli.devices import PRECISIONS, cpu_supports, precision_context, resolve_device
 from stylecli.editing.base import Edit
 from stylecli.encoders import E4EEncoder, Encoded, Encoder, GeneratorWeights
-from stylecli.errors import InputError, StyleCliError
+from stylecli.errors import InputError, StyleCliError, UsageError
 from stylecli.images import DEFAULT_MAX_PIXELS
 from stylecli.results import EditedFace, FaceResult, Photo, PhotoResult, Variant
 
@@ -71,7 +71,7 @@ class FaceEditor:
 
     encoder: an `Encoder` (None: only the photo stages read / detect / align / paste_back work).
     generator: the StyleGAN2 `Generator` the codes are rendered with.
-    batch_size: faces per encoder / generator call (default: 8 on CUDA, 4 otherwise).
+    batch_size: faces per encoder / generator call (default: 8 on CUDA, 4 on MPS, 1 on CPUs).
     precision: fp32, or bf16 / fp16 autocast.
     domain: what the generator was trained on (ffhq, cars, horse, church), for direction checks.
     """
@@ -124,9 +124,12 @@ class FaceEditor:
         """From a registry model (weights.toml), downloaded and verified on first use."""
         from stylecli import weights
 
-        entry = weights.get_entry(name)
+        try:
+            entry = weights.get_entry(name)
+        except weights.WeightsError as exc:
+            raise UsageError(f"--model {name}: {exc}") from None
         if entry.kind != "checkpoint":
-            raise weights.WeightsError(f"--model {name}: is a {entry.kind or 'data'} file, not an encoder checkpoint")
+            raise UsageError(f"--model {name}: is a {entry.kind or 'data'} file, not an encoder checkpoint")
         return cls.from_checkpoint(weights.resolve(name), device, **options)
 
     # -- what the models are ------------------------------------------------------------------------------
@@ -146,8 +149,8 @@ class FaceEditor:
 
     @property
     def default_batch_size(self) -> int:
-        """Faces per model call: larger batches pay on GPUs; on CPUs a few keep memory low."""
-        return 8 if self.device.type == "cuda" else 4
+        """Faces per model call: larger batches pay on GPUs; on CPUs they do not (and delay the first result)."""
+        return {"cuda": 8, "mps": 4}.get(self.device.type, 1)
 
     # -- 1. read ------------------------------------------------------------------------------------------
 

@@ -97,7 +97,7 @@ def test_existing_outputs_are_kept_unless_overwrite(tmp_path, tiny_checkpoint, f
 
 
 @pytest.mark.parametrize("kind", ["corrupt", "truncated", "wrong_arch", "payload", "missing"])
-def test_bad_checkpoints_give_one_line_and_exit_1(tmp_path, tiny_checkpoint, face_png, kind):
+def test_bad_checkpoints_are_usage_errors_said_once(tmp_path, tiny_checkpoint, face_png, kind):
     bad = tmp_path / f"{kind}.pt"
     marker = tmp_path / "payload-ran"
     if kind == "corrupt":
@@ -115,10 +115,10 @@ def test_bad_checkpoints_give_one_line_and_exit_1(tmp_path, tiny_checkpoint, fac
 
         torch.save({"state_dict": {}, "opts": Evil()}, bad)
     result = invoke("invert", face_png, "--no-align", "--checkpoint", bad, "-o", tmp_path / "out", "--json")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("stylecli: error: ") and str(bad) in lines[0], result.stderr
-    assert records(result)[0]["ok"] is False
+    assert result.stdout == ""
     assert not marker.exists()
     assert not (tmp_path / "out").exists()
 
@@ -224,7 +224,7 @@ def test_precision_option(tmp_path, tiny_checkpoint, face_png):
         assert invoke(*args, "--overwrite").exit_code == 0
         assert np.abs(np.load(tmp_path / "o" / "face.npy") - code16).max() < 0.5
     else:
-        assert result.exit_code == 1 and "no native bf16" in result.stderr
+        assert result.exit_code == 2 and "no native bf16" in result.stderr
     assert invoke(*args, "--precision", "fp8").exit_code == 2
 
 

@@ -123,20 +123,20 @@ def test_new_ganspace_presets_match_the_published_formula(tmp_path, pca_name, n_
 # --- domains -------------------------------------------------------------------------------------------------
 
 def test_a_direction_of_another_domain_is_refused_with_the_fix(tmp_path):
-    with pytest.raises(EditError, match=r"age: found for the ffhq generator, and this model is cars.*sefa:K"):
+    with pytest.raises(EditError, match=r"age: a direction for ffhq models, and this model is a cars model.*sefa:K"):
         check_domain("age", "cars")
-    with pytest.raises(EditError, match="found for the cars generator"):
+    with pytest.raises(EditError, match="a direction for cars models"):
         check_domain("ganspace:redness", "ffhq")
     pca = real_format_pca(tmp_path / "ffhq_pca.pt")
     bald = resolve_edit("ganspace:bald", 18, resolve_file=lambda n: tmp_path / f"{n}.pt")
-    with pytest.raises(EditError, match="this model is horse"):
+    with pytest.raises(EditError, match="this model is a horse model"):
         check_domain(bald, "horse")
     for fine in (("age", "ffhq"), ("age", None), ("mine.npy", "cars"), ("sefa:3", "church"), (bald, "ffhq")):
         check_domain(*fine)
     check_domain(ganspace_edit({k: torch.as_tensor(v) for k, v in pca.items()}, 3, (0,), 0.0, "g"), "cars")
     assert model_domain("e4e_horse") == "horse" and model_domain("e4e_ffhq") == "ffhq"
     assert model_domain("cars") == "cars" and model_domain("mine") is None
-    with pytest.raises(EditError, match="ganspace:bald: found for the ffhq generator, and this model is cars"):
+    with pytest.raises(EditError, match="ganspace:bald: a direction for ffhq models, and this model is a cars model"):
         resolve_edit("ganspace:bald", 18, resolve_file=lambda n: tmp_path / f"{n}.pt", domain="cars")
 
 
@@ -254,7 +254,7 @@ def test_learn_refuses_too_few_examples_and_warns_on_poor_accuracy(tmp_path):
     poor = invoke("directions", "learn", "--positive", tmp_path / "pos", "--negative", tmp_path / "neg", "-o", out)
     assert poor.exit_code == 0 and "warning: held-out accuracy" in poor.stderr and out.exists()
     again = invoke("directions", "learn", "--positive", tmp_path / "pos", "--negative", tmp_path / "neg", "-o", out)
-    assert again.exit_code == 1 and "exists" in again.stderr
+    assert again.exit_code == 2 and "exists" in again.stderr
     bad = invoke("directions", "learn", "--positive", tmp_path / "pos", "--negative", tmp_path / "neg",
                  "-o", tmp_path / "d.txt")
     assert bad.exit_code == 2
@@ -322,7 +322,7 @@ def test_preview_sheet_rows_cells_and_labels(tmp_path, tiny_checkpoint):
         for c in range(3):
             assert (pixels[top: top + LABEL_HEIGHT, name_width + 48 * c: name_width + 48 * (c + 1)] < 100).any()
     assert invoke("directions", "preview", tmp_path / "face.npy", "-o", out, "--names", "sefa:0",
-                  "--checkpoint", tiny_checkpoint).exit_code == 1  # exists: never replaced without --overwrite
+                  "--checkpoint", tiny_checkpoint).exit_code == 2  # exists: never replaced without --overwrite
 
 
 # --- --keep in `edit` and in the FaceEditor ---------------------------------------------------------------------

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from skimage import data
 from test_cli import invoke
 
-from stylecli import evaluation
+from stylecli import evaluation, metric_nets
 from stylecli.editing.interfacegan import DirectionEdit
 from stylecli.metrics import ArcFace, identity_similarity, l2, lec_distances, msssim, trim_outliers
 
@@ -92,8 +92,8 @@ def test_identity_similarity_and_arcface_loading(tmp_path):
     loaded = evaluation.arcface_model(torch.device("cpu"), tmp_path / "arc.pth")
     assert torch.allclose(loaded.embed_face(ASTRO), net.embed_face(ASTRO), atol=1e-6)
     torch.save({"foo": torch.zeros(1)}, tmp_path / "bad.pth")
-    with pytest.raises(evaluation.EvaluationError, match="not an ArcFace"):
-        evaluation.arcface_model(torch.device("cpu"), tmp_path / "bad.pth")
+    with pytest.raises(metric_nets.MetricNetError, match="not an ArcFace"):
+        metric_nets.arcface_model(torch.device("cpu"), tmp_path / "bad.pth")
 
 
 @pytest.fixture
@@ -147,7 +147,7 @@ def test_evaluate_errors(tmp_path, eval_folder, tiny_checkpoint):
     assert invoke("evaluate", eval_folder, "--checkpoint", tiny_checkpoint, "--metrics", "l2,fid").exit_code == 2
     r = invoke("evaluate", eval_folder, "--checkpoint", tiny_checkpoint, "--metrics", "lec", "--lec-edit",
                "ganspace:smile")
-    assert r.exit_code == 1 and "stylecli: error:" in r.stderr
+    assert r.exit_code == 2 and "stylecli: error:" in r.stderr
     (eval_folder / "broken.png").write_bytes(b"nope")
     r = invoke("evaluate", eval_folder, "--checkpoint", tiny_checkpoint, "--metrics", "l2,msssim", "--json")
     assert r.exit_code == 1 and json.loads(r.stdout)["images"] == 5 and "broken.png" in r.stderr
@@ -161,12 +161,12 @@ def test_moco_loader_takes_the_query_encoder(tmp_path):
     state["module.encoder_q.fc.0.weight"] = torch.zeros(2048, 2048)  # MoCo-v2's MLP head: dropped
     state["module.encoder_k.conv1.weight"] = torch.zeros(64, 3, 7, 7)  # the key encoder: ignored
     torch.save({"epoch": 800, "arch": "resnet50", "state_dict": state}, tmp_path / "moco.pt")
-    feats = evaluation.moco_model(torch.device("cpu"), tmp_path / "moco.pt")
+    feats = metric_nets.moco_model(torch.device("cpu"), tmp_path / "moco.pt")
     x = torch.randn(1, 3, 224, 224)
     net.eval()
     with torch.no_grad():
         expected = torch.flatten(torch.nn.Sequential(*list(net.children())[:-1])(x), 1)
         torch.testing.assert_close(feats(x).flatten(1), expected)
     torch.save({"state_dict": {"module.encoder_q.conv1.weight": torch.zeros(64, 3, 7, 7)}}, tmp_path / "bad.pt")
-    with pytest.raises(evaluation.EvaluationError, match="not a MoCo"):
-        evaluation.moco_model(torch.device("cpu"), tmp_path / "bad.pt")
+    with pytest.raises(metric_nets.MetricNetError, match="not a MoCo"):
+        metric_nets.moco_model(torch.device("cpu"), tmp_path / "bad.pt")

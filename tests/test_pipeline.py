@@ -121,3 +121,33 @@ def test_photo_stages_detect_align_and_paste_back(editor):
     pasted = result.pasted["sefa-0+3"]
     assert pasted.shape == ASTRO.shape and np.array_equal(pasted[-40:], ASTRO[-40:])
     assert not np.array_equal(pasted, ASTRO)
+
+
+def test_registry_directions_are_refused_on_a_model_of_another_domain(tmp_path):
+    from conftest import tiny_config, tiny_model
+
+    from stylecli.checkpoint import default_opts, save_checkpoint
+    from stylecli.editing import resolve_edit
+    from stylecli.editing.base import EditError
+
+    cars = tmp_path / "cars.pt"
+    save_checkpoint(tiny_model(), cars, default_opts(tiny_config(), dataset_type="cars_encode"))
+    editor = FaceEditor.from_checkpoint(cars, "cpu")
+    assert editor.domain == "cars"
+    for spec in ("age", "smile", "pose"):
+        with pytest.raises(EditError, match=f"{spec}: a direction for ffhq models, and this model is a cars model"):
+            editor.resolve_edit(spec)
+    with pytest.raises(EditError, match="ffhq"):
+        resolve_edit("ganspace:smile", 18, domain="cars")
+    np.save(tmp_path / "mine.npy", np.ones((1, editor.style_dim), np.float32))
+    assert editor.resolve_edit(str(tmp_path / "mine.npy")).label == "mine"  # a file direction is trusted
+    assert editor.resolve_edit("sefa:0").label == "sefa-0"
+
+
+def test_evaluation_timings_wait_for_the_device(editor, monkeypatch):
+    from stylecli import evaluation
+
+    waits = []
+    monkeypatch.setattr(evaluation, "synchronize", lambda device: waits.append(device))
+    result = evaluation.evaluate(editor, [("a", c) for c in crops(4)], ["l2"], "tiny", batch_size=2)
+    assert len(waits) == 6 and result.images == 4  # before encode, after encode, after synthesis; per batch

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,24 +21,32 @@ class Device(str, Enum):
 
 
 def print_rows(rows: list[dict], columns: dict[str, Callable[[dict], str]], as_json: bool = False,
-               title: str | None = None, stderr: bool = False, whole: tuple[str, ...] = ()) -> None:
-    """Rows as one JSON object per line (--json), or as a table whose cells `columns` derive from each row.
-    Columns named in `whole` are never wrapped or cut; with `whole`, the others wrap rather than being cut."""
+               title: str | None = None, stderr: bool = False) -> None:
+    """Rows as one JSON object per line (--json); on a terminal a table whose first column (the name a user
+    types) is never cut (the others wrap); in pipes and files plain tab-separated lines, header first."""
     if as_json:
         for row in rows:
-            typer.echo(json.dumps(row))
+            print_json(row)
+        return
+    stream = sys.stderr if stderr else sys.stdout
+    cells = [[str(cell(row)) for cell in columns.values()] for row in rows]
+    if not stream.isatty():
+        if title:
+            print(f"# {title}", file=stream)
+        for line in [list(columns), *cells]:
+            print("\t".join(c.replace("\t", " ").replace("\n", " ") for c in line), file=stream)
+        stream.flush()
         return
     from rich.console import Console
-    from rich.table import Column, Table
+    from rich.table import Table
 
-    table = Table(*(Column(name, no_wrap=name in whole, overflow="fold" if whole else "ellipsis")
-                    for name in columns), title=title)
-    for row in rows:
-        table.add_row(*(cell(row) for cell in columns.values()))
-    console = Console(stderr=stderr)
-    if whole and not console.is_terminal:  # pipes and logs: one line per row rather than an 80-column squeeze
-        console.width = 200
-    console.print(table)
+    table = Table(title=title)
+    for i, name in enumerate(columns):
+        width = max([len(name), *(len(c[0]) for c in cells)]) if i == 0 else None
+        table.add_column(name, no_wrap=i == 0, min_width=width, overflow="fold")
+    for line in cells:
+        table.add_row(*line)
+    Console(file=stream).print(table)
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -48,7 +57,8 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 InputsArg = Annotated[
     list[str],
     typer.Argument(
-        help="Image files, folders (searched recursively) or '-' to read paths from stdin.", show_default=False
+        help="Image files, folders (searched recursively) or '-' to read paths from stdin.", show_default=False,
+        metavar="INPUT",
     ),
 ]
 OutDirOpt = Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the outputs.")]
@@ -98,31 +108,123 @@ ShardOpt = Annotated[
     str | None, typer.Option("--shard", help="K/N: take only shard K of N (1-based), split by path hash.")
 ]
 BatchOpt = Annotated[
-    int | None, typer.Option("--batch-size", min=1, help="Faces per model batch (default: 8 on CUDA, 4 otherwise).")
+    int | None, typer.Option("--batch-size", min=1, metavar="N",
+                              help="Faces per model batch (default: 8 on CUDA, 4 on MPS, 1 on CPUs).")
 ]
 WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Threads reading and aligning ahead.")]
 NulOpt = Annotated[bool, typer.Option("-0", "--null", help="Paths on stdin ('-') are NUL-separated.")]
 
 
-def run_options(out_dir: Path, overwrite: bool, max_pixels: int, no_align: bool, faces: str,
-                 upsample: int | None, skip_existing: bool = False, batch_size: int | None = None,
-                 workers: int = 2):
-    from stylecli.faces import parse_faces_option
+BlendOpt = Annotated[
+    str, typer.Option("--blend", help="Paste-back blending: feather (a soft mask) or seamless (OpenCV Poisson).")
+]
+
+
+def print_json(obj: Any) -> None:
+    """The one JSON printer: one document per line on stdout, flushed (pipes see each record at once)."""
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def error_exit(exc: BaseException) -> typer.Exit:
+    """The one place exceptions become a one-line message on stderr and an exit code (see errors.exit_code)."""
+    from stylecli.errors import exit_code
+
+    return fail(str(exc), exit_code(exc))
+
+
+@contextlib.contextmanager
+def handled() -> Iterator[None]:
+    """Run a command body: library errors end it with their one-line message and exit code, never a traceback."""
+    from stylecli.errors import StyleCliError
+
+    try:
+        yield
+    except StyleCliError as exc:
+        raise error_exit(exc) from None
+    except OSError as exc:  # a read-only cache, a full disk: one line naming the file
+        where = exc.filename or "a file"
+        raise fail(f"{where}: {exc.strerror or exc} (check the folder's permissions and free space)") from None
+
+
+def check_output(path: Path | None, overwrite: bool, option: str) -> None:
+    """An output file named by an option: refuse to replace it without --overwrite, before any work."""
+    from stylecli.errors import UsageError
+
+    if path is not None and path.exists() and not overwrite:
+        raise UsageError(f"{option} {path}: exists (pass --overwrite to replace it)")
+    if path is not None and path.is_dir():
+        raise UsageError(f"{option} {path}: is a folder; give a file name")
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """The output folder can hold files: checked once, before any model loads (it is created on first write)."""
+    import os
+
+    from stylecli.errors import UsageError
+
+    probe = out_dir
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"-o {out_dir}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {out_dir}: {probe} is not writable (choose another folder with -o)")
+
+
+def registry_entry(name: str):
+    """A weights registry entry; an unknown name is a usage error."""
+    from stylecli import weights
+    from stylecli.errors import UsageError
+
+    try:
+        return weights.get_entry(name)
+    except weights.WeightsError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def unreadable_inputs(paths: list[Path]) -> None:
+    """For commands of a fixed few inputs: the first that cannot be read ends the command (exit 1)."""
+    from stylecli.errors import InputError
+    from stylecli.inputs import unreadable
+
+    for p in paths:
+        problem = unreadable(p)
+        if problem:
+            raise InputError(problem)
+
+
+def run_options(out_dir: Path, overwrite: bool, skip_existing: bool = False, batch_size: int | None = None,
+                workers: int = 2):
     from stylecli.runner import RunOptions
+
+    if overwrite and skip_existing:
+        raise typer.BadParameter("--overwrite and --skip-existing contradict each other: pick one",
+                                 param_hint="--overwrite")
+    return RunOptions(out_dir, overwrite, skip_existing, batch_size or 0, workers)
+
+
+def face_options(no_align: bool, faces: str):
+    from stylecli.faces import parse_faces_option
+    from stylecli.jobs import FaceOptions
 
     try:
         faces = parse_faces_option(faces)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--faces") from None
-    return RunOptions(out_dir, overwrite, max_pixels, not no_align, faces, upsample, skip_existing,
-                      batch_size or 0, workers)
+    if no_align and faces != "largest":
+        raise typer.BadParameter(f"--faces {faces} chooses among detected faces; --no-align detects none",
+                                 param_hint="--faces")
+    return FaceOptions(not no_align, faces)
 
 
-def execute_batch(paths: list[Path], make_job, options, as_json: bool, quiet: bool) -> None:
-    """Load what the job needs, run it over the inputs, print records and the summary, exit 0/1/130."""
+def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_json: bool, quiet: bool) -> None:
+    """Check the inputs, load what the job needs, run it over the inputs, print records and the summary,
+    exit 0/1/130. Inputs that cannot be read fail at once, before any model is resolved or downloaded."""
     import signal
 
-    from stylecli.errors import StyleCliError
+    from stylecli.errors import StyleCliError, exit_code
+    from stylecli.inputs import unreadable
     from stylecli.progress import Reporter
     from stylecli.runner import Record, failed_records, run_job
 
@@ -130,23 +232,28 @@ def execute_batch(paths: list[Path], make_job, options, as_json: bool, quiet: bo
 
     def emit(record: Record) -> None:
         if as_json:
-            sys.stdout.write(json.dumps(record.to_dict()) + "\n")
-            sys.stdout.flush()
+            print_json(record.to_dict())
         reporter.record(record)
 
     try:
-        aligner = None
-        if options.align:
-            from stylecli.faces import FaceAligner
-
-            aligner = FaceAligner()
+        check_out_dir(options.out_dir)
+    except StyleCliError as exc:
+        reporter.stop()
+        raise error_exit(exc) from None
+    problems = [unreadable(p) for p in paths]
+    if all(problems):  # nothing to do: say so without loading (or downloading) a model
+        for p, problem in zip(paths, problems):
+            emit(Record(str(p), error=problem))
+        reporter.stop()
+        raise typer.Exit(1)
+    try:
         job = make_job()
     except StyleCliError as exc:
         reporter.stop()
-        if as_json:
+        if as_json and exit_code(exc) != 2:  # usage errors are said once; others fail every input
             for record in failed_records(paths, str(exc)):
-                sys.stdout.write(json.dumps(record.to_dict()) + "\n")
-        raise fail(str(exc)) from None
+                print_json(record.to_dict())
+        raise error_exit(exc) from None
     if not options.batch_size:
         options.batch_size = job.default_batch_size
 
@@ -155,7 +262,7 @@ def execute_batch(paths: list[Path], make_job, options, as_json: bool, quiet: bo
 
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
-        summary = run_job(paths, job, options, emit, aligner, reporter.update)
+        summary = run_job(paths, job, options, emit, reporter.update)
     finally:
         signal.signal(signal.SIGTERM, previous)
     reporter.close(summary)
@@ -177,11 +284,23 @@ def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False
     return paths
 
 
-def make_inverter(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None,
-              precision: str = "fp32"):
+def make_editor(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None,
+                precision: str = "fp32", **options: Any):
+    """The FaceEditor of --checkpoint or --model (options: max_pixels, detector_upsample)."""
     from stylecli.pipeline import FaceEditor, resolve_device
 
     dev = resolve_device(device)
     if checkpoint is not None:
-        return FaceEditor.from_checkpoint(checkpoint, dev, batch_size=batch_size, precision=precision)
-    return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision)
+        return FaceEditor.from_checkpoint(checkpoint, dev, batch_size=batch_size, precision=precision, **options)
+    return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision, **options)
+
+
+def photo_editor(max_pixels: int, detector_upsample: int | None):
+    """A FaceEditor without models: the photo stages only (align)."""
+    from stylecli.pipeline import FaceEditor
+
+    return FaceEditor(None, None, "cpu", max_pixels=max_pixels, detector_upsample=detector_upsample)
+
+
+# Kept for the commands written against the earlier name.
+make_inverter = make_editor

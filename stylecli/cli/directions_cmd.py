@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -19,8 +18,11 @@ from stylecli.cli.common import (
     NoAlignOpt,
     OverwriteOpt,
     QuietOpt,
+    check_output,
     fail,
-    make_inverter,
+    handled,
+    make_editor,
+    print_json,
     print_rows,
 )
 
@@ -53,10 +55,10 @@ def directions(
 
     columns = {
         "direction": lambda r: r["name"], "kind": lambda r: r["kind"], "domain": lambda r: r["domain"] or "any",
-        "layers": lambda r: r["layers"], "strength": lambda r: r["strength"], "source": lambda r: r["short"][0],
-        "license": lambda r: r["short"][1],
+        "layers": lambda r: r["layers"], "strength": lambda r: r["strength"], "source": lambda r: r["source_short"],
+        "license": lambda r: r["license_short"],
     }
-    print_rows(listing(model_domain(model)), columns, as_json, whole=("direction",))
+    print_rows(listing(model_domain(model)), columns, as_json)
 
 
 Examples = Annotated[
@@ -95,21 +97,18 @@ def learn(
     """
     pos, neg = _learn_inputs(positive, negative, out, overwrite)
     from stylecli.editing.learn import learn_from_inputs, save_direction
-    from stylecli.errors import StyleCliError
 
     def progress(side: str, done: int, total: int) -> None:
         if not quiet:
             typer.echo(f"stylecli: inverting {side} examples: {done}/{total}", err=True)
 
-    try:
+    with handled():
         learned, failed = learn_from_inputs(
-            pos, neg, lambda: make_inverter(checkpoint, model, device.value, batch_size), layer, not no_align,
+            pos, neg, lambda: make_editor(checkpoint, model, device.value, batch_size), layer, not no_align,
             progress, str(checkpoint or model))
         for message in failed:
             typer.echo(f"stylecli: error: {message}", err=True)
         save_direction(learned, out, overwrite)
-    except StyleCliError as exc:
-        raise fail(str(exc)) from None
     _report_learned(learned, out, as_json, quiet)
     raise typer.Exit(1 if failed else 0)
 
@@ -129,8 +128,9 @@ def _learn_inputs(positive: list[str], negative: list[str], out: Path, overwrite
     if min(len(pos), len(neg)) < MIN_PER_SIDE:
         raise fail(f"learning a direction needs at least {MIN_PER_SIDE} examples on each side; found {len(pos)} "
                    f"positive and {len(neg)} negative inputs: add more examples", 2)
-    if not overwrite and (out.exists() or Path(f"{out}.json").exists()):
-        raise fail(f"{out}: exists (pass --overwrite to replace it)")
+    with handled():
+        for path in (out, Path(f"{out}.json")):
+            check_output(path, overwrite, "--out")
     return pos, neg
 
 
@@ -138,7 +138,7 @@ def _report_learned(learned, out: Path, as_json: bool, quiet: bool) -> None:
     from stylecli.editing.learn import WARN_BELOW
 
     if as_json:
-        typer.echo(json.dumps({"direction": str(out), **learned.sidecar()}))
+        print_json({"direction": str(out), **learned.sidecar()})
     if learned.accuracy < WARN_BELOW:
         typer.echo(f"stylecli: warning: held-out accuracy {learned.accuracy:.2f} is under {WARN_BELOW}: the examples "
                    "may differ in more than one attribute, or be too few; check the direction before use", err=True)
@@ -180,22 +180,19 @@ def preview(
         raise typer.BadParameter("give at least one direction name", param_hint="--names")
     if out.suffix.lower() != ".png":
         raise typer.BadParameter(f"{out}: the sheet is written as PNG: name it .png", param_hint="--out")
-    if out.exists() and not overwrite:
-        raise fail(f"{out}: exists (pass --overwrite to replace it)")
+    with handled():
+        check_output(out, overwrite, "--out")
     if not photo.is_file():
         raise fail(f"{photo}: no such file")
     from stylecli.editing.catalog import named_directions
     from stylecli.editing.examples import code_of
-    from stylecli.errors import StyleCliError
 
-    try:
-        editor = make_inverter(checkpoint, model, device.value)
+    with handled():
+        editor = make_editor(checkpoint, model, device.value)
         code = code_of(editor, photo, not no_align)
         if chosen is None:
             chosen = [d.name for d in named_directions(editor.domain)] or [f"sefa:{k}" for k in range(5)]
         rows = _preview_rows(editor, code, chosen, strength, quiet)
-    except StyleCliError as exc:
-        raise fail(str(exc)) from None
     good = _write_preview(rows, photo, out, cell, overwrite, as_json, quiet)
     raise typer.Exit(0 if good == len(rows) else 1)
 
@@ -212,7 +209,7 @@ def _write_preview(rows, photo: Path, out: Path, cell: int, overwrite: bool, as_
         info = {"rows": [{"direction": r.name, "strengths": r.strengths} for r in good]}
         write_sheet(row_sheet([(r.name, list(r.images), r.labels) for r in good], cell), out, overwrite, info)
         if as_json:
-            typer.echo(json.dumps({"sheet": str(out), **info}))
+            print_json({"sheet": str(out), **info})
         if not quiet:
             typer.echo(f"{photo} -> {out} ({len(good)} directions)", err=True)
     return len(good)

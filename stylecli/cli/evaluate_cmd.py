@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -15,40 +14,54 @@ from stylecli.cli.common import (
     DeviceOpt,
     InputsArg,
     MaxPixelsOpt,
+    OverwriteOpt,
     QuietOpt,
+    check_output,
     expand_paths,
-    fail,
-    make_inverter,
+    handled,
+    print_json,
     print_rows,
 )
+from stylecli.progress import Reporter
+
+CheckpointsOpt = Annotated[
+    list[Path] | None, typer.Option("--checkpoint", help="Checkpoint to evaluate; repeat to compare several.")
+]
+ModelsOpt = Annotated[list[str] | None, typer.Option("--model", help="Registry model to evaluate; repeatable.")]
+MetricsOpt = Annotated[
+    str | None, typer.Option("--metrics", help="Comma-separated: l2,lpips,msssim,id,lec (speed is always "
+                             "reported). Default: every metric whose package is installed.", show_default=False)
+]
+LecEditOpt = Annotated[
+    str, typer.Option("--lec-edit", help="Invertible edit for LEC, NAME[:STRENGTH]: age:3, sefa:0:5, my.npy:2.")
+]
+AlignOpt = Annotated[bool, typer.Option("--align", help="Align faces first (default: inputs are aligned).")]
+PerImageOpt = Annotated[bool, typer.Option("--per-image", help="Include every image's values in the JSON.")]
+CsvOpt = Annotated[Path | None, typer.Option("--csv", help="Also write one CSV row per checkpoint.")]
+DocJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 
 
 @app.command()
 def evaluate(
     inputs: InputsArg,
-    checkpoint: Annotated[
-        list[Path] | None, typer.Option("--checkpoint", help="Checkpoint to evaluate; repeat to compare several.")
-    ] = None,
-    model: Annotated[
-        list[str] | None, typer.Option("--model", help="Registry model to evaluate; repeatable.")
-    ] = None,
-    metrics: Annotated[str, typer.Option("--metrics", help="Comma-separated: l2,lpips,msssim,id,lec.")] = (
-        "l2,lpips,msssim,id,lec"),
-    lec_edit: Annotated[
-        str, typer.Option("--lec-edit", help="Invertible edit for LEC, NAME[:STRENGTH]: age:3, sefa:0:5, my.npy:2.")
-    ] = "age:3",
-    align: Annotated[bool, typer.Option("--align", help="Align faces first (default: inputs are aligned).")] = False,
-    per_image: Annotated[bool, typer.Option("--per-image", help="Include every image's values in the JSON.")] = False,
-    csv_path: Annotated[Path | None, typer.Option("--csv", help="Also write one CSV row per checkpoint.")] = None,
+    checkpoint: CheckpointsOpt = None,
+    model: ModelsOpt = None,
+    metrics: MetricsOpt = None,
+    lec_edit: LecEditOpt = "age:3",
+    align: AlignOpt = False,
+    per_image: PerImageOpt = False,
+    csv_path: CsvOpt = None,
+    overwrite: OverwriteOpt = False,
     device: DeviceOpt = Device.auto,
     batch_size: BatchOpt = None,
     max_pixels: MaxPixelsOpt = 100_000_000,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+    as_json: DocJsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """Measure distortion (L2, LPIPS, MS-SSIM, identity) and editability (LEC) of encoders on a folder.
 
-    Inputs are aligned face crops (use --align for raw photos); reconstructions are compared at 256 px.
+    Inputs are aligned face crops (use --align for raw photos). Reconstructions are pooled to 256 px and
+    clamped to [-1, 1], then compared with the input.
 
     \b
     Examples:
@@ -62,99 +75,39 @@ def evaluate(
       msssim  multi-scale SSIM (higher is better, 1 = identical)
       id      ArcFace cosine similarity of input and reconstruction (higher is better)
       lec     latent editing consistency, 1st-99th percentile trimmed mean (lower is better)
+      speed   seconds per image to encode and to synthesize (always reported)
     """
-    from stylecli.errors import StyleCliError
-
-    try:
+    with handled():
         from stylecli import evaluation as ev
 
-        names = ev.parse_metrics(metrics)
-    except StyleCliError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--metrics") from None
-    sources: list[tuple[str, Path | None, str]] = [(str(c), c, "") for c in checkpoint or []]
-    sources += [(m, None, m) for m in model or []]
-    if not sources:
-        sources = [("e4e_ffhq", None, "e4e_ffhq")]
-    paths = expand_paths(inputs)
-    reporter = None
-    try:
-        from stylecli.images import read_image
-        from stylecli.pipeline import resolve_device
-        from stylecli.runner import RunOptions, single_item
-
-        dev = resolve_device(device.value)
-        aligner = None
-        if align:
-            from stylecli.faces import FaceAligner
-
-            aligner = FaceAligner()
-        options = RunOptions(align=align, max_pixels=max_pixels)
-        images, skipped = [], []
-        for p in paths:
-            try:
-                if align:
-                    images.append((str(p), single_item(p, options, aligner).pixels))
-                else:
-                    images.append((str(p), read_image(p, max_pixels).pixels))
-            except StyleCliError as exc:
-                skipped.append(str(exc))
-                if not quiet:
-                    typer.echo(f"stylecli: error: {exc}", err=True)
-        if not images:
-            raise ev.EvaluationError("no readable image among the inputs")
-        lpips_fn = ev.lpips_model(dev) if "lpips" in names else None
-        arcface = ev.arcface_model(dev) if "id" in names else None
-        import time
-
-        from stylecli.progress import Reporter
-        from stylecli.runner import Summary
-
-        total = len(images) * len(sources)
-        reporter = Reporter(total, quiet)
-        started = time.perf_counter()
-        done = [0]
-
-        def tick(n: int) -> None:
-            done[0] += n
-            reporter.update(Summary(total=total, done=done[0], faces=done[0], seconds=time.perf_counter() - started))
-
-        results = []
-        for label, ckpt, registry_name in sources:
-            inverter = make_inverter(ckpt, registry_name or "e4e_ffhq", device.value, batch_size)
-            edit, strength = None, 0.0
-            if "lec" in names:
-                edit, strength = _lec_edit(lec_edit, inverter)
-            results.append(ev.evaluate(inverter, images, names, label, edit, strength, lpips_fn, arcface,
-                                       inverter.batch_size, tick))
-    except StyleCliError as exc:
-        if reporter:
-            reporter.stop()
-        raise fail(str(exc)) from None
-    reporter.stop()
-    document = {"images": len(images), "failed_inputs": skipped, "lec_edit": lec_edit if "lec" in names else None,
-                "results": [r.to_dict(per_image) for r in results]}
+        config = ev.EvaluationConfig(expand_paths(inputs), ev.sources(checkpoint, model), [], lec_edit, align,
+                                     device.value, batch_size, max_pixels)
+        config.metrics, notes = ev.parse_metrics(metrics)
+        check_output(csv_path, overwrite, "--csv")
+        for note in notes if not quiet else []:
+            typer.echo(f"stylecli: {note}", err=True)
+        report = _run(config, quiet)
+    document = report.to_dict(per_image)
     if as_json:
-        typer.echo(json.dumps(document))
+        print_json(document)
     if csv_path is not None:
-        _write_csv(csv_path, document, names)
+        _write_csv(csv_path, document, config.metrics, overwrite)
     if not quiet:
-        _print_table(document, names)
-    raise typer.Exit(1 if skipped else 0)
+        _print_table(document, config.metrics)
+    raise typer.Exit(1 if report.failed_inputs else 0)
 
 
-def _lec_edit(spec: str, inverter):
-    from stylecli.editing.ganspace import GanspaceEdit
-    from stylecli.evaluation import EvaluationError, parse_lec_edit
+def _run(config, quiet: bool):
+    from stylecli import evaluation as ev
 
-    name, strength = parse_lec_edit(spec)
-    edit = inverter.resolve_edit(name)
-    if isinstance(edit, GanspaceEdit):
-        raise EvaluationError(f"--lec-edit {spec}: GANSpace edits have no exact inverse; use an InterFaceGAN, SeFa "
-                              "or file direction")
-    return edit, strength
+    reporter = Reporter(len(config.inputs) * len(config.sources), quiet)
+    try:
+        return ev.run_evaluation(config, reporter.advance, warn=lambda m: typer.echo(f"stylecli: error: {m}", err=True))
+    finally:
+        reporter.stop()
 
 
-def _write_csv(path: Path, document: dict, names: list[str]) -> None:
+def _write_csv(path: Path, document: dict, names: list[str], overwrite: bool) -> None:
     import csv
     import io
 
@@ -167,7 +120,7 @@ def _write_csv(path: Path, document: dict, names: list[str]) -> None:
     for r in document["results"]:
         writer.writerow([r["checkpoint"], *[r["metrics"][m][s] for m in names for s in ("mean", "std", "n")],
                          r["speed"]["encode_s_per_image"], r["speed"]["synthesize_s_per_image"]])
-    with atomic_path(path) as tmp:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(buf.getvalue())
 
 

@@ -10,6 +10,7 @@ import typer
 from stylecli.cli import app
 from stylecli.cli.common import (
     BatchOpt,
+    BlendOpt,
     CheckpointOpt,
     Device,
     DeviceOpt,
@@ -31,10 +32,13 @@ from stylecli.cli.common import (
     WorkersOpt,
     execute_batch,
     expand_paths,
-    fail,
-    make_inverter,
+    face_options,
+    handled,
+    make_editor,
+    photo_editor,
     run_options,
 )
+from stylecli.errors import UsageError
 
 
 @app.command()
@@ -79,14 +83,15 @@ def invert(
 
     Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
     """
-    options = run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
-                           batch_size, workers)
+    options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
         from stylecli.jobs import InvertJob
 
-        return InvertJob(make_inverter(checkpoint, model, device.value, batch_size, precision.value), latent_only)
+        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, max_pixels=max_pixels,
+                             detector_upsample=detector_upsample)
+        return InvertJob(editor, chosen, latent_only)
 
     execute_batch(paths, make_job, options, as_json, quiet)
 
@@ -101,7 +106,6 @@ def align(
     max_pixels: MaxPixelsOpt = 100_000_000,
     skip_existing: SkipOpt = False,
     shard: ShardOpt = None,
-    batch_size: BatchOpt = None,
     workers: WorkersOpt = 2,
     null: NulOpt = False,
     as_json: JsonOpt = False,
@@ -116,75 +120,78 @@ def align(
       stylecli align group.jpg --faces all -o aligned/ --json
       stylecli align shots/ -o aligned/
     """
-    options = run_options(out_dir, overwrite, max_pixels, False, faces, detector_upsample, skip_existing,
-                           batch_size, workers)
+    options, chosen = run_options(out_dir, overwrite, skip_existing, None, workers), face_options(False, faces)
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
         from stylecli.jobs import AlignJob
 
-        return AlignJob()
+        return AlignJob(photo_editor(max_pixels, detector_upsample), chosen)
 
     execute_batch(paths, make_job, options, as_json, quiet)
+
+
+MAX_SWEEP = 100  # renders per input; each is a generator pass
 
 
 def _parse_sweep(spec: str) -> list[float]:
     try:
         start, stop, n = spec.split(":")
         count = int(n)
-        if count < 2:
+        if not 2 <= count <= MAX_SWEEP:
             raise ValueError
     except ValueError:
-        raise typer.BadParameter("expected START:STOP:N with N >= 2, e.g. -4:4:9", param_hint="--sweep") from None
+        raise typer.BadParameter(f"expected START:STOP:N with 2 <= N <= {MAX_SWEEP}, e.g. -4:4:9",
+                                 param_hint="--sweep") from None
     import numpy as np
 
     return [round(float(v), 6) for v in np.linspace(float(start), float(stop), count)]
 
 
-def _parse_keep(spec: str | None, directions: list[str]) -> list[str]:
-    """--keep a,b -> [a, b]; GANSpace edits move to a target coordinate, so they cannot be conditioned or kept."""
-    kept = [k.strip() for k in (spec or "").split(",") if k.strip()]
-    if spec is not None and not kept:
-        raise typer.BadParameter("name at least one direction to keep", param_hint="--keep")
-    ganspace = [d for d in (directions if kept else []) + kept if d.strip().startswith("ganspace:")]
-    if ganspace:
-        raise typer.BadParameter(f"{ganspace[0]} is a GANSpace edit (a target coordinate, not a fixed direction): "
-                                 "--keep works with InterFaceGAN, SeFa and file directions", param_hint="--keep")
-    return kept
+DirectionOpt = Annotated[
+    list[str],
+    typer.Option("--direction", "-d", metavar="SPEC", help="age, smile, pose, ganspace:NAME, ganspace:N, sefa:K or a "
+                 ".pt/.npy file; repeat for several edits at once. `stylecli directions` lists them."),
+]
+StrengthOpt = Annotated[
+    list[float] | None,
+    typer.Option("--strength", "-s", metavar="S", help="Strength of the matching --direction (in order); default: the "
+                 "direction's own (3 for InterFaceGAN and SeFa, the published value for GANSpace)."),
+]
+LayersOpt = Annotated[
+    str | None, typer.Option("--layers", metavar="LIST", help="Only these W+ layers, e.g. 0-5 or 0-3,8 (inclusive).")
+]
+SweepOpt = Annotated[
+    str | None, typer.Option("--sweep", metavar="START:STOP:N", help="Render N strengths from START to STOP.")
+]
+GridOpt = Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet.")]
+GifOpt = Annotated[bool, typer.Option("--gif", help="Also write an animation of the sweep.")]
+PasteBackOpt = Annotated[
+    bool,
+    typer.Option("--paste-back", help="Also blend the edited face back into the original photo (with --faces all: "
+                 "every chosen face, in one photo per variant, NAME_<variant>_pasted.png)."),
+]
+SaveLatentOpt = Annotated[bool, typer.Option("--save-latent", help="Also write each edited latent (.npy).")]
+KeepOpt = Annotated[
+    str | None,
+    typer.Option("--keep", help="Comma-separated directions to hold: each edit moves orthogonally to them (e.g. "
+                 "--keep gender,beard; not with GANSpace). The record's notes give the cosine kept."),
+]
 
 
 @app.command()
 def edit(
     inputs: InputsArg,
-    direction: Annotated[
-        list[str],
-        typer.Option("--direction", "-d", help="age, smile, pose, ganspace:NAME, ganspace:N, sefa:K or a .pt/.npy "
-                     "file; repeat for several edits at once. `stylecli directions` lists them."),
-    ],
-    strength: Annotated[
-        list[float] | None,
-        typer.Option("--strength", "-s", help="Strength of the matching --direction (in order); default: the "
-                     "direction's own (3 for InterFaceGAN and SeFa, the published value for GANSpace)."),
-    ] = None,
-    layers: Annotated[
-        str | None, typer.Option("--layers", help="Only these W+ layers, e.g. 0-5 or 0-3,8 (inclusive).")
-    ] = None,
-    sweep: Annotated[
-        str | None, typer.Option("--sweep", help="Render N strengths from START to STOP: START:STOP:N.")
-    ] = None,
-    grid: Annotated[bool, typer.Option("--grid", help="Also write a labelled contact sheet.")] = False,
-    gif: Annotated[bool, typer.Option("--gif", help="Also write an animation of the sweep.")] = False,
-    paste_back: Annotated[
-        bool,
-        typer.Option("--paste-back", help="Also blend the edited face back into the original photo (with --faces "
-                     "all: every chosen face, in one photo per variant, NAME_<variant>_pasted.png)."),
-    ] = False,
-    save_latent: Annotated[bool, typer.Option("--save-latent", help="Also write each edited latent (.npy).")] = False,
-    keep: Annotated[
-        str | None,
-        typer.Option("--keep", help="Comma-separated directions to hold: each edit moves orthogonally to them "
-                     "(e.g. --keep gender,beard; not with GANSpace). The record's notes give the cosine kept."),
-    ] = None,
+    direction: DirectionOpt,
+    strength: StrengthOpt = None,
+    layers: LayersOpt = None,
+    sweep: SweepOpt = None,
+    grid: GridOpt = False,
+    gif: GifOpt = False,
+    paste_back: PasteBackOpt = False,
+    blend: BlendOpt = "feather",
+    save_latent: SaveLatentOpt = False,
+    keep: KeepOpt = None,
     out_dir: OutDirOpt = Path("."),
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
@@ -206,8 +213,7 @@ def edit(
     """Edit photos (or saved latents) along semantic directions and render the results.
 
     Images are aligned and inverted first; a .npy latent written by `invert` is edited directly (no
-    re-encoding; its .align.json makes --paste-back work). Outputs are named NAME_<direction><strength>.png,
-    e.g. photo_age+3.png.
+    re-encoding; its .align.json makes --paste-back work). Outputs are named NAME_<direction><strength>.png.
 
     \b
     Examples:
@@ -218,9 +224,29 @@ def edit(
       stylecli edit photo.jpg --direction sefa:3 --layers 0-5 --strength 5
       stylecli edit photo.jpg --direction age --strength 3 --keep gender,beard
     """
-    options = run_options(out_dir, overwrite, max_pixels, no_align, faces, detector_upsample, skip_existing,
-                           batch_size, workers)
+    options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
+    plan = edit_plan(direction, strength, sweep, grid, gif, paste_back, save_latent, blend, keep)
+    paths = expand_paths(inputs, shard, null)
+
+    def make_job():
+        from stylecli.jobs import EditJob
+
+        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, max_pixels=max_pixels,
+                             detector_upsample=detector_upsample)
+        return EditJob(editor, chosen, resolve_plan(plan, editor, layers))
+
+    execute_batch(paths, make_job, options, as_json, quiet)
+
+
+def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | None, grid: bool, gif: bool,
+              paste_back: bool, save_latent: bool, blend: str, keep: str | None = None):
+    """The edit options checked against each other (usage errors, before any input is read); directions are
+    resolved later against the model (resolve_plan)."""
+    from stylecli.jobs import EditPlan
+
     strengths = list(strength or [])
+    if sweep and strengths:
+        raise typer.BadParameter("--sweep sets the strengths; drop --strength", param_hint="--sweep")
     if len(strengths) > len(direction):
         raise typer.BadParameter("more --strength values than --direction values", param_hint="--strength")
     sweep_values = _parse_sweep(sweep) if sweep else None
@@ -228,32 +254,58 @@ def edit(
         raise typer.BadParameter("--sweep takes a single --direction", param_hint="--sweep")
     if gif and not sweep_values:
         raise typer.BadParameter("--gif animates a --sweep", param_hint="--gif")
-    kept = _parse_keep(keep, direction)
-    paths = expand_paths(inputs, shard, null)
+    if blend not in ("feather", "seamless"):
+        raise typer.BadParameter("expected feather or seamless", param_hint="--blend")
+    edits = [(d, strengths[i] if i < len(strengths) else None) for i, d in enumerate(direction)]
+    return EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent, blend, _parse_keep(keep, direction))
 
-    def make_job():
-        from stylecli.editing import parse_layers
-        from stylecli.jobs import EditJob, EditPlan
 
-        inverter = make_inverter(checkpoint, model, device.value, batch_size, precision.value)
-        chosen = parse_layers(layers, inverter.n_styles)
-        edits = [
-            (inverter.resolve_edit(d, chosen), strengths[i] if i < len(strengths) else None)
-            for i, d in enumerate(direction)
-        ]
-        edits, notes = inverter.keep(edits, kept)
-        plan = EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent, tuple(notes))
-        return EditJob(inverter, plan)
+def _parse_keep(spec: str | None, directions: list[str]) -> tuple[str, ...]:
+    """--keep a,b -> (a, b); GANSpace edits move to a target coordinate, so they cannot be conditioned or kept."""
+    kept = tuple(k.strip() for k in (spec or "").split(",") if k.strip())
+    if spec is not None and not kept:
+        raise typer.BadParameter("name at least one direction to keep", param_hint="--keep")
+    ganspace = [d for d in (list(directions) if kept else []) + list(kept) if d.strip().startswith("ganspace:")]
+    if ganspace:
+        raise typer.BadParameter(f"{ganspace[0]} is a GANSpace edit (a target coordinate, not a fixed direction): "
+                                 "--keep works with InterFaceGAN, SeFa and file directions", param_hint="--keep")
+    return kept
 
-    execute_batch(paths, make_job, options, as_json, quiet)
+
+def resolve_plan(plan, editor, layers: str | None):
+    """The plan with each direction spec turned into an Edit for this model."""
+    from dataclasses import replace
+
+    from stylecli.editing import parse_layers
+
+    chosen = parse_layers(layers, editor.n_styles)
+    edits = [(editor.resolve_edit(spec, chosen), s) for spec, s in plan.edits]
+    if chosen is not None:  # the layers change the pixels, so they are in the names
+        edits = [(replace(e, label=f"{e.label}_layers{layers_tag(chosen)}"), s) for e, s in edits]
+    edits, notes = editor.keep(edits, plan.keep)
+    return replace(plan, edits=edits, notes=tuple(notes))
+
+
+def layers_tag(layers: tuple[int, ...]) -> str:
+    """(0, 1, 2, 3, 8) -> '0-3.8': the layers in a file name."""
+    runs: list[list[int]] = []
+    for i in layers:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ".".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
 
 
 @app.command()
 def mix(
     first: Annotated[Path, typer.Argument(help="Image or latent giving the base code.", show_default=False)],
     second: Annotated[Path, typer.Argument(help="Image or latent giving the mixed-in layers.", show_default=False)],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output image (.png).")] = Path("mixed.png"),
-    layers: Annotated[str, typer.Option("--layers", help="Layers taken from SECOND, e.g. 8-17.")] = "8-17",
+    out_dir: Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the output (named FIRST+SECOND_"
+                                          "layersA-B.png), or a file name whose extension (.png, .jpg, .webp) "
+                                          "sets the format.")] = Path("."),
+    layers: Annotated[str | None, typer.Option("--layers", help="Layers taken from SECOND, e.g. 8-17. Default: "
+                                               "the fine layers, 8 to the model's last.", show_default=False)] = None,
     alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="1: copy; 0.5: halfway.")] = 1.0,
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
@@ -264,29 +316,31 @@ def mix(
     """Style mixing: FIRST's code with chosen layers taken from SECOND (coarse 0-3: pose and shape,
     middle 4-7: features, fine 8+: colours and texture).
 
-    Example: stylecli mix a.jpg b.jpg --layers 8-17 -o mixed.png
+    Example: stylecli mix a.jpg b.jpg --layers 8-17 -o mixed/
     """
-    from stylecli.errors import StyleCliError
-
-    try:
-        from stylecli.editing import parse_layers
+    with handled():
+        from stylecli.cli.common import check_out_dir, unreadable_inputs
         from stylecli.editing.mixing import mix as mix_codes
-        from stylecli.images import write_png
-        from stylecli.runner import RunOptions, single_item
+        from stylecli.images import write_image
+        from stylecli.jobs import face_code
 
-        inverter = make_inverter(checkpoint, model, device.value)
-        chosen = parse_layers(layers, inverter.n_styles)
-        options = RunOptions(align=not no_align)
-        aligner = None
-        if options.align and (first.suffix != ".npy" or second.suffix != ".npy"):
-            from stylecli.faces import FaceAligner
+        as_file = out_dir.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and not out_dir.is_dir()
+        check_out_dir(out_dir.parent if as_file else out_dir)
+        unreadable_inputs([first, second])
+        editor = make_editor(checkpoint, model, device.value)
+        chosen = mix_layers(layers, editor.n_styles)
+        name = f"{first.stem}+{second.stem}_layers{layers_tag(chosen)}" + (f"_alpha{alpha:g}" if alpha != 1 else "")
+        dest = out_dir if as_file else out_dir / f"{name}.png"
+        if dest.exists() and not overwrite:
+            raise UsageError(f"{dest}: exists (pass --overwrite to replace it)")
+        codes = [face_code(editor, p, not no_align) for p in (first, second)]
+        write_image(editor.synthesize(mix_codes(codes[0], codes[1], chosen, alpha))[0], dest, overwrite)
+    typer.echo(f"{first} + {second} (layers {layers_tag(chosen)}) -> {dest}", err=True)
 
-            aligner = FaceAligner()
-        from stylecli.jobs import codes_of
 
-        codes = [codes_of(inverter, [single_item(p, options, aligner)]) for p in (first, second)]
-        image = inverter.synthesize(mix_codes(codes[0], codes[1], chosen, alpha))[0]
-        write_png(image, out, overwrite)
-    except StyleCliError as exc:
-        raise fail(str(exc)) from None
-    typer.echo(f"{first} + {second} (layers {layers}) -> {out}", err=True)
+def mix_layers(spec: str | None, n_styles: int) -> tuple[int, ...]:
+    """--layers for mix; default the fine layers (8 to the last, or the upper half of a small model)."""
+    from stylecli.editing import parse_layers
+
+    chosen = parse_layers(spec, n_styles) if spec else tuple(range(min(8, n_styles // 2), n_styles))
+    return chosen if chosen is not None else tuple(range(n_styles))

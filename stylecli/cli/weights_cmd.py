@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from stylecli.cli import weights_app
-from stylecli.cli.common import JsonOpt, fail, print_rows
+from stylecli.cli.common import JsonOpt, handled, print_rows, registry_entry
 
 
 @weights_app.command("list")
@@ -88,15 +88,20 @@ def weights_import(
     name: Annotated[str, typer.Argument(help="Registry name, e.g. e4e_cars.", show_default=False)],
     path: Annotated[Path, typer.Argument(help="The file you downloaded.", show_default=False)],
 ) -> None:
-    """Install a file you downloaded by hand, after checking its sha256 against the registry.
+    """Install a file you downloaded by hand, after checking its sha256 against the registry (where the registry
+    has none: that it loads as a file of the entry's kind and architecture).
 
     Example: stylecli weights import e4e_ffhq ~/Downloads/e4e_ffhq_encode.pt
     """
-    from stylecli import weights
-    from stylecli.errors import StyleCliError
+    with handled():
+        from stylecli import weights
+        from stylecli.unverified import check_unverified
 
-    try:
+        entry = registry_entry(name)
+        checked = check_unverified(entry, path) if entry.sha256 is None and path.is_file() else None
         dest = weights.import_file(name, path)
-    except StyleCliError as exc:
-        raise fail(str(exc)) from None
-    typer.echo(f"{name}: installed {dest}", err=True)
+    if checked is None:
+        typer.echo(f"{name}: installed {dest}", err=True)
+    else:
+        typer.echo(f"{name}: installed {dest}: {checked}, sha256 {weights.sha256_file(dest)}; not verified against "
+                   "a published hash (the registry has none)", err=True)

@@ -112,8 +112,9 @@ def model_domain(name: str | None) -> str | None:
 
 def domain_error(label: str, theirs: str, ours: str) -> EditError:
     return EditError(
-        f"--direction {label}: found for the {theirs} generator, and this model is {ours}; use a {ours} direction "
-        f"(`stylecli directions --model <a {ours} model>` lists them), sefa:K, or your own .pt/.npy file"
+        f"--direction {label}: a direction for {theirs} models, and this model is a {ours} model; use one made for "
+        f"{ours} (`stylecli directions --model <a {ours} model>` lists them), sefa:K (found in any generator) or "
+        "a direction file made for this model"
     )
 
 
@@ -152,20 +153,21 @@ def listing(domain: str | None, registry: dict | None = None) -> list[dict]:
         rows.append({"name": d.name, "kind": d.kind, "domain": d.domain, "layers": d.layers_text,
                      "default": d.default, "range": [low, high], "strength": f"{d.default:g} ({low:g}..{high:g})",
                      "about": d.about, "source": d.source, "license": d.license, "file": d.file,
-                     "short": [SHORT_SOURCE.get(d.source.split(";")[0], d.source), short_license(d.license)]})
+                     "source_short": SHORT_SOURCE.get(d.source.split(";")[0], d.source),
+                     "license_short": short_license(d.license)})
     if domain in PCA_DOMAIN.values():
         rows.append({"name": "ganspace:N", "kind": "ganspace", "domain": domain, "layers": "--layers required",
                      "default": 0.0, "range": None, "strength": "target coordinate",
                      "about": "any PCA component N (0-79)", "source": "the PCA file", "license": "as the PCA file",
-                     "file": None, "short": ["PCA file", "as the file"]})
+                     "file": None, "source_short": "PCA file", "license_short": "as the file"})
     rows.append({"name": "sefa:K", "kind": "sefa", "domain": None, "layers": "all or --layers", "default": 3.0,
                  "range": [-10.0, 10.0], "strength": "3 (-10..10)",
                  "about": "K-th closed-form direction of the generator (0 = strongest)",
                  "source": "computed from the model", "license": "as the model", "file": None,
-                 "short": ["the model", "as the model"]})
+                 "source_short": "the model", "license_short": "as the model"})
     rows.append({"name": "PATH.pt|PATH.npy", "kind": "file", "domain": None, "layers": "all or --layers",
                  "default": 3.0, "range": None, "strength": "3",
                  "about": "your own or a learned direction: [512], [1, 512], [n_styles, 512] or [1, n_styles, 512]",
                  "source": "yours (`stylecli directions learn`)", "license": "yours", "file": None,
-                 "short": ["yours", "yours"]})
+                 "source_short": "yours", "license_short": "yours"})
     return rows

@@ -1,8 +1,13 @@
-"""The alignment sidecar (NAME.align.json) that lets `edit --paste-back` work later from a saved latent."""
+"""The alignment sidecar (NAME.align.json) that lets `edit --paste-back` work later from a saved latent.
+
+The photo's path is stored relative to the sidecar's own folder (so the pair can be used from any working
+folder, or moved together with the photo), with the absolute path as a fallback.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +20,13 @@ from stylecli.images import check_free
 
 
 def write_sidecar(dest: Path, source: Path, image_size: tuple[int, int], index: int, face: Face,
-                  overwrite: bool = False) -> Path:
+                  overwrite: bool = False, found: int | None = None) -> Path:
+    """`found`: how many faces of the photo were written in the same run (lets a resume name them exactly)."""
     check_free(dest, overwrite)
-    data = {"source": str(source), "image_size": list(image_size), "face_index": index, **face.to_dict()}
+    absolute = Path(source).resolve()
+    relative = os.path.relpath(absolute, Path(dest).resolve().parent)
+    data = {"source": Path(relative).as_posix(), "source_absolute": str(absolute), "image_size": list(image_size),
+            "face_index": index, **({"faces_found": found} if found is not None else {}), **face.to_dict()}
     with atomic_path(dest, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(data, indent=1))
     return dest
@@ -30,3 +39,14 @@ def read_sidecar(path: Path) -> dict[str, Any]:
         return data
     except (OSError, ValueError, KeyError) as exc:
         raise InputError(f"{path}: unreadable alignment sidecar ({exc})") from None
+
+
+def sidecar_photo(path: Path, data: dict[str, Any]) -> Path:
+    """The photo a sidecar describes: its path relative to the sidecar's folder, else the absolute path it
+    was written with (else the path as stored, for sidecars of older versions)."""
+    stored = Path(data["source"])
+    candidates = [Path(path).parent / stored] if not stored.is_absolute() else []
+    if data.get("source_absolute"):
+        candidates.append(Path(data["source_absolute"]))
+    candidates.append(stored)
+    return next((c for c in candidates if c.is_file()), candidates[0])

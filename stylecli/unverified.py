@@ -1,0 +1,54 @@
+"""Checking a hand-downloaded file that the registry has no published sha256 for: it must at least load safely
+as a file of the entry's kind and architecture (an e4e_horse checkpoint is a 256 px, 14-style model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stylecli.errors import StyleCliError
+
+# Style layers of each domain's generator: 1024 px -> 18, 512 -> 16, 256 -> 14.
+DOMAIN_STYLES = {"ffhq": 18, "cars": 16, "horse": 14, "church": 14}
+
+
+class UnverifiedFileError(StyleCliError):
+    pass
+
+
+def check_unverified(entry, path: Path) -> str:
+    """Raise UnverifiedFileError unless `path` loads as `entry` describes; return what was checked."""
+    from stylecli.checkpoint import CheckpointError, read_checkpoint
+
+    try:
+        if entry.kind == "checkpoint":
+            return _check_checkpoint(entry, path)
+        if entry.kind == "backbone" and "moco" in entry.name:
+            import torch
+
+            from stylecli.metric_nets import moco_model
+
+            moco_model(torch.device("cpu"), path)
+            return "a MoCo ResNet-50 checkpoint"
+        read_checkpoint(path)
+        return "a checkpoint that loads safely"
+    except CheckpointError as exc:
+        raise UnverifiedFileError(f"{path}: not a {entry.name} file ({exc}); nothing was installed") from None
+    except StyleCliError as exc:
+        raise UnverifiedFileError(f"{exc}; nothing was installed") from None
+
+
+def _check_checkpoint(entry, path: Path) -> str:
+    from stylecli.loader import load_model
+    from stylecli.pipeline import domain_of
+
+    loaded = load_model(path, use_cache=False)
+    styles = DOMAIN_STYLES.get(entry.domain or "")
+    if styles is not None and loaded.model.n_styles != styles:
+        raise UnverifiedFileError(
+            f"{path}: a {loaded.config.size} px model with {loaded.model.n_styles} style layers; {entry.name} is a "
+            f"{entry.domain} model with {styles}; nothing was installed")
+    domain = domain_of(loaded.opts)
+    if entry.domain and domain and domain != entry.domain:
+        raise UnverifiedFileError(f"{path}: trained on {domain} (opts.dataset_type), {entry.name} is a {entry.domain} "
+                                  "model; nothing was installed")
+    return f"an e4e / pSp checkpoint of {loaded.config.size} px with {loaded.model.n_styles} style layers"

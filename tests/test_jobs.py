@@ -1,0 +1,84 @@
+"""Batches through the jobs: encoder batching, latent checks, sidecars from any folder, exact resume names,
+and inputs checked before any model is resolved."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage import data
+from test_cli import invoke, records
+
+
+def test_edit_batches_the_encoder_across_inputs(tmp_path, tiny_checkpoint, face_png, monkeypatch):
+    from conftest import shifted_faces
+
+    from stylecli.encoders import E4EEncoder
+
+    folder = shifted_faces(tmp_path / "in", face_png, 4, 9, "f")
+    calls = []
+    original = E4EEncoder.encode
+    monkeypatch.setattr(E4EEncoder, "encode", lambda self, x: calls.append(len(x)) or original(self, x))
+    result = invoke("edit", folder, "--no-align", "--checkpoint", tiny_checkpoint, "-o", tmp_path / "o", "-d",
+                    "sefa:0", "--batch-size", "4", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert calls == [4] and len(records(result)) == 4
+
+
+def test_a_latent_of_another_width_fails_alone_with_both_shapes(tmp_path, tiny_checkpoint, face_png):
+    np.save(tmp_path / "wide.npy", np.zeros((8, 16), np.float32))
+    np.save(tmp_path / "good.npy", np.zeros((8, 32), np.float32))
+    np.save(tmp_path / "dir.npy", np.ones((1, 32), np.float32))
+    result = invoke("edit", tmp_path / "wide.npy", tmp_path / "good.npy", face_png, "--no-align", "--checkpoint",
+                    tiny_checkpoint, "-o", tmp_path / "o", "-d", tmp_path / "dir.npy", "--batch-size", "8", "--json")
+    recs = records(result)
+    assert result.exit_code == 1 and [r["status"] for r in recs] == ["failed", "done", "done"]
+    assert recs[0]["error"] == f"{tmp_path / 'wide.npy'}: latent is [8, 16]; this model takes [8, 32]"
+
+
+def test_paste_back_from_a_latent_works_from_another_folder(tmp_path, tiny_checkpoint, monkeypatch):
+    pytest.importorskip("dlib")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    Image.fromarray(data.astronaut()).save(tmp_path / "a" / "photo.png")
+    monkeypatch.chdir(tmp_path / "a")
+    assert invoke("invert", "photo.png", "--checkpoint", tiny_checkpoint, "-o", "out").exit_code == 0
+    monkeypatch.chdir(tmp_path / "b")
+    result = invoke("edit", "../a/out/photo.npy", "--checkpoint", tiny_checkpoint, "-o", "e", "-d", "sefa:1",
+                    "--paste-back", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "b" / "e" / "photo_sefa-1+3_pasted.png").is_file()
+    # Moved together (photo and outputs), the pair still resolves: the path is relative to the sidecar.
+    shutil.move(tmp_path / "a", tmp_path / "moved")
+    result = invoke("edit", "../moved/out/photo.npy", "--checkpoint", tiny_checkpoint, "-o", "e2", "-d", "sefa:1",
+                    "--paste-back")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_resume_of_every_face_uses_exact_names(tmp_path):
+    pytest.importorskip("dlib")
+    for name in ("photo.png", "a[1].png"):
+        Image.fromarray(data.astronaut()).save(tmp_path / name)
+    out = tmp_path / "o"
+    for name in ("photo.png", "a[1].png"):
+        assert invoke("align", tmp_path / name, "--faces", "all", "-o", out).exit_code == 0
+    # Another input's files that a pattern `photo_face*` would match:
+    shutil.copy(out / "photo_face0.align.json", out / "photo_face_old.align.json")
+    for name in ("photo.png", "a[1].png"):
+        result = invoke("align", tmp_path / name, "--faces", "all", "-o", out, "--skip-existing", "--json")
+        assert result.exit_code == 0 and records(result)[0]["status"] == "skipped", result.stdout + result.stderr
+
+
+def test_missing_inputs_fail_before_any_model_is_resolved(tmp_path, monkeypatch):
+    from stylecli import weights
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("a model was resolved for inputs that do not exist")
+
+    monkeypatch.setattr(weights, "resolve", no_download)
+    result = invoke("invert", tmp_path / "missing.png", "-o", tmp_path / "o", "--json")
+    assert result.exit_code == 1
+    assert records(result)[0]["error"] == f"{tmp_path / 'missing.png'}: no such file"
+    assert f"{tmp_path / 'missing.png'}: no such file" in result.stderr
