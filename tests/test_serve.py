@@ -218,12 +218,13 @@ def test_render_matches_the_command_line_it_shows(session, files, tmp_path, monk
     latent = next(p for p in out.files if p.suffix == ".npy")
     np.testing.assert_allclose(np.load(latent), np.load(cli_out / latent.name), atol=1e-5)
 
-    # The downloaded latent and sidecar continue in the CLI: paste-back finds the photo beside them.
+    # The downloaded latent and sidecar continue in the CLI, from any folder: paste-back finds the photo beside
+    # them.
     download = tmp_path / "download"
     download.mkdir()
     for path in [*out.files, files["photo"]]:
         (download / path.name).write_bytes(path.read_bytes())
-    monkeypatch.chdir(download)
+    monkeypatch.chdir(tmp_path)
     latent = download / "astronauts_face1_sefa-0+3_turn-1.5.npy"
     again = invoke("edit", latent, "-d", "sefa:1", "-s", "0", "--paste-back", "--checkpoint", files["checkpoint"],
                    "--device", "cpu", "-o", tmp_path / "again")

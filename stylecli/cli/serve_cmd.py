@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from stylecli.cli import app
-from stylecli.cli.common import CheckpointOpt, Device, DeviceOpt, MaxPixelsOpt, ModelOpt, fail
+from stylecli.cli.common import CheckpointOpt, Device, DeviceOpt, MaxPixelsOpt, ModelOpt, fail, handled
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -56,12 +56,9 @@ def serve(
                    "use the editor (and this machine's compute)", err=True)
     if share:
         typer.echo("stylecli: warning: --share makes a public link: anyone with it can use the editor", err=True)
-    from stylecli.errors import StyleCliError
     from stylecli.serve.server import launch, prepare
 
-    try:
+    with handled():  # a model that cannot load: its one-line message and exit code
         session = prepare(checkpoint, model, device.value, directions, max_pixels,
                           lambda line: typer.echo(f"stylecli: {line}", err=True))
-    except StyleCliError as exc:
-        raise fail(str(exc)) from None
     launch(session, host, port, share, open_browser=not no_browser)

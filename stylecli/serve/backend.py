@@ -111,8 +111,8 @@ class Backend:
         return self.editor.paste_back(photo, [face_image], [quad], blend)
 
     def write_sidecar(self, dest: Path, photo_name: str, size: tuple[int, int], index: int, face) -> Path:
-        """The alignment sidecar `edit NAME.npy --paste-back` reads; the photo is named as uploaded, so it is
-        found when it sits beside the downloaded files."""
+        """The alignment sidecar `edit NAME.npy --paste-back` reads. The photo is named as uploaded and as if
+        beside the sidecar, so the CLI finds it when the downloads sit next to it."""
         from stylecli.faces import write_sidecar
 
-        return write_sidecar(dest, Path(photo_name), size, index, face, overwrite=True)
+        return write_sidecar(dest, dest.parent / photo_name, size, index, face, overwrite=True)
