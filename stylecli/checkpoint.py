@@ -52,6 +52,7 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    _check_header(path)
     try:
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -75,6 +76,23 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         kind = type(obj).__name__
         raise CheckpointError(f"{path}: expected a dict with 'state_dict', 'opts', 'latent_avg'; got a {kind}")
     return obj
+
+
+IMAGE_MAGIC = {b"\xff\xd8\xff": "a JPEG image", b"\x89PNG": "a PNG image", b"GIF8": "a GIF image",
+               b"RIFF": "a WebP image", b"BM": "a BMP image", b"%PDF": "a PDF document"}
+
+
+def _check_header(path: Path) -> None:
+    """A checkpoint is a zip archive (torch.save) or a pickle (the legacy format); say what else it is."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        return
+    what = next((name for magic, name in IMAGE_MAGIC.items() if head.startswith(magic)), None)
+    if what:
+        raise CheckpointError(f"{path}: not a checkpoint but {what}; give the .pt file of an e4e / pSp model")
+    raise CheckpointError(f"{path}: not a PyTorch checkpoint, corrupt or truncated (no checkpoint header); "
+                          "download it again or check it with `stylecli weights verify`")
 
 
 def first_line(exc: BaseException) -> str:

@@ -86,6 +86,12 @@ def _to_rgb(img, notes: list[str]):
         return Image.alpha_composite(background, rgba).convert("RGB")
     if img.mode == "CMYK":
         notes.append("CMYK image converted to RGB")
+    elif img.mode in ("L", "1"):
+        notes.append("grayscale image converted to RGB")
+    elif img.mode == "P":
+        notes.append("palette image converted to RGB")
+    elif img.mode != "RGB":
+        notes.append(f"{img.mode} image converted to RGB")
     return img.convert("RGB")
 
 

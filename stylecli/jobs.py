@@ -2,7 +2,9 @@
 
 An input becomes units: each chosen face of a photo (aligned), the whole image (--no-align), or a saved latent.
 Every aligned face also writes its crop (NAME_aligned.png) and its sidecar (NAME.align.json: where the face
-was, for a later --paste-back); with --faces all or an index, names get _faceK and record keys faceK.
+was, for a later --paste-back); with --faces all or an index, file names get _faceK. Record keys: a face's
+files are `faceK.KIND` whenever faces were detected (K = 0 for the largest), whatever --faces says; files of
+the whole input (a pasted photo: `VARIANT.pasted`) and of unaligned inputs or latents are plain `KIND`.
 """
 
 from __future__ import annotations
@@ -102,7 +104,7 @@ class PhotoJob:
         else:
             indices = [int(which)]
         suffixed = aligned and which != "largest"
-        units = [Unit(f"{stem}_face{i}" if suffixed else stem, f"face{i}." if suffixed else "",
+        units = [Unit(f"{stem}_face{i}" if suffixed else stem, f"face{i}." if aligned else "",
                       index=i if aligned else None) for i in indices]
         prepared = Prepared(units, found=len(units))
         return list(self._outputs(stem, out_dir, prepared).values())
@@ -123,7 +125,7 @@ class PhotoJob:
             return Task(source, self._outputs(stem, out_dir, prepared), 1, prepared, photo.notes + squash_note(photo))
         chosen = select_faces(self.editor.detect(photo), self.options.faces, source)
         suffixed = self.options.faces != "largest"
-        units = [Unit(f"{stem}_face{i}" if suffixed else stem, f"face{i}." if suffixed else "",
+        units = [Unit(f"{stem}_face{i}" if suffixed else stem, f"face{i}.",
                       crop=self.editor.align(photo, face), index=i, face=face, quad=face.quad) for i, face in chosen]
         prepared = Prepared(units, photo, found=len(units))
         details = {"faces": [{"index": u.index, **u.face.to_dict()} for u in units]}

@@ -41,6 +41,7 @@ class LoadedModel:
     opts: dict[str, Any]
     source: Path
     from_cache: bool
+    converted: Path | None = None  # a fast-loading copy written by this load (stylecli cache clean removes it)
 
 
 def converted_path(source: Path) -> Path:
@@ -64,15 +65,16 @@ def load_model(path: Path | str, use_cache: bool = True) -> LoadedModel:
     model, config = model_from_state(state, opts, latent_avg, str(source))
     if cached is not None:
         with contextlib.suppress(OSError):  # a full or read-only cache only costs speed
-            _write_converted(model, opts, cached)
-    return LoadedModel(model, config, opts, source, from_cache=False)
+            _write_converted(model, opts, cached, source)
+    converted = cached if cached is not None and cached.is_file() else None
+    return LoadedModel(model, config, opts, source, from_cache=False, converted=converted)
 
 
-def _write_converted(model: E4E, opts: dict[str, Any], dest: Path) -> None:
+def _write_converted(model: E4E, opts: dict[str, Any], dest: Path, source: Path) -> None:
     from safetensors.torch import save_file
 
     tensors = {k: v.contiguous() for k, v in model.state_dict().items()}
-    meta = {"format": CONVERTED_FORMAT, "opts": json.dumps(opts, default=str)}
+    meta = {"format": CONVERTED_FORMAT, "opts": json.dumps(opts, default=str), "source": str(source.resolve())}
     with atomic_path(dest) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 

@@ -130,6 +130,32 @@ def run_job(
     emit: Callable[[Record], None],
     progress: Callable[[Summary], None] | None = None,
 ) -> Summary:
+    with _sigterm_as_interrupt():
+        return _run(inputs, job, options, emit, progress)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """A kill (SIGTERM) ends the run like Ctrl-C: the batch in flight is dropped, the summary still comes."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(inputs: list[Path], job: Job, options: RunOptions, emit: Callable[[Record], None],
+         progress: Callable[[Summary], None] | None) -> Summary:
     summary = Summary(total=len(inputs))
     start = time.perf_counter()
     stems = output_stems(inputs)

@@ -60,7 +60,7 @@ def test_usage_errors_exit_2_said_once_before_inputs(tmp_path, tiny_checkpoint, 
         pytest.skip("a GPU is present")
     ckpt = () if "--checkpoint" in args or "--model" in args else ("--checkpoint", tiny_checkpoint)
     result = invoke("edit", face_png, face_png, "--no-align", *ckpt, "-o", tmp_path / "o", "--json", *args)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [line for line in result.stderr.splitlines() if line.startswith("stylecli: error:")]
     assert result.exit_code == 2 and len(lines) == 1 and message in lines[0], result.stderr
     assert result.stdout == "" and not (tmp_path / "o").exists()
 
@@ -159,3 +159,61 @@ def test_evaluate_out_of_the_box(tmp_path, tiny_checkpoint, face_png, monkeypatc
     again = invoke(*base, "--metrics", "l2", "--csv", tmp_path / "r.csv")
     assert again.exit_code == 2 and "--overwrite" in again.stderr
     assert invoke(*base, "--metrics", "l2", "--csv", tmp_path / "r.csv", "--overwrite").exit_code == 0
+
+
+def test_converted_copies_are_announced_listed_and_cleaned(tmp_path, tiny_checkpoint, face_png):
+    base = ("invert", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "--latent-only")
+    first = invoke(*base, "-o", tmp_path / "a")
+    assert first.exit_code == 0 and "fast-loading copy" in first.stderr
+    assert "fast-loading copy" not in invoke(*base, "-o", tmp_path / "b").stderr  # made once
+    listing = invoke("cache", "list", "--json")
+    rows = records(listing)
+    assert len(rows) == 1 and rows[0]["source"] == str(tiny_checkpoint.resolve())
+    assert invoke("cache", "clean", "--older-than", "30d").exit_code == 0 and len(records(invoke("cache", "list",
+                                                                                            "--json"))) == 1
+    assert invoke("cache", "clean").exit_code == 0 and records(invoke("cache", "list", "--json")) == []
+    assert invoke("cache", "clean", "--older-than", "soon").exit_code == 2
+
+
+def test_an_image_given_as_checkpoint_is_named_as_such(tmp_path, face_png):
+    Image.open(face_png).save(tmp_path / "photo.jpg")
+    result = invoke("invert", face_png, "--no-align", "--checkpoint", tmp_path / "photo.jpg", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "not a checkpoint but a JPEG image" in result.stderr
+
+
+def test_conversions_are_noted_and_an_empty_folder_is_named(tmp_path, face_png):
+    from stylecli.images import read_image
+
+    Image.open(face_png).convert("L").save(tmp_path / "grey.png")
+    Image.open(face_png).convert("P").save(tmp_path / "pal.png")
+    assert read_image(tmp_path / "grey.png").notes == ["grayscale image converted to RGB"]
+    assert read_image(tmp_path / "pal.png").notes == ["palette image converted to RGB"]
+    (tmp_path / "empty").mkdir()
+    result = invoke("align", tmp_path / "empty", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and str(tmp_path / "empty") in result.stderr
+
+
+def test_output_keys_do_not_depend_on_the_faces_option(tmp_path):
+    pytest.importorskip("dlib")
+    from skimage import data
+
+    Image.fromarray(data.astronaut()).save(tmp_path / "a.png")
+    keys = [set(records(invoke("align", tmp_path / "a.png", "-o", tmp_path / f"o{i}", "--json", *extra))[0]["outputs"])
+            for i, extra in enumerate([(), ("--faces", "0"), ("--faces", "all")])]
+    assert keys[0] == keys[1] == keys[2] == {"face0.aligned", "face0.alignment"}
+
+
+def test_cli_functions_stay_short():
+    """The CLI only parses, calls the library and prints: no function in these modules is over 60 lines."""
+    import ast
+    from pathlib import Path
+
+    import stylecli.cli
+
+    folder = Path(stylecli.cli.__file__).parent
+    for name in ("photos.py", "evaluate_cmd.py", "weights_cmd.py", "cache_cmd.py", "common.py"):
+        tree = ast.parse((folder / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+                assert node.end_lineno - start < 60, f"{name}:{node.name}"

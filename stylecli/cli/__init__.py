@@ -34,6 +34,12 @@ weights_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(weights_app, name="weights")
+cache_app = typer.Typer(
+    help="List and clean the converted (fast-loading) copies of checkpoints in stylecli's cache.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(cache_app, name="cache")
 
 
 def version_callback(value: bool) -> None:
@@ -61,5 +67,5 @@ def main() -> None:
 # The commands register themselves on `app` when their modules load, in this (help) order.
 # isort: off
 from stylecli.cli import photos  # noqa: E402,F401
-from stylecli.cli import directions_cmd, evaluate_cmd, serve_cmd, train_cmd, weights_cmd  # noqa: E402,F401
+from stylecli.cli import cache_cmd, directions_cmd, evaluate_cmd, serve_cmd, train_cmd, weights_cmd  # noqa: E402,F401
 # isort: on

@@ -221,8 +221,6 @@ def face_options(no_align: bool, faces: str):
 def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_json: bool, quiet: bool) -> None:
     """Check the inputs, load what the job needs, run it over the inputs, print records and the summary,
     exit 0/1/130. Inputs that cannot be read fail at once, before any model is resolved or downloaded."""
-    import signal
-
     from stylecli.errors import StyleCliError, exit_code
     from stylecli.inputs import unreadable
     from stylecli.progress import Reporter
@@ -256,20 +254,13 @@ def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_js
         raise error_exit(exc) from None
     if not options.batch_size:
         options.batch_size = job.default_batch_size
-
-    def on_term(signum, frame):  # a kill ends the run like Ctrl-C: clean, with a summary
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        summary = run_job(paths, job, options, emit, reporter.update)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    summary = run_job(paths, job, options, emit, reporter.update)
     reporter.close(summary)
     raise typer.Exit(summary.exit_code)
 
 
 def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False) -> list[Path]:
+    from stylecli.images import IMAGE_EXTENSIONS
     from stylecli.inputs import expand_inputs, parse_shard, take_shard
 
     paths = expand_inputs(inputs, null_separated=null)
@@ -280,19 +271,26 @@ def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False
             raise typer.BadParameter(str(exc), param_hint="--shard") from None
         paths = take_shard(paths, k, n)
     elif not paths:
-        raise fail("no input images found in the given paths", 2)
+        raise fail(f"no input images in {', '.join(inputs)} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
+                   "and .npy given by name)", 2)
     return paths
 
 
 def make_editor(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None,
-                precision: str = "fp32", **options: Any):
+                precision: str = "fp32", quiet: bool = False, **options: Any):
     """The FaceEditor of --checkpoint or --model (options: max_pixels, detector_upsample)."""
+    from stylecli.loader import load_model
     from stylecli.pipeline import FaceEditor, resolve_device
 
     dev = resolve_device(device)
-    if checkpoint is not None:
-        return FaceEditor.from_checkpoint(checkpoint, dev, batch_size=batch_size, precision=precision, **options)
-    return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision, **options)
+    if checkpoint is None:
+        return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision, **options)
+    loaded = load_model(checkpoint)
+    if loaded.converted is not None and not quiet:
+        size = loaded.converted.stat().st_size / 1e6
+        typer.echo(f"stylecli: note: kept a fast-loading copy of {checkpoint} ({size:.0f} MB) in "
+                   f"{loaded.converted.parent}; `stylecli cache clean` removes it", err=True)
+    return FaceEditor.from_loaded(loaded, dev, batch_size=batch_size, precision=precision, **options)
 
 
 def photo_editor(max_pixels: int, detector_upsample: int | None):

@@ -89,8 +89,8 @@ def invert(
     def make_job():
         from stylecli.jobs import InvertJob
 
-        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, max_pixels=max_pixels,
-                             detector_upsample=detector_upsample)
+        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
+                             max_pixels=max_pixels, detector_upsample=detector_upsample)
         return InvertJob(editor, chosen, latent_only)
 
     execute_batch(paths, make_job, options, as_json, quiet)
@@ -231,8 +231,8 @@ def edit(
     def make_job():
         from stylecli.jobs import EditJob
 
-        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, max_pixels=max_pixels,
-                             detector_upsample=detector_upsample)
+        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
+                             max_pixels=max_pixels, detector_upsample=detector_upsample)
         return EditJob(editor, chosen, resolve_plan(plan, editor, layers))
 
     execute_batch(paths, make_job, options, as_json, quiet)
