@@ -67,5 +67,5 @@ def main() -> None:
 # The commands register themselves on `app` when their modules load, in this (help) order.
 # isort: off
 from stylecli.cli import photos  # noqa: E402,F401
-from stylecli.cli import cache_cmd, directions_cmd, evaluate_cmd, train_cmd, weights_cmd  # noqa: E402,F401
+from stylecli.cli import cache_cmd, directions_cmd, evaluate_cmd, serve_cmd, train_cmd, weights_cmd  # noqa: E402,F401
 # isort: on

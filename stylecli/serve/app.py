@@ -1,0 +1,176 @@
+"""The Gradio page: upload, pick a face, move sliders, compare, download. All work is EditorSession's.
+
+The edit is also an API endpoint, `edit` (gradio_client: `client.predict(..., api_name="/edit")`), whose
+parameters are named after the sliders (`age`, `ganspace_smile`, `sefa_0`, ...).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from stylecli.errors import StyleCliError
+from stylecli.serve.session import EditorSession
+
+log = logging.getLogger("stylecli.serve")
+
+INTRO = ("Upload a photo: its faces are found, the chosen one is aligned and inverted once, and every slider "
+         "renders the edit into the photo. Nothing leaves this machine.")
+# Faces fill their boxes (a small generator's output is scaled up with visible pixels, not left as a speck).
+CSS = """#status p { margin: 0; }
+#command textarea { font-family: monospace; }
+#aligned img, #reconstruction img, #edited img { width: 100%; height: 100%; object-fit: contain;
+  image-rendering: pixelated; }"""
+
+
+def build_app(session: EditorSession, title: str = "stylecli editor"):
+    """The page and its events; every model call goes through `session`."""
+    import gradio as gr
+    from gradio.utils import get_upload_folder
+
+    directions, uploads = session.directions, Path(get_upload_folder())
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(900, 1800)) as demo:
+        c, sliders = _page(gr, session, title)
+        shown = [c.status, c.aligned, c.recon, c.edited, c.compare, c.command, c.files]
+        options = [c.paste, c.blend, c.keep, c.encoder]
+        by_name = {"photo": c.photo, "face": c.face, "paste": c.paste, "blend": c.blend, "keep": c.keep,
+                   "encoder": c.encoder, **dict(zip(_keys(directions), sliders))}
+
+        def edit(photo: str | None, face: float | None, paste: bool = True, blend: str = "feather",
+                 keep: list[str] | None = None, encoder: str = "e4e", **strengths: float):
+            """Edit the chosen face of a photo with the slider values; returns the status line, the aligned
+            crop, the reconstruction, the edited face, the (photo, edited photo) preview pair, the command line
+            and the downloads (the edited photo at full resolution, the face, the latent .npy and its
+            .align.json)."""
+            return _render(session, uploads, photo, int(face or 0), strengths, paste, blend, keep, encoder, True)
+
+        def preview(photo, face, paste=True, blend="feather", keep=None, encoder="e4e", **strengths):
+            return _render(session, uploads, photo, int(face or 0), strengths, paste, blend, keep, encoder, False)
+
+        def opened(photo, *options):
+            zeros = {d.slider.key: 0.0 for d in directions}
+            out = _render(session, uploads, photo, 0, zeros, *options, False)
+            return (_gallery(gr, session, photo), 0, *zeros.values(), *out)
+
+        def picked(photo, *rest, evt: gr.SelectData):
+            index = int(evt.index)
+            return (index, *preview(photo, index, *rest[:4], **dict(zip(_keys(directions), rest[4:]))))
+
+        c.photo.upload(opened, [c.photo, *options], [c.gallery, c.face, *sliders, *shown], api_visibility="private",
+                       concurrency_id="model")
+        c.photo.clear(lambda: ("Upload a photo to start.", *[None] * 6), None, shown, api_visibility="private")
+        c.gallery.select(picked, [c.photo, *options, *sliders], [c.face, *shown], api_visibility="private",
+                         concurrency_id="model")
+        # Sliders listen to `change`, so their own reset buttons and "Reset sliders" render too. Rapid changes
+        # coalesce (always_last: the latest state is rendered once the running render is done).
+        c.reset.click(lambda: [0.0] * len(sliders), None, sliders, api_visibility="private", queue=False)
+        gr.on([*(s.change for s in sliders), c.paste.input, c.blend.input, c.keep.input, c.encoder.input,
+               c.face.submit], preview, inputs_kwargs=by_name, outputs=shown, api_visibility="private",
+              trigger_mode="always_last", concurrency_id="model", show_progress="minimal")
+        c.save.click(edit, inputs_kwargs=by_name, outputs=shown, api_name="edit", concurrency_id="model")
+    return demo
+
+
+def _page(gr, session: EditorSession, title: str):
+    """The components, in three columns: the photo and its face; the results; the controls."""
+    from types import SimpleNamespace
+
+    backend, c = session.backend, SimpleNamespace()
+    gr.Markdown(f"## {title}\n{INTRO}")
+    with gr.Row():
+        with gr.Column(scale=1):
+            c.photo = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="photo")
+            c.status = gr.Markdown("Upload a photo to start.", label="Status", elem_id="status")
+            c.gallery = gr.Gallery(label="Faces: pick one", visible=False, columns=6, height=150,
+                                   allow_preview=False, elem_id="faces")
+            c.face = gr.Number(0, label="Face (0 = largest)", precision=0, minimum=0, elem_id="face")
+            with gr.Row():
+                c.aligned = gr.Image(label="Aligned crop", format="png", interactive=False, height=220,
+                                     elem_id="aligned")
+                c.recon = gr.Image(label="Reconstruction", format="png", interactive=False, height=220,
+                                   elem_id="reconstruction")
+        with gr.Column(scale=1):
+            c.edited = gr.Image(label="Edited face", format="png", interactive=False, height=256, elem_id="edited")
+            c.compare = gr.ImageSlider(label="Before / after", format="png", interactive=False, elem_id="compare")
+            c.command = gr.Textbox(label="The same edit from the shell", interactive=False, buttons=["copy"],
+                                   elem_id="command")
+            c.save = gr.Button("Prepare downloads (full resolution)", elem_id="save")
+            c.files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="downloads")
+        with gr.Column(scale=1):
+            c.paste = gr.Checkbox(True, label="Paste back into the photo", elem_id="paste")
+            c.blend = gr.Radio(backend.blends, value="feather", label="Blend", elem_id="blend",
+                               visible=len(backend.blends) > 1)
+            c.encoder = gr.Dropdown(backend.encoders, value=backend.encoders[0], label="Encoder",
+                                    visible=len(backend.encoders) > 1, elem_id="encoder")
+            c.reset = gr.Button("Reset sliders", elem_id="reset")
+            sliders = _sliders(gr, session.directions)
+            with gr.Accordion("Keep", open=False):
+                c.keep = gr.CheckboxGroup(session.keep_choices, label="Edits move orthogonally to these",
+                                          elem_id="keep")
+    return c, sliders
+
+
+def _keys(directions) -> list[str]:
+    return [d.slider.key for d in directions]
+
+
+def _sliders(gr, directions) -> list[Any]:
+    out = []
+    groups = list(dict.fromkeys(d.slider.group for d in directions))
+    for i, group in enumerate(groups):
+        with gr.Accordion(group, open=i == 0 or group == "Your directions"):
+            for d in (d for d in directions if d.slider.group == group):
+                s = d.slider
+                info = "shift from the face's own value (target coordinate in the command)" if s.relative else None
+                out.append(gr.Slider(-s.limit, s.limit, value=0.0, step=s.step, label=s.label, info=info,
+                                     elem_id=f"slider-{s.key}", buttons=["reset"]))
+    return out
+
+
+def _gallery(gr, session: EditorSession, photo: str | None):
+    """Thumbnails of the faces when there is more than one to choose from."""
+    upload = session.cached(photo) if photo else None
+    if upload is None or len(upload.faces) < 2:
+        return gr.Gallery(value=None, visible=False)
+    labels = ["0 (largest)", *map(str, range(1, len(upload.faces)))]
+    return gr.Gallery(value=list(zip(session.face_thumbnails(upload), labels)), visible=True)
+
+
+def _render(session: EditorSession, uploads: Path, photo: str | None, index: int, strengths: dict[str, float],
+            paste: bool, blend: str | None, keep: list[str] | None, encoder: str, save: bool) -> tuple:
+    """The seven outputs: status, aligned crop, reconstruction, edited face, before/after, command, downloads."""
+    import gradio as gr
+
+    if not photo:
+        return ("Upload a photo to start.", None, None, None, None, "", None)
+    try:
+        upload = session.open(uploaded(photo, uploads))
+        inverted = session.invert(upload, index, encoder)
+        out = session.render(inverted, strengths, paste, blend or "feather", keep or [], save)
+    except StyleCliError as exc:
+        return (f"**Error:** {exc}", None, None, None, None, "", None)
+    except Exception as exc:  # the page stays up; the server's log has the traceback
+        log.exception("edit failed")
+        return (f"**Error:** {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}",
+                None, None, None, None, "", None)
+    n = len(upload.faces)
+    faces = f"{n} faces, editing face {index}" + (" (the largest)" if index == 0 else "") if n > 1 else "1 face"
+    notes = f" ({'; '.join(upload.notes + out.notes)})" if upload.notes or out.notes else ""
+    status = f"{upload.name}: {upload.size[0]}x{upload.size[1]}, {faces}{notes}."
+    compare = (str(out.before), str(out.after))
+    if not save:  # the page's previews put the divider through the face; the API returns plain values
+        compare = gr.ImageSlider(value=compare, slider_position=out.split)
+    return (status, inverted.crop, inverted.reconstruction, out.image, compare, out.command,
+            [str(p) for p in out.files] or None)
+
+
+def uploaded(photo: str, folder: Path) -> Path:
+    """Only files the web server received as uploads (in `folder`) are opened, never another path a request
+    names."""
+    from stylecli.errors import InputError
+
+    path = Path(photo).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise InputError(f"{path.name}: not an uploaded file")
+    return path

@@ -1,0 +1,118 @@
+"""The one seam between the browser editor and the models: every model call the page makes goes through here.
+
+The stages are the pipeline's (read, detect, align, encode, edit, synthesize, paste back); the editor never
+touches an encoder, a generator or dlib itself.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stylecli.editing.base import Edit
+from stylecli.images import DEFAULT_MAX_PIXELS
+
+
+class Backend:
+    """A loaded FaceEditor (the model, and on first use the face detector), shared by every request of one
+    server."""
+
+    def __init__(self, editor: Any, model_args: list[str]):
+        self.editor = editor
+        self.model_args = model_args  # how the CLI names this model: ["--checkpoint", path] or ["--model", name]
+        self._lock = threading.RLock()  # one model call at a time, whatever the web server's threads do
+
+    @classmethod
+    def load(cls, checkpoint: Path | None = None, model: str = "e4e_ffhq", device: str = "auto",
+             max_pixels: int = DEFAULT_MAX_PIXELS) -> Backend:
+        from stylecli.pipeline import FaceEditor
+
+        if checkpoint is None:
+            editor = FaceEditor.from_pretrained(model, device, max_pixels=max_pixels)
+            return cls(editor, [] if model == "e4e_ffhq" else ["--model", model])
+        return cls(FaceEditor.from_checkpoint(checkpoint, device, max_pixels=max_pixels),
+                   ["--checkpoint", str(checkpoint)])
+
+    # -- what the model is ----------------------------------------------------------------------------------
+
+    @property
+    def n_styles(self) -> int:
+        return self.editor.n_styles
+
+    @property
+    def style_dim(self) -> int:
+        return self.editor.style_dim
+
+    @property
+    def domain(self) -> str | None:
+        return self.editor.domain
+
+    @property
+    def encoders(self) -> list[str]:
+        """The encoders a user can choose between (ReStyle, HyperStyle and tuning join here when available)."""
+        return ["e4e"]
+
+    @property
+    def blends(self) -> list[str]:
+        """Paste-back blends: the feathered mask, and Poisson blending where paste_back offers it."""
+        from stylecli.faces import paste_back
+
+        return ["feather", "seamless"] if "blend" in inspect.signature(paste_back).parameters else ["feather"]
+
+    # -- the stages -----------------------------------------------------------------------------------------
+
+    def read(self, path: Path) -> tuple[np.ndarray, list[str]]:
+        photo = self.editor.read(Path(path))
+        return photo.pixels, photo.notes
+
+    def detect(self, pixels: np.ndarray) -> list:
+        with self._lock:
+            return self.editor.detect(pixels)
+
+    def align(self, pixels: np.ndarray, face) -> np.ndarray:
+        return self.editor.align(pixels, face)
+
+    def encode(self, crop: np.ndarray, encoder: str = "e4e") -> tuple[np.ndarray, Any]:
+        """The W+ code [n_styles, style_dim] of one aligned crop, and the generator weights the encoder adapted
+        to this photo (None: the shared generator)."""
+        with self._lock:
+            encoded = self.editor.encode([crop])
+        weights = encoded.weights[0] if encoded.weights is not None else None
+        return encoded.codes[0].float().cpu().numpy(), weights
+
+    def resolve(self, spec: str) -> Edit:
+        """A direction for this model (shape and domain checked)."""
+        return self.editor.resolve_edit(spec)
+
+    def condition(self, edits: list[Edit], keep: list[str]) -> tuple[list[Edit], list[str]]:
+        """The edits made to move orthogonally to the kept directions (`--keep`), with one note per edit (the
+        cosine between its original and its projected direction); unchanged when none is kept."""
+        if not keep:
+            return edits, []
+        steps, notes = self.editor.keep([(e, None) for e in edits], keep)
+        return [e for e, _ in steps], notes
+
+    def apply(self, code: np.ndarray, edit: Edit, strength: float) -> np.ndarray:
+        import torch
+
+        return edit.apply(torch.from_numpy(code)[None], strength)[0].numpy()
+
+    def synthesize(self, codes: np.ndarray, weights: Any = None) -> np.ndarray:
+        """W+ codes [B, n_styles, style_dim] -> uint8 images [B, size, size, 3], with one photo's generator
+        weights when given."""
+        with self._lock:
+            return self.editor.synthesize(codes, None if weights is None else [weights] * len(codes))
+
+    def paste(self, photo: np.ndarray, face_image: np.ndarray, quad: np.ndarray, blend: str = "feather"):
+        return self.editor.paste_back(photo, [face_image], [quad], blend)
+
+    def write_sidecar(self, dest: Path, photo_name: str, size: tuple[int, int], index: int, face) -> Path:
+        """The alignment sidecar `edit NAME.npy --paste-back` reads. The photo is named as uploaded and as if
+        beside the sidecar, so the CLI finds it when the downloads sit next to it."""
+        from stylecli.faces import write_sidecar
+
+        return write_sidecar(dest, dest.parent / photo_name, size, index, face, overwrite=True)

@@ -1,0 +1,276 @@
+"""What the page does, without the page: open an upload, invert a face once, render edits, write downloads.
+
+Uploads, inversions and edits are cached (a few, most recent first), so moving a slider costs one generator
+pass and a paste-back. Each render writes its previews (and, when saved, its downloads) into a fresh folder of
+the server's own temporary folder; old ones are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import shutil
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stylecli.serve.sliders import Direction
+
+KEPT_RENDERS = 16  # render folders kept on disk (the web server copies what it serves into its own cache)
+PREVIEW_SIZE = 1280  # the before/after view's longest side; the download keeps the photo's full resolution
+
+
+@dataclass
+class Upload:
+    key: tuple
+    name: str  # the file name as uploaded (what the command line and the sidecar call the photo)
+    pixels: np.ndarray  # uint8 [H, W, 3], EXIF orientation applied
+    notes: list[str]
+    faces: list  # stylecli.faces.Face, largest first
+    preview: Path  # the decoded photo at most PREVIEW_SIZE wide, the "before" of the comparison
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    def stem(self, index: int) -> str:
+        """Output names as `stylecli edit` writes them (with --faces K for any face but the largest)."""
+        base = Path(self.name).stem
+        return f"{base}_face{index}" if index else base
+
+
+@dataclass
+class Inverted:
+    key: tuple
+    upload: Upload
+    index: int
+    crop: np.ndarray  # the aligned crop the encoder saw
+    code: np.ndarray  # float32 [n_styles, style_dim]
+    reconstruction: np.ndarray
+    weights: Any = None  # generator weights adapted to this photo (HyperStyle, tuning), else None
+
+
+@dataclass
+class Edited:
+    code: np.ndarray  # the edited W+ code
+    image: np.ndarray  # the generator's image of it
+    steps: list[tuple[Direction, float]]  # (slider, strength as --strength takes it), in order
+    name: str  # as `stylecli edit` names the variant: sefa-0+3_age-2 ("" when nothing is edited)
+    notes: list[str] = field(default_factory=list)  # what --keep left of each direction
+
+
+@dataclass
+class Rendered:
+    image: np.ndarray  # the edited face
+    before: Path  # preview of the photo (or the reconstruction, without paste-back)
+    after: Path  # preview of the edited photo (or the edited face)
+    files: list[Path]  # the downloads, when saved
+    command: str
+    steps: list[tuple[Direction, float]] = field(default_factory=list)
+    split: float = 50.0  # where the before/after divider starts, in percent of the width: through the face
+    notes: list[str] = field(default_factory=list)
+
+
+class EditorSession:
+    """The state one server shares between its requests: the model, the sliders and small caches."""
+
+    def __init__(self, backend, directions: Sequence[Direction], workdir: Path, cache_size: int = 3):
+        self.backend = backend
+        self.directions = list(directions)
+        self.workdir = Path(workdir)
+        self.cache_size = cache_size
+        self._uploads: OrderedDict[tuple, Upload] = OrderedDict()
+        self._inverted: OrderedDict[tuple, Inverted] = OrderedDict()
+        self._edited: OrderedDict[tuple, Edited] = OrderedDict()
+        self._renders: deque[Path] = deque()
+        self._count = 0
+        self._lock = threading.Lock()
+
+    # -- upload and inversion (cached) ----------------------------------------------------------------------
+
+    def open(self, path: Path | str) -> Upload:
+        """Read and detect once per uploaded file; InputError (one line) for what cannot be edited."""
+        from stylecli.errors import InputError
+
+        path = Path(path).resolve()
+        key = (str(path),)  # the web server names each upload by its content's hash: one path, one photo
+        if key in self._uploads:
+            self._uploads.move_to_end(key)
+            return self._uploads[key]
+        if not path.is_file():
+            raise InputError(f"{path.name}: the upload is gone; upload the photo again")
+        try:
+            pixels, notes = self.backend.read(path)
+        except InputError as exc:  # name the file as the user knows it, not by the server's upload folder
+            raise InputError(str(exc).replace(str(path), path.name)) from None
+        faces = self.backend.detect(pixels)
+        if not faces:
+            raise InputError(f"{path.name}: no face found; try a photo where the face is larger or seen from the front")
+        with self._lock:
+            self._count += 1
+            folder = self.workdir / f"u{self._count}"  # lives as long as the upload stays in the cache
+        folder.mkdir(parents=True)
+        upload = Upload(key, path.name, pixels, notes, faces, _write_preview(pixels, folder / "before.jpg"))
+        return _remember(self._uploads, key, upload, self.cache_size,
+                         lambda old: shutil.rmtree(old.preview.parent, ignore_errors=True))
+
+    @property
+    def keep_choices(self) -> list[tuple[str, str]]:
+        """(label, direction) pairs `--keep` can hold: every slider but GANSpace's (target coordinates)."""
+        return [(d.slider.label, d.slider.spec) for d in self.directions if not d.slider.relative]
+
+    def cached(self, path: Path | str) -> Upload | None:
+        """The upload already opened from this file, if any (no work)."""
+        return self._uploads.get((str(Path(path).resolve()),))
+
+    def invert(self, upload: Upload, index: int = 0, encoder: str = "e4e") -> Inverted:
+        from stylecli.errors import InputError
+
+        if not 0 <= index < len(upload.faces):
+            raise InputError(f"{upload.name}: face {index} asked for, but {len(upload.faces)} found (0 is largest)")
+        key = (upload.key, index, encoder)
+        if key in self._inverted:
+            self._inverted.move_to_end(key)
+            return self._inverted[key]
+        crop = self.backend.align(upload.pixels, upload.faces[index])
+        code, weights = self.backend.encode(crop, encoder)
+        recon = self.backend.synthesize(code[None], weights)[0]
+        inverted = Inverted(key, upload, index, crop, code, recon, weights)
+        return _remember(self._inverted, key, inverted, 2 * self.cache_size)
+
+    def face_thumbnails(self, upload: Upload, size: int = 128) -> list[np.ndarray]:
+        """Each detected face, a little wider than its box, for the gallery to pick from."""
+        from PIL import Image
+
+        h, w = upload.pixels.shape[:2]
+        out = []
+        for face in upload.faces:
+            left, top, right, bottom = face.box
+            pad = (right - left) // 3
+            box = (max(left - pad, 0), max(top - pad, 0), min(right + pad, w), min(bottom + pad, h))
+            out.append(np.asarray(Image.fromarray(upload.pixels).crop(box).resize((size, size))))
+        return out
+
+    # -- edits ----------------------------------------------------------------------------------------------
+
+    def render(self, inverted: Inverted, values: Mapping[str, float], paste_back: bool = True,
+               blend: str = "feather", keep: Sequence[str] = (), save: bool = True) -> Rendered:
+        """Apply every slider away from 0 (in slider order, as repeated --direction flags are), render and paste
+        back; `before`/`after` are previews at most PREVIEW_SIZE pixels wide. save: also write the downloads
+        (the edited photo at full resolution, the face, the latent and its sidecar)."""
+        edited = self.edit(inverted, values, keep)
+        upload, folder = inverted.upload, self._new_folder()
+        pasted, split = None, 50.0
+        if paste_back:
+            quad = upload.faces[inverted.index].quad
+            pasted = self.backend.paste(upload.pixels, edited.image, quad, blend)
+            before, after = upload.preview, _write_preview(pasted, folder / "after.jpg")
+            split = round(100 * float(np.mean(quad[:, 0])) / upload.size[0], 1)
+        else:
+            before = _write_png(inverted.reconstruction, folder / "reconstruction.png")
+            after = _write_png(edited.image, folder / "edited.png")
+        files = self._save(inverted, edited, pasted, folder) if save else []
+        command = command_line(upload.name, inverted.index, edited.steps, paste_back, blend, keep,
+                               self.backend.model_args)
+        return Rendered(edited.image, before, after, files, command, edited.steps, split, edited.notes)
+
+    def edit(self, inverted: Inverted, values: Mapping[str, float], keep: Sequence[str] = ()) -> Edited:
+        """The edited code and face for these slider values (the last few are cached: saving after a preview
+        costs no generator pass)."""
+        active = [(d, float(values.get(d.slider.key) or 0.0)) for d in self.directions]
+        active = [(d, v) for d, v in active if abs(v) > 1e-9]
+        key = (inverted.key, tuple((d.slider.key, v) for d, v in active), tuple(keep))
+        if key in self._edited:
+            return self._edited[key]
+        edits, notes = self.backend.condition([d.edit for d, _ in active], list(keep))
+        code = inverted.code
+        steps: list[tuple[Direction, float]] = []
+        for (d, value), edit in zip(active, edits):
+            strength = value
+            if d.slider.relative:  # GANSpace: the CLI's strength is the target coordinate
+                strength = round(_coordinate(edit, code) + value, 3)
+            code = self.backend.apply(code, edit, strength)
+            steps.append((d, strength))
+        image = self.backend.synthesize(code[None], inverted.weights)[0] if steps else inverted.reconstruction
+        name = "_".join(f"{e.label}{s:+g}" for e, (_, s) in zip(edits, steps))
+        return _remember(self._edited, key, Edited(code, image, steps, name, notes), 4)
+
+    def _save(self, inverted: Inverted, edited: Edited, pasted: np.ndarray | None, folder: Path) -> list[Path]:
+        """The downloads, named as `stylecli edit` names its outputs."""
+        upload, variant = inverted.upload, edited.name
+        stem = upload.stem(inverted.index)
+        files = [_write_png(edited.image, folder / f"{stem}_{variant or 'inversion'}.png")]
+        if pasted is not None:  # `edit --paste-back` names the whole photo by the photo's own stem
+            whole = f"{Path(upload.name).stem}_{variant or 'inversion'}_pasted.png"
+            files.insert(0, _write_png(pasted, folder / whole))
+        latent = folder / (f"{stem}_{variant}.npy" if variant else f"{stem}.npy")
+        np.save(latent, edited.code.astype(np.float32))
+        sidecar = self.backend.write_sidecar(latent.with_suffix(".align.json"), upload.name, upload.size,
+                                             inverted.index, upload.faces[inverted.index])
+        return [*files, latent, sidecar]
+
+    def _new_folder(self) -> Path:
+        with self._lock:
+            self._count += 1
+            folder = self.workdir / f"r{self._count}"  # one per render; the oldest go (KEPT_RENDERS)
+            folder.mkdir(parents=True)
+            self._renders.append(folder)
+            while len(self._renders) > KEPT_RENDERS:
+                shutil.rmtree(self._renders.popleft(), ignore_errors=True)
+        return folder
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            shutil.rmtree(self.workdir)
+
+
+def command_line(name: str, index: int, steps: Sequence[tuple[Direction, float]], paste_back: bool, blend: str,
+                 keep: Sequence[str], model_args: Sequence[str]) -> str:
+    """The `stylecli` command that makes the same files from the same photo."""
+    parts = ["stylecli", "edit" if steps else "invert", name]
+    if index:
+        parts += ["--faces", str(index)]
+    for d, strength in steps:
+        parts += ["-d", d.slider.spec, "-s", f"{strength:g}"]
+    if keep and steps:
+        parts += ["--keep", ",".join(keep)]
+    if steps and paste_back:
+        parts.append("--paste-back")
+        if blend != "feather":
+            parts += ["--blend", blend]
+    return shlex.join([*parts, *model_args])
+
+
+def _coordinate(edit, code: np.ndarray) -> float:
+    import torch
+
+    return float(edit.coordinate(torch.from_numpy(code)[None])[0])
+
+
+def _remember(cache: OrderedDict, key, value, size: int, evicted: Callable[[Any], None] = lambda _: None):
+    cache[key] = value
+    while len(cache) > size:
+        evicted(cache.popitem(last=False)[1])
+    return value
+
+
+def _write_preview(pixels: np.ndarray, dest: Path) -> Path:
+    """A JPEG at most PREVIEW_SIZE pixels on its longest side: light enough to send after every slider move."""
+    from PIL import Image
+
+    img = Image.fromarray(np.ascontiguousarray(pixels))
+    img.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
+    img.save(dest, format="JPEG", quality=92)
+    return dest
+
+
+def _write_png(pixels: np.ndarray, dest: Path) -> Path:
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(pixels)).save(dest, format="PNG", compress_level=1)
+    return dest

@@ -1,0 +1,464 @@
+"""`stylecli serve`: the editor's session (no browser), the `edit` client API, and the page in a real browser.
+
+The server is the real command (`python -m stylecli serve`) on a free local port with a tiny random model in
+the official checkpoint format; the browser is Debian's chromium driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config, tiny_model
+from PIL import Image
+
+from stylecli.checkpoint import default_opts, save_checkpoint
+
+if importlib.util.find_spec("gradio") is None:  # found, not imported: the server imports it, not these tests
+    pytest.skip("the browser editor needs gradio: pip install 'stylecli[ui]'", allow_module_level=True)
+pytest.importorskip("dlib")
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def two_astronauts(path: Path) -> Path:
+    """scikit-image's astronaut, beside a smaller copy of herself: two faces, the largest on the left."""
+    from skimage import data
+
+    astronaut = Image.fromarray(data.astronaut())
+    canvas = Image.new("RGB", (512 + 384, 512), (200, 200, 200))
+    canvas.paste(astronaut, (0, 0))
+    canvas.paste(astronaut.resize((384, 384)), (512, 64))
+    canvas.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("serve")
+    save_checkpoint(tiny_model(), root / "tiny.pt", default_opts(tiny_config()))
+    (root / "directions").mkdir()
+    turn = np.random.default_rng(0).standard_normal((1, 32)).astype(np.float32)
+    np.save(root / "directions" / "turn.npy", turn)
+    np.save(root / "directions" / "too_wide.npy", np.ones((1, 64), dtype=np.float32))  # fits no slider
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a picture")
+    return {"root": root, "checkpoint": root / "tiny.pt", "directions": root / "directions",
+            "photo": two_astronauts(root / "astronauts.png"), "broken": root / "broken.png"}
+
+
+# Loaded by the server's Python at start: records (and refuses) every look-up or connection beyond this machine.
+NETWORK_GUARD = """
+import os, socket
+LOCAL = ("127.0.0.1", "localhost", "::1", "0.0.0.0", "")
+def _note(what):
+    with open(os.environ["STYLECLI_TEST_OUTSIDE"], "a") as f:
+        f.write(repr(what) + "\\n")
+    raise OSError("tests run offline")
+_getaddrinfo, _connect = socket.getaddrinfo, socket.socket.connect
+def getaddrinfo(host, *args, **kwargs):
+    if host is not None and str(host) not in LOCAL:
+        _note(host)
+    return _getaddrinfo(host, *args, **kwargs)
+def connect(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6) and str(address[0]) not in LOCAL:
+        _note(address)
+    return _connect(self, address)
+socket.getaddrinfo, socket.socket.connect = getaddrinfo, connect
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(files):
+    """The real command on a free port; yields its URL and log file."""
+    port, root = free_port(), files["root"]
+    (root / "guard").mkdir()
+    (root / "guard" / "sitecustomize.py").write_text(NETWORK_GUARD)
+    outside = root / "outside.txt"
+    outside.touch()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join([str(root / "guard"), str(REPO)]), "STYLECLI_TEST_OUTSIDE": str(outside),
+           "GRADIO_TEMP_DIR": str(root / "gradio"), "STYLECLI_CACHE": str(root / "cache"),
+           "HF_HOME": str(root / "hf"), "NO_PROXY": "127.0.0.1,localhost"}
+    log = root / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "stylecli", "serve", "--checkpoint", str(files["checkpoint"]),
+                                 "--directions", str(files["directions"]), "--port", str(port), "--no-browser",
+                                 "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while not answers(url):
+            assert proc.poll() is None, f"server exited: {log.read_text()}"
+            assert time.monotonic() < deadline, f"server did not start: {log.read_text()}"
+            time.sleep(0.3)
+        yield url, log
+        assert outside.read_text() == "", "the server tried to reach the network"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def pixels(path_or_bytes) -> np.ndarray:
+    import io
+
+    src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    return np.asarray(Image.open(src).convert("RGB"))
+
+
+# -- the session, without a server ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loaded(files):
+    from stylecli.serve.server import prepare
+
+    notes: list[str] = []
+    session = prepare(files["checkpoint"], device="cpu", directions_dir=files["directions"], note=notes.append)
+    yield session, notes
+    session.close()
+
+
+@pytest.fixture
+def session(loaded):
+    session, _ = loaded
+    directions = list(session.directions)
+    yield session
+    session.directions = directions
+
+
+def test_sliders_are_the_directions_that_fit(loaded):
+    session, notes = loaded
+    specs = [d.slider.spec for d in session.directions]
+    assert specs == [f"sefa:{k}" for k in range(5)] + [str(session.directions[-1].slider.spec)]
+    assert session.directions[-1].slider.key == "file_turn"
+    assert any("too_wide.npy left out" in n for n in notes)  # a [1, 64] file on a 32-wide model
+
+
+def test_named_sliders_for_an_ffhq_model():
+    """An FFHQ-shaped model gets a slider per catalog direction whose file loads (one note per missing file);
+    GANSpace sliders shift the face's own coordinate, InterFaceGAN ones span the catalog's range."""
+    from stylecli.editing import named_directions
+    from stylecli.editing.interfacegan import DirectionEdit
+    from stylecli.errors import StyleCliError
+    from stylecli.serve.sliders import discover
+
+    class FFHQ:
+        n_styles, style_dim, domain = 18, 512, "ffhq"
+
+        def resolve(self, spec):
+            if spec in ("age", "beard"):
+                raise StyleCliError(f"{spec}: not available here")
+            return DirectionEdit(label=spec, direction=torch.ones(1, 512))
+
+        def apply(self, code, edit, strength):
+            return edit.apply(torch.from_numpy(code)[None], strength)[0].numpy()
+
+    notes: list[str] = []
+    found = discover(FFHQ(), None, notes.append)
+    named = [d.name for d in named_directions("ffhq") if d.name not in ("age", "beard")]
+    assert [d.slider.spec for d in found] == named + [f"sefa:{k}" for k in range(5)]
+    assert notes == ["InterFaceGAN sliders reading age left out: age: not available here",
+                     "InterFaceGAN sliders reading beard left out: beard: not available here"]
+    sliders = {d.slider.spec: d.slider for d in found}
+    assert (sliders["smile"].limit, sliders["smile"].relative, sliders["smile"].key) == (3.0, False, "smile")
+    white_hair = sliders["ganspace:white_hair"]  # published at -24: the slider shifts up to 36 either way
+    assert (white_hair.limit, white_hair.relative, white_hair.key) == (36, True, "ganspace_white_hair")
+
+
+def test_render_matches_the_command_line_it_shows(session, files, tmp_path, monkeypatch):
+    """The browser's files equal what `stylecli edit` makes from the command in the page's box."""
+    from test_cli import invoke
+
+    upload = session.open(files["photo"])
+    assert [f.area for f in upload.faces] == sorted((f.area for f in upload.faces), reverse=True)
+    assert len(upload.faces) == 2
+    out = session.render(session.invert(upload, 1), {"sefa_0": 3.0, "file_turn": -1.5})
+    assert out.command == (f"stylecli edit astronauts.png --faces 1 -d sefa:0 -s 3 -d {files['directions']}/turn.npy"
+                           f" -s -1.5 --paste-back --checkpoint {files['checkpoint']}")
+    names = sorted(p.name for p in out.files)
+    assert names == ["astronauts_face1_sefa-0+3_turn-1.5.align.json", "astronauts_face1_sefa-0+3_turn-1.5.npy",
+                     "astronauts_face1_sefa-0+3_turn-1.5.png", "astronauts_sefa-0+3_turn-1.5_pasted.png"]
+    monkeypatch.chdir(files["root"])
+    cli_out = tmp_path / "cli"
+    args = out.command.split()[2:] + ["--device", "cpu", "--save-latent", "-o", str(cli_out)]
+    assert invoke("edit", *args).exit_code == 0
+    for path in out.files:
+        if path.suffix == ".png":
+            diff = np.abs(pixels(path).astype(int) - pixels(cli_out / path.name).astype(int))
+            assert diff.max() <= 1, path.name
+    latent = next(p for p in out.files if p.suffix == ".npy")
+    np.testing.assert_allclose(np.load(latent), np.load(cli_out / latent.name), atol=1e-5)
+
+    # The downloaded latent and sidecar continue in the CLI, from any folder: paste-back finds the photo beside
+    # them.
+    download = tmp_path / "download"
+    download.mkdir()
+    for path in [*out.files, files["photo"]]:
+        (download / path.name).write_bytes(path.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    latent = download / "astronauts_face1_sefa-0+3_turn-1.5.npy"
+    again = invoke("edit", latent, "-d", "sefa:1", "-s", "0", "--paste-back", "--checkpoint", files["checkpoint"],
+                   "--device", "cpu", "-o", tmp_path / "again")
+    assert again.exit_code == 0, again.stderr
+    pasted = pixels(tmp_path / "again" / "astronauts_face1_sefa-0+3_turn-1.5_sefa-1+0_pasted.png")
+    assert np.abs(pasted.astype(int) - pixels(out.files[0]).astype(int)).max() <= 1
+
+
+def test_ganspace_slider_shifts_the_faces_own_coordinate(session, files):
+    """A GANSpace slider at v moves the target coordinate to (the face's coordinate + v); the command names
+    that target, so `--strength` means what it means in the CLI."""
+    from stylecli.editing.ganspace import ganspace_edit
+    from stylecli.serve.sliders import Direction, Slider
+
+    gen = torch.Generator().manual_seed(3)
+    pca = {"mean": torch.randn(1, 32, generator=gen), "comp": torch.nn.functional.normalize(
+        torch.randn(4, 1, 32, generator=gen), dim=-1), "std": torch.rand(4, generator=gen) + 0.5}
+    edit = ganspace_edit(pca, 2, (0, 1, 2), 5.0, "ganspace-test")
+    session.directions = [Direction(Slider("ganspace:test", "test", "GANSpace", 30, 0.5, "g", relative=True), edit)]
+    inverted = session.invert(session.open(files["photo"]), 0)
+    code = torch.from_numpy(inverted.code)[None]
+    own = float(edit.coordinate(code)[0])
+    out = session.render(inverted, {"g": 2.0}, paste_back=False)
+    target = round(own + 2.0, 3)
+    assert f"-d ganspace:test -s {target:g}" in out.command
+    edited = np.load(next(p for p in out.files if p.suffix == ".npy"))
+    assert float(edit.coordinate(torch.from_numpy(edited)[None])[0]) == pytest.approx(target, abs=1e-4)
+    assert session.render(inverted, {"g": 0.0}, paste_back=False).command.startswith("stylecli invert")
+
+
+def test_keep_conditions_every_edit_as_the_cli_does(session, files):
+    """Keep checkboxes: each edit moves orthogonally to the kept directions (FaceEditor.keep); the command line
+    says --keep, and the cosines reach the status notes."""
+    from stylecli.editing import conditioned_edit
+
+    assert ("turn", str(files["directions"] / "turn.npy")) in session.keep_choices
+    assert all(not spec.startswith("ganspace:") for _, spec in session.keep_choices)
+    inverted = session.invert(session.open(files["photo"]), 0)
+    out = session.render(inverted, {"sefa_0": 3.0, "file_turn": 2.0}, paste_back=False, keep=["sefa:1"])
+    assert " --keep sefa:1" in out.command and len(out.notes) == 2 and "cosine" in out.notes[1]
+    kept = session.backend.resolve("sefa:1")
+    expected = torch.from_numpy(inverted.code)[None]
+    for spec, strength in (("sefa:0", 3.0), (str(files["directions"] / "turn.npy"), 2.0)):
+        expected = conditioned_edit(session.backend.resolve(spec), [kept])[0].apply(expected, strength)
+    latent = np.load(next(p for p in out.files if p.suffix == ".npy"))
+    np.testing.assert_allclose(latent, expected[0].numpy(), atol=1e-5)
+    plain = np.load(next(p for p in session.render(inverted, {"sefa_0": 3.0, "file_turn": 2.0}).files
+                         if p.suffix == ".npy"))
+    assert np.abs(plain - latent).max() > 1e-3  # keeping changed the edit
+
+
+def test_blend_choice_follows_the_library(session, files, monkeypatch):
+    """"seamless" is offered once paste_back takes a blend, and reaches it and the command line."""
+    import stylecli.faces
+
+    assert session.backend.blends[0] == "feather"
+    calls = []
+
+    def paste_back(photo, face, quad, blend="feather"):
+        calls.append(blend)
+        return photo
+
+    monkeypatch.setattr(stylecli.faces, "paste_back", paste_back)
+    assert session.backend.blends == ["feather", "seamless"]
+    out = session.render(session.invert(session.open(files["photo"]), 0), {"sefa_0": 1.0}, blend="seamless")
+    assert calls == ["seamless"] and out.command.split("--paste-back")[1].startswith(" --blend seamless")
+
+
+def test_disk_use_stays_bounded(session, files, monkeypatch):
+    """Old render folders go; an upload's own files stay while the upload is cached."""
+    import stylecli.serve.session as module
+
+    monkeypatch.setattr(module, "KEPT_RENDERS", 2)
+    inverted = session.invert(session.open(files["photo"]), 0)
+    outs = [session.render(inverted, {"sefa_0": float(v)}, paste_back=v % 2 == 0) for v in range(1, 5)]
+    assert [o.after.exists() for o in outs] == [False, False, True, True]
+    assert inverted.upload.preview.exists() and outs[-1].before == inverted.upload.preview
+    assert len([p for p in session.workdir.iterdir() if p.name.startswith("r")]) == 2
+
+
+def test_bad_upload_is_one_line_naming_the_file(session, files):
+    from stylecli.errors import InputError
+
+    with pytest.raises(InputError, match=r"^broken\.png: (not an image|broken)") as info:
+        session.open(files["broken"])
+    assert "\n" not in str(info.value) and str(files["root"]) not in str(info.value)
+
+
+def test_only_uploads_are_opened(files, tmp_path):
+    """A request naming any other server path (the model, /etc/...) is refused before anything reads it."""
+    from stylecli.errors import InputError
+    from stylecli.serve.app import uploaded
+
+    uploads = tmp_path / "uploads"
+    (uploads / "abc").mkdir(parents=True)
+    (uploads / "abc" / "me.png").write_bytes(b"x")
+    assert uploaded(str(uploads / "abc" / "me.png"), uploads) == (uploads / "abc" / "me.png").resolve()
+    for elsewhere in (files["checkpoint"], Path("/etc/hostname"), uploads / ".." / "x.png"):
+        with pytest.raises(InputError, match="not an uploaded file"):
+            uploaded(str(elsewhere), uploads)
+
+
+def test_serve_usage_errors(files):
+    from test_cli import invoke
+
+    result = invoke("serve", "--checkpoint", files["checkpoint"], "--directions", files["root"] / "nope")
+    assert result.exit_code == 2 and "--directions" in result.stderr
+
+
+def test_serve_without_gradio_says_how_to_install(files, monkeypatch):
+    from test_cli import invoke
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else find_spec(name, *a))
+    result = invoke("serve", "--checkpoint", files["checkpoint"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "stylecli: error: the browser editor needs Gradio: pip install 'stylecli[ui]'"
+
+
+def test_serve_binds_locally_unless_told(files, monkeypatch):
+    """127.0.0.1 by default; another --host works but warns; --share only when asked."""
+    from test_cli import invoke
+
+    import stylecli.serve.server as server
+
+    calls = []
+    monkeypatch.setattr(server, "prepare", lambda *args: "session")
+    monkeypatch.setattr(server, "launch", lambda *args, **kw: calls.append((args, kw)))
+    result = invoke("serve", "--checkpoint", files["checkpoint"], "--no-browser")
+    assert result.exit_code == 0 and "warning" not in result.stderr
+    assert calls[-1] == (("session", "127.0.0.1", 7860, False), {"open_browser": False})
+    result = invoke("serve", "--checkpoint", files["checkpoint"], "--host", "0.0.0.0", "--port", "8000")
+    assert "warning: listening on 0.0.0.0: anyone" in result.stderr
+    assert calls[-1] == (("session", "0.0.0.0", 8000, False), {"open_browser": True})
+
+
+# -- the client API and the browser, against the real server ----------------------------------------------------
+
+
+def test_edit_through_the_client_api(server, files, tmp_path):
+    from gradio_client import Client, handle_file
+
+    url, log = server
+    client = Client(url, verbose=False, download_files=str(tmp_path))
+    status, aligned, recon, edited, (before, after), command, downloads = client.predict(
+        photo=handle_file(str(files["photo"])), face=0, sefa_0=4.0, api_name="/edit")
+    assert status.startswith("astronauts.png: 896x512, 2 faces, editing face 0"), log.read_text()
+    assert pixels(aligned).shape == (256, 256, 3)
+    assert pixels(recon).shape == pixels(edited).shape == (32, 32, 3)
+    assert np.abs(pixels(recon).astype(int) - pixels(edited).astype(int)).max() > 10
+    assert pixels(after).shape == pixels(before).shape == (512, 896, 3)  # previews: photos up to 1280 wide
+    assert np.abs(pixels(after).astype(int) - pixels(before).astype(int)).max() > 10
+    assert "-d sefa:0 -s 4 --paste-back" in command
+    assert sorted(Path(p).name for p in downloads) == [
+        "astronauts_sefa-0+4.align.json", "astronauts_sefa-0+4.npy", "astronauts_sefa-0+4.png",
+        "astronauts_sefa-0+4_pasted.png"]
+    assert pixels(next(p for p in downloads if p.endswith("_pasted.png"))).shape == (512, 896, 3)
+    status = client.predict(photo=handle_file(str(files["broken"])), api_name="/edit")[0]
+    assert status.startswith("**Error:** broken.png:")
+
+
+def browser():
+    sync = pytest.importorskip("playwright.sync_api")
+    if not CHROMIUM.exists():
+        pytest.skip("no /usr/bin/chromium (apt-get install chromium)")
+    return sync.sync_playwright()
+
+
+def test_editor_in_a_real_browser(server, files, tmp_path):
+    url, log = server
+    with browser() as p:
+        chrome = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
+        try:
+            page = chrome.new_page(viewport={"width": 1400, "height": 1000})
+            run_the_editor(page, url, files, tmp_path, log)
+        finally:
+            chrome.close()
+
+
+def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None)
+    page.goto(url)
+    page.set_input_files("#photo input[type=file]", str(files["photo"]))
+    status_has(page, "2 faces, editing face 0", log)
+    page.locator("#faces .thumbnail-item").first.click()  # the gallery: the largest face comes first
+    status_has(page, "editing face 0 (the largest)", log)
+    recon = image_of(page, "#reconstruction img")
+    first = page.locator("#edited img").get_attribute("src")
+    page.locator("#slider-sefa_0 input[type=number]").fill("6")
+    page.locator("#slider-sefa_0 input[type=number]").press("Enter")
+    page.wait_for_function(f"document.querySelector('#edited img').src !== {first!r}", timeout=30_000)
+    page.wait_for_function("document.querySelector('#command textarea').value.includes('-s 6')", timeout=30_000)
+    edited = image_of(page, "#edited img")
+    assert edited.shape == recon.shape and np.abs(edited.astype(int) - recon.astype(int)).max() > 10
+    assert image_of(page, "#compare img", last=True).shape == (512, 896, 3)  # the after preview
+    page.locator("#slider-file_turn input[type=range]").focus()
+    for _ in range(15):  # rapid moves while renders run: they coalesce, and the latest state is what shows
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("document.querySelector('#command textarea').value.endsWith("
+                           "'turn.npy -s 1.5 --paste-back --checkpoint ' + "
+                           f"{str(files['checkpoint'])!r})", timeout=30_000)
+    page.locator("#save").click()
+    link = page.locator("#downloads a[download$='_pasted.png']")
+    link.wait_for(timeout=30_000)
+    assert fetch(link.get_attribute("href")).shape == (512, 896, 3)  # the pasted photo is the upload's size
+    page.screenshot(path=str(shots / "editor.png"), full_page=True)
+    page.locator("#reset").click()  # every slider back to 0: the reconstruction again
+    page.wait_for_function("document.querySelector('#command textarea').value.startsWith('stylecli invert')",
+                           timeout=30_000)
+
+    page.locator("#photo button[aria-label='Clear']").click()
+    page.set_input_files("#photo input[type=file]", str(files["broken"]))
+    status_has(page, "Error: broken.png:", log)
+    page.screenshot(path=str(shots / "bad_upload.png"), full_page=True)
+    assert answers(url)
+    page.locator("#photo button[aria-label='Clear']").click()
+    page.set_input_files("#photo input[type=file]", str(files["photo"]))  # and it still edits
+    status_has(page, "astronauts.png: 896x512", log)
+    assert outside == []
+
+
+def status_has(page, text: str, log: Path) -> None:
+    try:
+        page.wait_for_function(f"document.querySelector('#status').innerText.includes({text!r})", timeout=30_000)
+    except Exception:
+        raise AssertionError(f"status: {page.inner_text('#status')!r}; server log:\n{log.read_text()}") from None
+
+
+def image_of(page, selector: str, last: bool = False) -> np.ndarray:
+    images = page.locator(selector)
+    return fetch((images.last if last else images.first).get_attribute("src"))
+
+
+def fetch(url: str) -> np.ndarray:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return pixels(response.read())
