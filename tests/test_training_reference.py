@@ -158,7 +158,7 @@ def test_training_steps_match_the_official_coach(tmp_path):
             worst[t] = max(worst.get(t, 0.0), err / max(abs(want), 1e-12))
             if not err <= rtol_at(t) * abs(want) + ATOL:
                 problems.append(f"step {t} {key}: ours {terms.get(key)!r}, official {want!r}")
-        print(f"step {t}: max relative error {worst[t]:.2e}", flush=True)
+        print(f"step {t}: max relative error {worst[t]:.2e} ({logs['seconds']:.0f} s)", flush=True)
 
     trainer.run(progress=compare)
     assert not problems, "\n".join(problems)
