@@ -363,8 +363,9 @@ def test_train_command_end_to_end_resume_and_conflicts(tmp_path, train_folder):
     refused = invoke("train", "--resume", out, "--steps", "6", "--lr", "0.01", "--batch-size", "4",
                      "--no-progressive", "-q")
     assert refused.exit_code == 2
-    for part in ("--lr 0.01 (the run has 0.0001)", "--batch-size 4 (the run has 2)", "--progressive-start None"):
-        assert part in refused.stderr, refused.stderr
+    conflicts = refused.stderr.split("flags contradict the saved run: ")[1].split("; ")[0].split(", ")
+    assert conflicts == ["--batch-size 4 (the run has 2)", "--lr 0.01 (the run has 0.0001)",
+                         "--progressive-start None (the run has 1)"], refused.stderr
     assert torch.load(out / "latest.pt", weights_only=True)["global_step"] == 4  # nothing ran
     result = invoke("train", "--resume", out, "--steps", "6", "--batch-size", "2", "--workers", "1", "-q")
     assert result.exit_code == 0, result.stderr

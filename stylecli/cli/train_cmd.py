@@ -127,10 +127,9 @@ def _config_values(params: dict[str, Any]) -> dict[str, Any]:
 
 def _explicit(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
     """The config values the user gave on the command line (or through the environment)."""
-    from click.core import ParameterSource
-
-    def given(name: str) -> bool:
-        return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP)
+    def given(name: str) -> bool:  # compared by name: Typer may bring its own copy of click's enum
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
     out = {k: v for k, v in values.items() if given(k)}
     if given("no_progressive"):
