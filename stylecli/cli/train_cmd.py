@@ -1,10 +1,10 @@
-"""stylecli train: the e4e training recipe."""
+"""stylecli train: parses the options, calls stylecli.training, prints."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,55 +12,66 @@ from stylecli.cli import app
 from stylecli.cli.common import Device, DeviceOpt, QuietOpt, fail
 
 
+def _opt(flag: str, help: str, **kw: Any) -> Any:
+    return typer.Option(flag, help=help, **kw)
+
+
+DataOpt = Annotated[Path | None, _opt("--data", "Folder of training images (aligned faces, or photos with --align).")]
+ValDataOpt = Annotated[Path | None, _opt("--val-data", "Folder of validation images (best.pt follows their loss).")]
+GeneratorOpt = Annotated[str, _opt("--generator", "StyleGAN2 generator: a registry name, a g_ema .pt, or an "
+                                   "e4e/pSp checkpoint (its decoder).")]
+OutOpt = Annotated[Path, _opt("--out", "Run folder: latest.pt, best.pt, log.jsonl, images/.")]
+ResumeOpt = Annotated[Path | None, _opt("--resume", "Continue the run in this folder (or .pt) exactly; only --steps "
+                                        "and --workers may differ from the saved run.")]
+StepsOpt = Annotated[int | None, _opt("--steps", "Total training steps (default 300000).", min=1)]
+BatchOpt = Annotated[int, _opt("--batch-size", "Images per step (per process).", min=1)]
+LrOpt = Annotated[float, _opt("--lr", "Encoder learning rate.")]
+OptimizerOpt = Annotated[str, _opt("--optimizer", "ranger (the recipe: RAdam + gradient centralization + "
+                                   "Lookahead) or adam.")]
+L2Opt = Annotated[float, _opt("--l2-lambda", "Pixel L2 loss weight.")]
+LpipsOpt = Annotated[float, _opt("--lpips-lambda", "LPIPS (AlexNet) loss weight.")]
+IdOpt = Annotated[float, _opt("--id-lambda", "ArcFace identity loss weight (faces).")]
+MocoOpt = Annotated[float, _opt("--moco-lambda", "MoCo feature similarity weight (other domains; 0.5 there).")]
+DeltaOpt = Annotated[float, _opt("--delta-norm-lambda", "Weight of the offsets' L2 norm (progressive training).")]
+DiscOpt = Annotated[float, _opt("--w-discriminator-lambda", "Latent discriminator loss weight (0 turns it off).")]
+DiscLrOpt = Annotated[float, _opt("--w-discriminator-lr", "Latent discriminator learning rate (Adam).")]
+R1Opt = Annotated[float, _opt("--r1", "R1 penalty weight of the discriminator.")]
+DRegOpt = Annotated[int, _opt("--d-reg-every", "Apply the R1 penalty every N steps.", min=1)]
+PoolOpt = Annotated[bool, _opt("--use-w-pool", "Show the discriminator a pool of 50 past codes.")]
+ProgStartOpt = Annotated[int, _opt("--progressive-start", "Step at which the first offset starts training "
+                                   "(faces: 20000).", min=0)]
+NoProgOpt = Annotated[bool, _opt("--no-progressive", "Train every offset from step 0 (no delta regularization).")]
+ProgEveryOpt = Annotated[int, _opt("--progressive-step-every", "Steps between enabling two offsets.", min=1)]
+InitOpt = Annotated[str, _opt("--encoder-init", "arcface (IR-SE50 face weights, the recipe), none (random), an "
+                              "IR-SE .pth, or an e4e checkpoint to continue from.")]
+MeanOpt = Annotated[int, _opt("--mean-latent-samples", "Mapping-network samples averaged into the mean latent.",
+                              min=1)]
+SaveOpt = Annotated[int, _opt("--save-every", "Write latest.pt every N steps.", min=1)]
+ValOpt = Annotated[int, _opt("--val-every", "Validate every N steps.", min=1)]
+ImageOpt = Annotated[int, _opt("--image-every", "Write an input | reconstruction grid every N steps.", min=1)]
+LogOpt = Annotated[int, _opt("--log-every", "Append the loss terms to log.jsonl every N steps.", min=1)]
+SeedOpt = Annotated[int, _opt("--seed", "Seed of the data order, flips, draws and new weights.")]
+WorkersOpt = Annotated[int, _opt("--workers", "Data loading processes (0: in the training process).", min=0)]
+AlignOpt = Annotated[bool, _opt("--align", "The images are photos: align each face once (cached in the run "
+                                "folder) before training.")]
+
+# Options that are not TrainConfig fields.
+_NOT_CONFIG = {"ctx", "resume", "no_progressive", "device", "quiet"}
+
+
 @app.command()
 def train(
-    data: Annotated[Path | None, typer.Option("--data", help="Folder of training images (aligned faces).")] = None,
-    val_data: Annotated[Path | None, typer.Option("--val-data", help="Folder of validation images.")] = None,
-    generator: Annotated[
-        str, typer.Option("--generator", help="StyleGAN2 generator: a registry name, a g_ema .pt, or an e4e/pSp "
-                          "checkpoint (its decoder).")
-    ] = "stylegan2_ffhq",
-    out: Annotated[Path, typer.Option("--out", help="Run folder: latest.pt, best.pt, log.jsonl, images/.")] = Path(
-        "runs/e4e"),
-    resume: Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder exactly.")] = None,
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Total training steps (default 300000).")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per step (per GPU).")] = 8,
-    lr: Annotated[float, typer.Option("--lr", help="Encoder learning rate.")] = 1e-4,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="ranger (RAdam + Lookahead) or adam.")] = "ranger",
-    l2_lambda: Annotated[float, typer.Option("--l2-lambda")] = 1.0,
-    lpips_lambda: Annotated[float, typer.Option("--lpips-lambda", help="LPIPS (AlexNet) weight.")] = 0.8,
-    id_lambda: Annotated[float, typer.Option("--id-lambda", help="ArcFace identity weight (faces).")] = 0.1,
-    moco_lambda: Annotated[
-        float, typer.Option("--moco-lambda", help="MoCo feature similarity weight (other domains; 0.5 there).")
-    ] = 0.0,
-    delta_norm_lambda: Annotated[float, typer.Option("--delta-norm-lambda")] = 2e-4,
-    w_discriminator_lambda: Annotated[
-        float, typer.Option("--w-discriminator-lambda", help="Latent discriminator weight (0 turns it off).")
-    ] = 0.1,
-    w_discriminator_lr: Annotated[float, typer.Option("--w-discriminator-lr")] = 2e-5,
-    r1: Annotated[float, typer.Option("--r1", help="R1 penalty weight.")] = 10.0,
-    d_reg_every: Annotated[int, typer.Option("--d-reg-every", min=1)] = 16,
-    use_w_pool: Annotated[bool, typer.Option("--use-w-pool", help="Pool of 50 past codes for the discriminator.")] = (
-        False),
-    progressive_start: Annotated[
-        int | None, typer.Option("--progressive-start", help="Step of the first offset (faces: 20000); omit "
-                                 "with --no-progressive to train every offset from the start.")
-    ] = 20_000,
-    no_progressive: Annotated[bool, typer.Option("--no-progressive", help="Train all offsets from step 0.")] = False,
-    progressive_step_every: Annotated[int, typer.Option("--progressive-step-every", min=1)] = 2_000,
-    encoder_init: Annotated[
-        str, typer.Option("--encoder-init", help="arcface (IR-SE50 face weights, the recipe), none (random), or a "
-                          ".pth path.")
-    ] = "arcface",
-    mean_latent_samples: Annotated[int, typer.Option("--mean-latent-samples", min=1)] = 100_000,
-    save_every: Annotated[int, typer.Option("--save-every", min=1)] = 5_000,
-    val_every: Annotated[int, typer.Option("--val-every", min=1)] = 1_000,
-    image_every: Annotated[int, typer.Option("--image-every", min=1)] = 500,
-    log_every: Annotated[int, typer.Option("--log-every", min=1)] = 50,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
-    align: Annotated[bool, typer.Option("--align", help="Align raw photos on the fly.")] = False,
-    device: DeviceOpt = Device.auto,
-    quiet: QuietOpt = False,
+    ctx: typer.Context, data: DataOpt = None, val_data: ValDataOpt = None,
+    generator: GeneratorOpt = "stylegan2_ffhq", out: OutOpt = Path("runs/e4e"), resume: ResumeOpt = None,
+    steps: StepsOpt = None, batch_size: BatchOpt = 8, lr: LrOpt = 1e-4, optimizer: OptimizerOpt = "ranger",
+    l2_lambda: L2Opt = 1.0, lpips_lambda: LpipsOpt = 0.8, id_lambda: IdOpt = 0.1, moco_lambda: MocoOpt = 0.0,
+    delta_norm_lambda: DeltaOpt = 2e-4, w_discriminator_lambda: DiscOpt = 0.1, w_discriminator_lr: DiscLrOpt = 2e-5,
+    r1: R1Opt = 10.0, d_reg_every: DRegOpt = 16, use_w_pool: PoolOpt = False,
+    progressive_start: ProgStartOpt = 20_000, no_progressive: NoProgOpt = False,
+    progressive_step_every: ProgEveryOpt = 2_000, encoder_init: InitOpt = "arcface",
+    mean_latent_samples: MeanOpt = 100_000, save_every: SaveOpt = 5_000, val_every: ValOpt = 1_000,
+    image_every: ImageOpt = 500, log_every: LogOpt = 50, seed: SeedOpt = 0, workers: WorkersOpt = 2,
+    align: AlignOpt = False, device: DeviceOpt = Device.auto, quiet: QuietOpt = False,
 ) -> None:
     """Train an e4e encoder with the paper's recipe; checkpoints load in the official code and in stylecli.
 
@@ -71,72 +82,27 @@ def train(
     Examples:
       stylecli train --data faces/train --val-data faces/test --generator stylegan2-ffhq-config-f.pt \\
           --out runs/ffhq --steps 300000 --batch-size 8
-      stylecli train --resume runs/ffhq
+      stylecli train --resume runs/ffhq --steps 400000
       torchrun --nproc_per_node 8 -m stylecli train --data faces/train --out runs/ffhq
       stylecli invert photo.jpg --checkpoint runs/ffhq/best.pt
     """
-    from dataclasses import replace
-
+    values = _config_values(dict(locals()))
     from stylecli.errors import StyleCliError
 
     try:
+        from stylecli.training import setup
 
-        from stylecli.checkpoint import read_checkpoint
-        from stylecli.pipeline import resolve_device
-        from stylecli.training.trainer import TrainConfig, Trainer, init_distributed
-
-        ckpt = None
+        saved = None
         if resume is not None:
-            path = resume / "latest.pt" if resume.is_dir() else resume
-            ckpt = read_checkpoint(path)
-            saved = (ckpt.get("stylecli_training") or {}).get("config")
-            if not isinstance(saved, dict):
-                raise StyleCliError(f"{path}: no training state in the checkpoint (not written by stylecli train)")
-            config = TrainConfig(**saved)
-            if steps is not None:  # a longer (or shorter) run than first planned
-                config = replace(config, steps=steps)
+            saved = setup.load_run(resume)
+            config = _resumed_config(saved, _explicit(ctx, values))
+        elif data is None:
+            raise typer.BadParameter("--data is required (or --resume RUN)", param_hint="--data")
         else:
-            if data is None:
-                raise typer.BadParameter("--data is required (or --resume RUN)", param_hint="--data")
-            config = TrainConfig(
-                data=str(data), val_data=str(val_data) if val_data else None, out=str(out), generator=generator,
-                steps=steps or 300_000, batch_size=batch_size, lr=lr, optimizer=optimizer, l2_lambda=l2_lambda,
-                lpips_lambda=lpips_lambda, id_lambda=id_lambda, moco_lambda=moco_lambda,
-                delta_norm_lambda=delta_norm_lambda, w_discriminator_lambda=w_discriminator_lambda,
-                w_discriminator_lr=w_discriminator_lr, r1=r1, d_reg_every=d_reg_every, use_w_pool=use_w_pool,
-                progressive_start=None if no_progressive else progressive_start,
-                progressive_step_every=progressive_step_every, mean_latent_samples=mean_latent_samples,
-                save_every=save_every, val_every=val_every, image_every=image_every, log_every=log_every,
-                seed=seed,
-            )
-        dist, dev = init_distributed(device.value)
-        dev = dev or resolve_device(device.value)
-        # On resume the encoder's architecture and weights come from the checkpoint: nothing to fetch.
-        init = {k[8:]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")} if ckpt else encoder_init
-        model, nets = _training_parts(config, init, config.seed, dev)
-        aligner = None
-        if align:
-            from stylecli.faces import FaceAligner
+            from stylecli.training.config import TrainConfig
 
-            aligner = FaceAligner()
-        trainer = Trainer(config, model, nets, dev, dist, aligner)
-        if ckpt is not None:
-            trainer.resume(ckpt)
-        import time
-
-        from stylecli.progress import Reporter
-        from stylecli.runner import Summary
-
-        reporter = Reporter(config.steps, quiet or not dist.main)
-        t0, first = time.perf_counter(), trainer.state.step
-
-        def progress(step: int, logs: dict) -> None:
-            elapsed = time.perf_counter() - t0
-            reporter.update(Summary(total=config.steps, done=step, faces=step - first, seconds=elapsed))
-
-        trainer.run(progress=progress)
-        reporter.stop()
-        reporter.say(f"trained to step {trainer.state.step}: {Path(config.out) / 'latest.pt'}")
+            config = TrainConfig(**values)
+        _run(setup, config, saved, device.value, quiet)
     except StyleCliError as exc:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
@@ -148,48 +114,57 @@ def train(
             torch_module.distributed.destroy_process_group()
 
 
-def _training_parts(config, encoder_init, seed: int, device):
-    """The model to train and the pretrained loss networks, resolved through the registry when needed."""
-    from stylecli import weights
-    from stylecli.checkpoint import read_checkpoint
-    from stylecli.loader import load_generator
-    from stylecli.training.losses import FeatureSimilarityLoss
-    from stylecli.training.trainer import training_model
-
-    gen_path = Path(config.generator)
-    if not gen_path.is_file():
-        gen_path = weights.resolve(config.generator)
-    generator = load_generator(gen_path)
-    # encoder_init: "arcface" (the recipe), "none", a path to IR-SE weights, or a state dict (resume).
-    if encoder_init == "arcface" or config.id_lambda > 0:
-        arc_path = weights.resolve("arcface_ir_se50")
-    if isinstance(encoder_init, dict):
-        init_state = encoder_init
-    elif encoder_init == "none":
-        init_state = None
-    else:
-        init_state = read_checkpoint(arc_path if encoder_init == "arcface" else Path(encoder_init))
-    model = training_model(generator, init_state, config.mean_latent_samples, seed)
-    nets = _loss_nets(config, device)
-    if config.id_lambda > 0:
-        from stylecli.evaluation import arcface_model
-
-        nets.identity = FeatureSimilarityLoss(arcface_model(device, arc_path), crop_face=True)
-    return model, nets
+def _config_values(params: dict[str, Any]) -> dict[str, Any]:
+    """The command's parameters as TrainConfig fields."""
+    values = {k: v for k, v in params.items() if k not in _NOT_CONFIG}
+    values["data"] = str(values["data"]) if values["data"] is not None else ""
+    values["val_data"] = str(values["val_data"]) if values["val_data"] is not None else None
+    values["out"] = str(values["out"])
+    values["steps"] = values["steps"] or 300_000
+    values["progressive_start"] = None if params["no_progressive"] else values["progressive_start"]
+    return values
 
 
-def _loss_nets(config, device):
-    """LPIPS and MoCo networks (separate so tests can swap them for small random ones)."""
-    from stylecli.training.trainer import LossNets
+def _explicit(ctx: typer.Context, values: dict[str, Any]) -> dict[str, Any]:
+    """The config values the user gave on the command line (or through the environment)."""
+    def given(name: str) -> bool:  # compared by name: Typer may bring its own copy of click's enum
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
 
-    nets = LossNets()
-    if config.lpips_lambda > 0:
-        from stylecli.evaluation import lpips_model
+    out = {k: v for k, v in values.items() if given(k)}
+    if given("no_progressive"):
+        out["progressive_start"] = values["progressive_start"]
+    return out
 
-        nets.lpips = lpips_model(device)
-    if config.moco_lambda > 0:
-        from stylecli.evaluation import moco_model
-        from stylecli.training.losses import FeatureSimilarityLoss
 
-        nets.moco = FeatureSimilarityLoss(moco_model(device), crop_face=False, size=224)
-    return nets
+def _resumed_config(saved: Any, given: dict[str, Any]) -> Any:
+    """The saved run's config with the allowed changes; contradicting flags are a usage error (exit 2)."""
+    from dataclasses import replace
+
+    from stylecli.training.config import RESUMABLE, resume_conflicts
+
+    conflicts = resume_conflicts(saved.config, given)
+    if conflicts:
+        listed = ", ".join(f"--{k.replace('_', '-')} {v} (the run has {old})" for k, v, old in conflicts)
+        raise fail(f"--resume {saved.path}: flags contradict the saved run: {listed}; drop them to continue "
+                   "the run, or start a new run with another --out", 2)
+    return replace(saved.config, **{k: v for k, v in given.items() if k in RESUMABLE})
+
+
+def _run(setup: Any, config: Any, saved: Any, device: str, quiet: bool) -> None:
+    """Prepare the trainer, train with a progress line, say where the checkpoint is."""
+    import time
+
+    from stylecli.progress import Reporter
+    from stylecli.runner import Summary
+
+    trainer = setup.prepare(config, device, saved, report=None if quiet else lambda m: typer.echo(m, err=True))
+    reporter = Reporter(config.steps, quiet or not trainer.dist.main)
+    t0, first = time.perf_counter(), trainer.state.step
+
+    def progress(step: int, logs: dict) -> None:
+        reporter.update(Summary(total=config.steps, done=step, faces=step - first, seconds=time.perf_counter() - t0))
+
+    trainer.run(progress=progress)
+    reporter.stop()
+    reporter.say(f"trained to step {trainer.state.step}: {Path(config.out) / 'latest.pt'}")
