@@ -109,7 +109,7 @@ def aligned_images(paths: list[Path], cache: Path, aligner: Any,
     """Detect and align the largest face of each photo once; the 256-px crops are cached (PNG, lossless) under
     `cache`, keyed by the photo's path, size and modification time. Photos without a face are left out (and
     reported); returns the crops' paths in the photos' order."""
-    from stylecli.faces import align_crop, select_faces
+    from stylecli.faces import align_crop, landmark_pixels_for, select_faces
     from stylecli.images import write_png
 
     crops, skipped = [], []
@@ -119,7 +119,7 @@ def aligned_images(paths: list[Path], cache: Path, aligner: Any,
         crop, none = cache / f"{key}.png", cache / f"{key}.noface"
         if not crop.is_file() and not none.is_file():
             pixels = read_image(path).pixels
-            faces = aligner.detect(pixels)
+            faces = aligner.detect(pixels, landmark_pixels=landmark_pixels_for(path, pixels))  # as the pipeline
             if faces:
                 ((_, face),) = select_faces(faces, "largest", path)
                 write_png(align_crop(pixels, face.quad), crop, overwrite=True)
