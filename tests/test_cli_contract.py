@@ -191,3 +191,36 @@ def test_conversions_are_noted_and_an_empty_folder_is_named(tmp_path, face_png):
     (tmp_path / "empty").mkdir()
     result = invoke("align", tmp_path / "empty", "-o", tmp_path / "o")
     assert result.exit_code == 2 and str(tmp_path / "empty") in result.stderr
+
+
+def test_output_keys_do_not_depend_on_the_faces_option(tmp_path):
+    pytest.importorskip("dlib")
+    from skimage import data
+
+    Image.fromarray(data.astronaut()).save(tmp_path / "a.png")
+    keys = [set(records(invoke("align", tmp_path / "a.png", "-o", tmp_path / f"o{i}", "--json", *extra))[0]["outputs"])
+            for i, extra in enumerate([(), ("--faces", "0"), ("--faces", "all")])]
+    assert keys[0] == keys[1] == keys[2] == {"face0.aligned", "face0.alignment"}
+
+
+def test_cli_functions_stay_short():
+    """The CLI only parses, calls the library and prints: no function in these modules is over 60 lines."""
+    import ast
+    from pathlib import Path
+
+    import stylecli.cli
+
+    folder = Path(stylecli.cli.__file__).parent
+    for name in ("photos.py", "evaluate_cmd.py", "weights_cmd.py", "cache_cmd.py", "common.py"):
+        tree = ast.parse((folder / name).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef):
+                start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+                assert node.end_lineno - start < 60, f"{name}:{node.name}"
+
+
+def test_align_without_a_face_suggests_only_its_own_options(tmp_path):
+    pytest.importorskip("dlib")
+    Image.fromarray(np.full((200, 200, 3), 127, np.uint8)).save(tmp_path / "wall.png")
+    result = invoke("align", tmp_path / "wall.png", "-o", tmp_path / "o", "-q")
+    assert result.exit_code == 1 and "no face found" in result.stderr and "--no-align" not in result.stderr
