@@ -42,6 +42,10 @@ from stylecli.cli.common import (
 )
 from stylecli.errors import UsageError
 
+SaveStepsOpt = Annotated[
+    bool, typer.Option("--save-steps", help="ReStyle / HyperStyle: also each earlier pass's image, NAME_stepT.png.")
+]
+
 
 @app.command()
 def invert(
@@ -67,9 +71,7 @@ def invert(
                      "about half the time per face."),
     ] = False,
     steps: StepsOpt = None,
-    save_steps: Annotated[
-        bool, typer.Option("--save-steps", help="ReStyle / HyperStyle: also each earlier pass's image, NAME_stepT.png.")
-    ] = False,
+    save_steps: SaveStepsOpt = False,
     w_encoder: WEncoderOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -88,7 +90,6 @@ def invert(
       stylecli invert crops/ --no-align --checkpoint e4e_ffhq_encode.pt -o out/
       stylecli invert dataset/ --latent-only -o latents/ --skip-existing
       stylecli invert photo.jpg --model restyle_e4e_ffhq --steps 3 --save-steps
-      stylecli invert photo.jpg --model hyperstyle_ffhq     (also NAME.hyperstyle.npz: its generator offsets)
 
     Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
     """
