@@ -52,6 +52,15 @@ from stylecli.cli.tune_opts import (
 )
 from stylecli.errors import UsageError
 
+LatentOnlyOpt = Annotated[
+    bool,
+    typer.Option("--latent-only", help="Write only the latent (and the alignment files): no generator pass, "
+                 "about half the time per face."),
+]
+SaveStepsOpt = Annotated[
+    bool, typer.Option("--save-steps", help="ReStyle / HyperStyle: also each earlier pass's image, NAME_stepT.png.")
+]
+
 
 @app.command()
 def invert(
@@ -71,15 +80,9 @@ def invert(
     batch_size: BatchOpt = None,
     workers: WorkersOpt = 2,
     null: NulOpt = False,
-    latent_only: Annotated[
-        bool,
-        typer.Option("--latent-only", help="Write only the latent (and the alignment files): no generator pass, "
-                     "about half the time per face."),
-    ] = False,
+    latent_only: LatentOnlyOpt = False,
     steps: StepsOpt = None,
-    save_steps: Annotated[
-        bool, typer.Option("--save-steps", help="ReStyle / HyperStyle: also each earlier pass's image, NAME_stepT.png.")
-    ] = False,
+    save_steps: SaveStepsOpt = False,
     w_encoder: WEncoderOpt = None,
     tune: TuneOpt = False, tune_steps: TuneStepsOpt = None, tune_lr: TuneLrOpt = None,  # pivotal tuning
     tune_lpips_stop: TuneStopOpt = None, locality: LocalityOpt = False, pivot: PivotOpt = None,
@@ -100,16 +103,12 @@ def invert(
       stylecli invert crops/ --no-align --checkpoint e4e_ffhq_encode.pt -o out/
       stylecli invert dataset/ --latent-only -o latents/ --skip-existing
       stylecli invert photo.jpg --model restyle_e4e_ffhq --steps 3 --save-steps
-      stylecli invert photo.jpg --model hyperstyle_ffhq     (also NAME.hyperstyle.npz: its generator offsets)
       stylecli invert photo.jpg --tune -o out/     # also out/photo.tuned.safetensors
 
     Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
     """
     options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
-    if save_steps and latent_only:
-        raise typer.BadParameter("--save-steps renders images; --latent-only renders none", param_hint="--save-steps")
-    if save_steps and tune:
-        raise typer.BadParameter("--save-steps shows the encoder's passes: not with --tune", param_hint="--save-steps")
+    _check_save_steps(save_steps, latent_only, tune)
     tuner = make_tuner(tune, tune_steps, tune_lr, tune_lpips_stop, locality, pivot, quiet)
     paths = expand_paths(inputs, shard, null)
 
@@ -122,6 +121,13 @@ def invert(
         return InvertJob(editor, chosen, latent_only, tuner, save_steps)
 
     execute_batch(paths, make_job, options, as_json, quiet)
+
+
+def _check_save_steps(save_steps: bool, latent_only: bool, tune: bool) -> None:
+    if save_steps and latent_only:
+        raise typer.BadParameter("--save-steps renders images; --latent-only renders none", param_hint="--save-steps")
+    if save_steps and tune:
+        raise typer.BadParameter("--save-steps shows the encoder's passes: not with --tune", param_hint="--save-steps")
 
 
 @app.command()
@@ -214,14 +220,11 @@ def edit(
     strength: StrengthOpt = None,
     layers: LayersOpt = None,
     sweep: SweepOpt = None,
-    grid: GridOpt = False,
-    gif: GifOpt = False,
-    paste_back: PasteBackOpt = False,
-    blend: BlendOpt = "feather",
+    grid: GridOpt = False, gif: GifOpt = False,
+    paste_back: PasteBackOpt = False, blend: BlendOpt = "feather",
     save_latent: SaveLatentOpt = False,
     keep: KeepOpt = None,
-    steps: StepsOpt = None,
-    w_encoder: WEncoderOpt = None,
+    steps: StepsOpt = None, w_encoder: WEncoderOpt = None,  # ReStyle / HyperStyle
     tune: TuneOpt = False, no_tune: NoTuneOpt = False, tune_steps: TuneStepsOpt = None, tune_lr: TuneLrOpt = None,
     tune_lpips_stop: TuneStopOpt = None, locality: LocalityOpt = False, pivot: PivotOpt = None,  # pivotal tuning
     out_dir: OutDirOpt = Path("."),
@@ -235,12 +238,9 @@ def edit(
     overwrite: OverwriteOpt = False,
     max_pixels: MaxPixelsOpt = 100_000_000,
     skip_existing: SkipOpt = False,
-    shard: ShardOpt = None,
-    batch_size: BatchOpt = None,
-    workers: WorkersOpt = 2,
-    null: NulOpt = False,
-    as_json: JsonOpt = False,
-    quiet: QuietOpt = False,
+    shard: ShardOpt = None, batch_size: BatchOpt = None,
+    workers: WorkersOpt = 2, null: NulOpt = False,
+    as_json: JsonOpt = False, quiet: QuietOpt = False,
 ) -> None:
     """Edit photos (or saved latents) along semantic directions and render the results.
 
