@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from torch import Tensor, nn
 
 from stylecli.checkpoint import CheckpointError
 from stylecli.encoders import Encoded, GeneratorWeights
-from stylecli.errors import InputError, StyleCliError
+from stylecli.errors import InputError, StyleCliError, UsageError
 from stylecli.models.hyperstyle import HyperStyle, HyperStyleState
 from stylecli.models.restyle import ReStyle
 from stylecli.models.stylegan2 import Generator
@@ -114,8 +115,8 @@ def load_state(path: Path, model: HyperStyle) -> HyperStyleState:
             n_terms = int(data["n_terms"])
             found = {int(k.split("_")[1]): torch.from_numpy(data[k].astype(np.float32))[None]
                      for k in data.files if k.startswith("layer_")}
-    except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"{path}: unreadable HyperStyle offsets ({exc})") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # a truncated or foreign file
+        raise InputError(f"{path}: unreadable HyperStyle offsets ({exc}); invert the photo again") from None
     blocks = model.hypernet.refinement_blocks
     tuned = {j for j, b in enumerate(blocks) if b is not None}
     if set(found) != tuned or n_terms < 1:
@@ -131,9 +132,12 @@ def state_path(latent: Path) -> Path:
 def saved_state(encoder: Any, latent: Path) -> HyperStyleState | None:
     """The offsets a saved latent is rendered with: for a HyperStyle encoder, those of the file `invert` wrote
     beside the latent; None for the other encoders."""
-    if not isinstance(encoder, HyperStyleEncoder):
-        return None
     path = state_path(Path(latent))
+    if not isinstance(encoder, HyperStyleEncoder):
+        if path.is_file():  # rendering it without its offsets would silently lose what HyperStyle reconstructed
+            raise InputError(f"{latent}: a HyperStyle latent ({path.name} beside it); edit it with the HyperStyle "
+                             "model that wrote it (--model hyperstyle_ffhq or its --checkpoint)")
+        return None
     if not path.is_file():
         raise InputError(f"{latent}: a HyperStyle latent is rendered with its offsets, {path.name}, which `invert` "
                          "writes beside it; it is missing (invert the photo again, or edit the photo itself)")
@@ -209,14 +213,16 @@ def load_encoder(path: Path, ckpt: dict[str, Any], kind: str, steps: int | None 
     if kind == "restyle":
         from stylecli.restyle_checkpoint import DEFAULT_STEPS, restyle_from_state
 
+        if w_encoder is not None:
+            raise UsageError(f"--w-encoder: {name} is a ReStyle checkpoint, which needs no W encoder (HyperStyle does)")
         model, _ = restyle_from_state(state, opts, latent_avg, name)
-        n = steps or int(opts.get("n_iters_per_batch") or DEFAULT_STEPS)
+        n = steps if steps is not None else int(opts.get("n_iters_per_batch") or DEFAULT_STEPS)
         return LoadedEncoder(ReStyleEncoder(model, n), model.decoder, opts, kind, Path(path))
     from stylecli.hyperstyle_checkpoint import DEFAULT_STEPS, hyperstyle_from_state, load_w_encoder
 
     model = hyperstyle_from_state(state, opts, latent_avg, name)
     model.w_encoder = load_w_encoder(_w_encoder_path(w_encoder, opts, name), model.n_styles)
-    n = steps or int(opts.get("n_iters_per_batch") or DEFAULT_STEPS)
+    n = steps if steps is not None else int(opts.get("n_iters_per_batch") or DEFAULT_STEPS)
     return LoadedEncoder(HyperStyleEncoder(model, n), model.decoder, opts, kind, Path(path))
 
 

@@ -148,7 +148,7 @@ class PhotoJob:
                 raise InputError(f"{source}: --tune needs the photo, not a latent: run `stylecli invert PHOTO --tune`"
                                  " (it writes the tuned weights beside the latent) or edit the photo itself")
             elif tuned_path(source).is_file():
-                unit.weights = load_tuned(tuned_path(source), self.editor.generator, self._fingerprint())
+                unit.weights = load_tuned(tuned_path(source), self.editor.generator, self._fingerprint(), unit.code)
                 task.notes.append(f"rendering through {tuned_path(source)} (--no-tune ignores it)")
 
     def _fingerprint(self) -> str:
@@ -344,10 +344,11 @@ class InvertJob(PhotoJob):
         for t, image in enumerate(result.steps or [], start=1):
             write_png(image, files[f"step{t}"], overwrite)
         if "tuned" in files:
-            from stylecli.tuning import save_tuned
+            from stylecli.tuning.store import code_digest, save_tuned
 
             generator = self.editor.generator
-            save_tuned(files["tuned"], generator, result.weights, self.tuner.metadata(),
+            metadata = {**self.tuner.metadata(), "pivot_sha256": code_digest(result.code)}
+            save_tuned(files["tuned"], generator, result.weights, metadata,
                        base_fingerprint=self.tuner.fingerprint(generator), overwrite=overwrite)
 
 

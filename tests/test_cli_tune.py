@@ -77,6 +77,11 @@ def test_invert_tune_then_edit_the_latent_through_the_tuned_weights(tmp_path, ti
     assert result.exit_code == 1
     assert "tuned from another generator" in records(result)[0]["error"] and "--no-tune" in records(result)[0]["error"]
 
+    # The latent replaced after tuning (e.g. `invert --overwrite` without --tune): the stale file is refused.
+    np.save(out / "face.npy", (code + 0.5).astype(np.float32))
+    result = invoke(*args, "-o", out / "stale", "--json")
+    assert result.exit_code == 1 and "tuned for another latent" in records(result)[0]["error"]
+
 
 def test_edit_tune_from_the_photo_with_paste_back(tmp_path, tiny_checkpoint, face_png):
     out = tmp_path / "out"

@@ -148,6 +148,13 @@ def test_cli_hyperstyle_invert_then_edit_the_saved_latent(tmp_path, hyperstyle_f
     assert a_png.name == b_png.name
     a, b = (np.asarray(Image.open(p)).astype(int) for p in (a_png, b_png))
     assert np.abs(a - b).max() <= 1
+    # a truncated offsets file is one line naming it, not a traceback
+    good = offsets.read_bytes()
+    offsets.write_bytes(good[:200])
+    result = invoke("edit", out / "face.npy", *common, "-d", "sefa:1", "-o", tmp_path / "t")
+    assert result.exit_code == 1 and "unreadable HyperStyle offsets" in result.output
+    assert "Traceback" not in result.output
+    offsets.write_bytes(good)
     offsets.unlink()
     result = invoke("edit", out / "face.npy", *common, "-d", "sefa:1", "-o", tmp_path / "c")
     assert result.exit_code == 1 and "face.hyperstyle.npz" in result.output and "missing" in result.output

@@ -462,3 +462,18 @@ def image_of(page, selector: str, last: bool = False) -> np.ndarray:
 def fetch(url: str) -> np.ndarray:
     with urllib.request.urlopen(url, timeout=10) as response:
         return pixels(response.read())
+
+
+def test_serve_on_a_taken_port_is_one_line_before_the_model_loads(files, monkeypatch):
+    from test_cli import invoke
+
+    import stylecli.serve.server as server
+
+    monkeypatch.setattr(server, "prepare", lambda *a, **k: pytest.fail("the model loaded before the port check"))
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        result = invoke("serve", "--checkpoint", files["checkpoint"], "--port", port, "--no-browser")
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert f"--port {port}" in result.stderr and f"--port {port + 1}" in result.stderr

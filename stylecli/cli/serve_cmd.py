@@ -56,9 +56,12 @@ def serve(
                    "use the editor (and this machine's compute)", err=True)
     if share:
         typer.echo("stylecli: warning: --share makes a public link: anyone with it can use the editor", err=True)
-    from stylecli.serve.server import launch, prepare
+    from stylecli.serve.server import check_address, launch, prepare
 
+    with handled():  # a taken port or an unknown host: said before the model loads (exit 2)
+        check_address(host, port)
     with handled():  # a model that cannot load: its one-line message and exit code
         session = prepare(checkpoint, model, device.value, directions, max_pixels,
                           lambda line: typer.echo(f"stylecli: {line}", err=True))
-    launch(session, host, port, share, open_browser=not no_browser)
+    with handled():  # the page could not start after all (a race for the port): one line, the session closed
+        launch(session, host, port, share, open_browser=not no_browser)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -46,7 +47,7 @@ def make_tuner(tune: bool, steps: int | None, lr: float | None, stop: float | No
             raise typer.BadParameter(f"{given[0]} needs --tune", param_hint=given[0])
         saved_tuning_notes(inputs or [], no_tune, quiet)
         return None
-    if lr is not None and not lr > 0:
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
         raise typer.BadParameter(f"{lr} is not a learning rate (> 0)", param_hint="--tune-lr")
     from stylecli.tuning import TuningConfig
     from stylecli.tuning.progress import TuningBars

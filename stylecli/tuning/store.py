@@ -71,12 +71,25 @@ def read_metadata(path: Path | str) -> dict[str, str]:
     return meta
 
 
-def load_tuned(path: Path | str, base: nn.Module, base_fingerprint: str | None = None) -> GeneratorWeights:
+def code_digest(code) -> str:
+    """sha256 of a latent's float32 bytes: ties a tuned file to the pivot it was tuned for."""
+    import hashlib
+
+    import numpy as np
+
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(code, dtype=np.float32)).tobytes()).hexdigest()
+
+
+def load_tuned(path: Path | str, base: nn.Module, base_fingerprint: str | None = None,
+               pivot=None) -> GeneratorWeights:
     """The tuned weights (base + stored difference, in the base's dtype and device); refused when the file was
-    tuned from another generator."""
+    tuned from another generator, or (given `pivot`, the latent beside it) for another latent."""
     from safetensors.torch import load_file
 
     meta = read_metadata(path)
+    if pivot is not None and meta.get("pivot_sha256") and meta["pivot_sha256"] != code_digest(pivot):
+        raise TunedWeightsError(f"{path}: tuned for another latent than the one beside it (it was replaced after "
+                                "tuning); run `stylecli invert PHOTO --tune` again, or pass --no-tune")
     if meta.get("version") != FORMAT_VERSION:
         raise TunedWeightsError(f"{path}: tuned-generator format version {meta.get('version')} is not supported "
                                 f"(this stylecli reads version {FORMAT_VERSION}); tune again (--tune)")
