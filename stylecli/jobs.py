@@ -125,13 +125,20 @@ class PhotoJob:
         if not self.options.align:
             prepared = Prepared([Unit(stem, "", crop=photo.pixels)], photo)
             return Task(source, self._outputs(stem, out_dir, prepared), 1, prepared, photo.notes + squash_note(photo))
-        chosen = select_faces(self.editor.detect(photo), self.options.faces, source)
+        found = self.editor.detect(photo)
+        if not found:
+            raise InputError(self.no_face_message(source))
+        chosen = select_faces(found, self.options.faces, source)
         suffixed = self.options.faces != "largest"
         units = [Unit(f"{stem}_face{i}" if suffixed else stem, f"face{i}.",
                       crop=self.editor.align(photo, face), index=i, face=face, quad=face.quad) for i, face in chosen]
         prepared = Prepared(units, photo, found=len(units))
         details = {"faces": [{"index": u.index, **u.face.to_dict()} for u in units]}
         return Task(source, self._outputs(stem, out_dir, prepared), len(units), prepared, photo.notes, details)
+
+    def no_face_message(self, source: Path) -> str:
+        return (f"no face found in {source}; pass --no-align if the image is already an aligned crop, "
+                "or --detector-upsample 2 for very small faces")
 
     def read_latent(self, source: Path) -> np.ndarray:
         """A saved latent, checked against the model before any work (wrong styles or width: this input fails)."""
@@ -215,6 +222,9 @@ class AlignJob(PhotoJob):
     def __init__(self, editor: FaceEditor, options: FaceOptions):
         super().__init__(editor, options)
         self.default_batch_size = 8
+
+    def no_face_message(self, source: Path) -> str:
+        return f"no face found in {source}; try --detector-upsample 2 for very small faces"
 
 
 class InvertJob(PhotoJob):

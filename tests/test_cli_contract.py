@@ -217,3 +217,10 @@ def test_cli_functions_stay_short():
             if isinstance(node, ast.FunctionDef):
                 start = min([d.lineno for d in node.decorator_list] + [node.lineno])
                 assert node.end_lineno - start < 60, f"{name}:{node.name}"
+
+
+def test_align_without_a_face_suggests_only_its_own_options(tmp_path):
+    pytest.importorskip("dlib")
+    Image.fromarray(np.full((200, 200, 3), 127, np.uint8)).save(tmp_path / "wall.png")
+    result = invoke("align", tmp_path / "wall.png", "-o", tmp_path / "o", "-q")
+    assert result.exit_code == 1 and "no face found" in result.stderr and "--no-align" not in result.stderr
