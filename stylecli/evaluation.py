@@ -7,10 +7,10 @@ Reconstructions are compared with the input at 256x256 in [-1, 1]: the generator
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import numpy as np
@@ -191,15 +191,16 @@ def lec_edit(spec: str, editor: FaceEditor):
 
 
 class _Codec:
-    """encode / synthesize on tensors, as the metrics take them. Per-photo generator weights (HyperStyle) of the
-    last encoded batch render the codes derived from it (reconstructions, LEC's edited codes)."""
+    """encode / synthesize on tensors as the metrics take them, through the FaceEditor's stages (its batching and
+    precision). Per-photo generator weights (`Encoded.weights`) of the last encoded batch render the codes of that
+    batch (LEC's edited codes are drawn by each photo's own generator, as its reconstruction is)."""
 
     def __init__(self, editor: FaceEditor):
         self.editor = editor
-        self.weights = None
+        self.weights: list | None = None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        encoded = self.editor.encoder.encode(x)
+        encoded = self.editor.encode(x)
         self.weights = encoded.weights
         return encoded.codes
 
@@ -230,13 +231,13 @@ def evaluate(
         x = torch.stack([preprocess(px) for _, px in chunk]).to(device)
         with torch.inference_mode():
             synchronize(device)
-            t0 = time.perf_counter()
-            encoded = editor.encoder.encode(x)
+            t0 = perf_counter()
+            encoded = editor.encode(x)
             synchronize(device)
-            t1 = time.perf_counter()
+            t1 = perf_counter()
             recon = pool256(editor.render(encoded.codes, encoded.weights)).clamp(-1, 1)
             synchronize(device)
-            t2 = time.perf_counter()
+            t2 = perf_counter()
             values: dict[str, torch.Tensor] = {}
             if "l2" in metrics:
                 values["l2"] = l2(x, recon)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stylecli.encoders import Encoded
 from stylecli.errors import InputError, UsageError
 from stylecli.images import write_latent, write_png
 from stylecli.pipeline import FaceEditor
@@ -71,6 +72,7 @@ class PhotoJob:
     own outputs per unit (`unit_outputs`) and per input (`input_outputs`), compute, and write them."""
 
     accepts_latents = False
+    unit_name = "faces"  # a unit is a face (an aligned crop, a --no-align image or a saved latent)
 
     def __init__(self, editor: FaceEditor, options: FaceOptions, tuner: Tuner | None = None,
                  saved_tuning: bool = False):
@@ -492,9 +494,16 @@ def _place_latent(source: Path, prepared: Prepared, editor: FaceEditor) -> None:
     prepared.units[0].quad = data["quad"]
 
 
-def face_code(editor: FaceEditor, source: Path, align: bool = True):
-    """The W+ code [1, n, d] of one input: its saved latent, or its largest face encoded."""
-    job = PhotoJob(editor, FaceOptions(align and Path(source).suffix.lower() != ".npy", "largest"))
-    job.accepts_latents = True
+class CodeJob(PhotoJob):
+    """The code of one input, image or saved latent (for mix): nothing written."""
+
+    accepts_latents = True
+
+
+def face_code(editor: FaceEditor, source: Path, align: bool = True) -> Encoded:
+    """One input's W+ code [1, n, d] (its saved latent, or its largest face encoded) with its per-photo generator
+    weights (`Encoded.weights`: None when the encoder gives none)."""
+    job = CodeJob(editor, FaceOptions(align and Path(source).suffix.lower() != ".npy", "largest"))
     unit = job.prepare(Path(source), Path(source).stem, Path(".")).data.units[0]
-    return job.codes([unit])[0][:1]
+    codes, weights = job.codes([unit])
+    return Encoded(codes[:1], weights)

@@ -61,10 +61,23 @@ def variant_of(steps: Sequence[tuple[Edit, float | None]]) -> Variant:
     return Variant(name, tuple(steps))
 
 
-def domain_of(opts: dict[str, Any]) -> str | None:
-    """The training domain of a checkpoint from its opts (dataset_type 'ffhq_encode' -> 'ffhq')."""
+# Style layers of the official generator of each domain (1024 px -> 18, 512 -> 16, 256 -> 14).
+DOMAIN_STYLES = {"ffhq": 18, "cars": 16, "horse": 14, "church": 14}
+
+
+def domain_of(opts: dict[str, Any], n_styles: int | None = None) -> str | None:
+    """The training domain of a checkpoint from its opts (dataset_type 'ffhq_encode' -> 'ffhq'), or None when
+    unknown.
+
+    'ffhq_encode' is also the training default, which encoders trained on other generators keep: an ffhq claim
+    is believed only when the generator has FFHQ's 18 style layers (given `n_styles`). Any other dataset_type is
+    someone's deliberate choice and is taken as written. With the domain unknown, registry directions are not
+    refused for their domain (only their shape is checked)."""
     kind = opts.get("dataset_type")
-    return kind.removesuffix("_encode") if isinstance(kind, str) and kind else None
+    domain = kind.removesuffix("_encode") if isinstance(kind, str) and kind else None
+    if domain == "ffhq" and n_styles is not None and n_styles != DOMAIN_STYLES["ffhq"]:
+        return None
+    return domain
 
 
 class FaceEditor:
@@ -74,7 +87,9 @@ class FaceEditor:
     generator: the StyleGAN2 `Generator` the codes are rendered with.
     batch_size: faces per encoder / generator call (default: 8 on CUDA, 4 on MPS, 1 on CPUs).
     precision: fp32, or bf16 / fp16 autocast.
-    domain: what the generator was trained on (ffhq, cars, horse, church), for direction checks.
+    domain: what the generator was trained on (ffhq, cars, horse, church), for direction checks; None when
+        unknown (registry directions of any domain are then allowed, their shape still checked). from_pretrained
+        takes the registry entry's domain; from_checkpoint the checkpoint's (see `domain_of`).
     """
 
     def __init__(
@@ -108,7 +123,7 @@ class FaceEditor:
     @classmethod
     def from_loaded(cls, loaded: LoadedModel, device: str | torch.device = "auto", **options: Any) -> FaceEditor:
         """From a loaded e4e / pSp checkpoint. options: batch_size, precision, max_pixels, detector_upsample."""
-        options.setdefault("domain", domain_of(loaded.opts))
+        options.setdefault("domain", domain_of(loaded.opts, loaded.model.decoder.n_latent))
         return cls(E4EEncoder.from_model(loaded.model), loaded.model.decoder, device, source=loaded.source,
                    **options)
 
@@ -138,7 +153,8 @@ class FaceEditor:
     @classmethod
     def from_pretrained(cls, name: str = "e4e_ffhq", device: str | torch.device = "auto",
                         **options: Any) -> FaceEditor:
-        """From a registry model (weights.toml), downloaded and verified on first use."""
+        """From a registry model (weights.toml), downloaded and verified on first use. Its domain is the
+        registry entry's (the checkpoint's own opts may carry the training default, ffhq_encode)."""
         from stylecli import weights
 
         try:
@@ -147,6 +163,8 @@ class FaceEditor:
             raise UsageError(f"--model {name}: {exc}") from None
         if entry.kind != "checkpoint":
             raise UsageError(f"--model {name}: is a {entry.kind or 'data'} file, not an encoder checkpoint")
+        if entry.domain:
+            options.setdefault("domain", entry.domain)
         return cls.from_checkpoint(weights.resolve(name), device, **options)
 
     # -- what the models are ------------------------------------------------------------------------------
@@ -383,41 +401,54 @@ class FaceEditor:
         """Run every stage on photos (paths or uint8 arrays) and return one PhotoResult per photo.
 
         faces: largest, all, or an index (0 = largest). align=False: each photo is an aligned crop already.
-        edits: one item per output variant (see `variants`). paste_back: also each variant as a whole photo.
+        edits: one item per output variant (see `variants`). paste_back: also each variant as a whole photo
+        (needs align: a photo given as a crop has no place to paste into).
         keep: directions every edit must not move along (see `keep`); the cosines go into each result's notes.
         tuner: pivotal tuning (stylecli.tuning.Tuner) between encoding and editing; edits render through it.
+        A photo that cannot be used (unreadable, no face found) gets its message in PhotoResult.error and no
+        faces; the other photos are still computed.
         """
         from stylecli.faces import select_faces
 
+        if paste_back and not align:
+            raise UsageError("paste_back=True needs align=True: a photo given as an aligned crop (align=False) has "
+                             "no place in a larger photo to paste the edited face back into")
         if isinstance(photos, (str, Path, np.ndarray, Photo)):
             photos = [photos]
-        results, crops, targets = [], [], []
-        for item in photos:
-            photo = self.read(item)
-            result = PhotoResult(photo.source, photo.pixels, photo.notes)
-            if align:
-                for index, face in select_faces(self.detect(photo), faces, photo.source or "the photo"):
-                    crop = self.align(photo, face)
-                    result.faces.append(FaceResult(index, crop, code=None, box=face.box,  # type: ignore[arg-type]
-                                                   landmarks=face.landmarks, quad=face.quad))
-            else:
-                result.faces.append(FaceResult(0, photo.pixels, code=None))  # type: ignore[arg-type]
-            crops += [f.crop for f in result.faces]
-            if tuner is not None:
-                targets += [self.target(photo, f.quad) for f in result.faces]
-            results.append(result)
-        encoded = self.encode(crops)
-        if tuner is not None:
-            encoded = self.tune(targets, encoded, tuner)
         variants = self.variants(edits)
         if keep:
-            variants, notes = self._keep_variants(variants, keep)
-            for result in results:
-                result.notes += notes
-        self.render_faces([f for r in results for f in r.faces], encoded, variants, reconstruct)
-        if paste_back and align:
-            for result in results:
-                for v, variant in enumerate(variants):
+            variants, keep_notes = self._keep_variants(variants, keep)
+        results, placed = [], []  # placed: (photo, face) in encoding order
+        for item in photos:
+            try:
+                photo = self.read(item)
+            except InputError as exc:
+                source = Path(item) if isinstance(item, (str, Path)) else None
+                results.append(PhotoResult(source, None, error=str(exc)))
+                continue
+            result = PhotoResult(photo.source, photo.pixels, photo.notes + (keep_notes if keep else []))
+            results.append(result)
+            if not align:
+                result.faces.append(FaceResult(0, photo.pixels, code=None))  # type: ignore[arg-type]
+                placed.append((photo, result.faces[-1]))
+                continue
+            try:
+                chosen = select_faces(self.detect(photo), faces, photo.source or "the photo")
+            except InputError as exc:
+                result.error = str(exc)
+                continue
+            for index, face in chosen:
+                result.faces.append(FaceResult(index, self.align(photo, face), code=None,  # type: ignore[arg-type]
+                                               box=face.box, landmarks=face.landmarks, quad=face.quad))
+                placed.append((photo, result.faces[-1]))
+        all_faces = [f for _, f in placed]
+        encoded = self.encode([f.crop for f in all_faces])
+        if tuner is not None:
+            encoded = self.tune([self.target(photo, f.quad) for photo, f in placed], encoded, tuner)
+        self.render_faces(all_faces, encoded, variants, reconstruct)
+        for result in results if paste_back else []:
+            for v, variant in enumerate(variants):
+                if result.faces:
                     images = [f.edits[v].image for f in result.faces]
                     quads = [f.quad for f in result.faces]
                     result.pasted[variant.name] = self.paste_back(result.pixels, images, quads, blend)

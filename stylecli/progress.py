@@ -10,11 +10,16 @@ PLAIN_INTERVAL_S = 10.0
 
 
 class Reporter:
-    def __init__(self, total: int, quiet: bool = False, stream: Any = None, interval: float = PLAIN_INTERVAL_S):
+    """total: the records (or steps) expected. unit_name: what the rate counts ("faces" reads "2.0 faces/s",
+    "steps" for training); None takes each Summary's own unit_name."""
+
+    def __init__(self, total: int, quiet: bool = False, stream: Any = None, interval: float = PLAIN_INTERVAL_S,
+                 unit_name: str | None = None):
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.total = total
         self.interval = interval
+        self.unit_name = unit_name
         self._last = time.monotonic()
         self._bar = None
         self._done, self._started = 0, time.perf_counter()
@@ -47,28 +52,31 @@ class Reporter:
         elif record.status == "skipped":
             self.say(f"{record.input}: skipped (outputs exist)")
         else:
-            self.say(f"stylecli: error: {record.error}", error=True)
+            from stylecli.cli.common import error_line
+
+            self.say(error_line(record.error), error=True)
+
+    def _rate(self, summary: Any) -> str:
+        return f"{summary.units_per_second:.2f} {self.unit_name or summary.unit_name}/s"
 
     def update(self, summary: Any) -> None:
         finished = summary.done + summary.skipped + summary.failed
         if self._bar is not None:
-            rate = f"{summary.images_per_second:.2f} {summary.unit_name}/s"
-            self._bar.update(self._task, completed=finished, rate=rate)
+            self._bar.update(self._task, completed=finished, rate=self._rate(summary))
         elif not self.quiet and time.monotonic() - self._last >= self.interval:
             self._last = time.monotonic()
             left = self.total - finished
             eta = left * summary.seconds / finished if finished else 0
-            print(f"stylecli: {finished}/{self.total} ({summary.failed} failed), "
-                  f"{summary.images_per_second:.2f} {summary.unit_name}/s, about {eta:.0f}s left", file=self.stream,
-                  flush=True)
+            print(f"stylecli: {finished}/{self.total} ({summary.failed} failed), {self._rate(summary)}, "
+                  f"about {eta:.0f}s left", file=self.stream, flush=True)
 
     def advance(self, n: int = 1) -> None:
-        """For drivers that count finished items (not records): n more done."""
+        """For drivers that count finished items (not records): n more done, each one unit."""
         from stylecli.runner import Summary
 
         self._done += n
-        self.update(Summary(total=self.total, done=self._done, faces=self._done,
-                            seconds=time.perf_counter() - self._started, unit_name="images"))
+        self.update(Summary(total=self.total, done=self._done, units=self._done,
+                            seconds=time.perf_counter() - self._started, unit_name=self.unit_name or "images"))
 
     def stop(self) -> None:
         if self._bar is not None:
@@ -77,4 +85,8 @@ class Reporter:
 
     def close(self, summary: Any) -> None:
         self.stop()
+        if self.unit_name:
+            from dataclasses import replace
+
+            summary = replace(summary, unit_name=self.unit_name)
         self.say(summary.line())

@@ -64,10 +64,15 @@ class FaceResult:
 
 @dataclass
 class PhotoResult:
-    """One photo: its pixels, conversion notes, faces, and per variant the photo with every face pasted back."""
+    """One photo: its pixels, conversion notes, faces, and per variant the photo with every face pasted back.
+
+    error: why this photo gave no faces (unreadable, no face found, --faces index out of range), else None;
+    one photo's error never stops the others. pixels is None when the photo could not be read.
+    """
 
     source: Path | None
-    pixels: np.ndarray
+    pixels: np.ndarray | None
     notes: list[str] = field(default_factory=list)
     faces: list[FaceResult] = field(default_factory=list)
     pasted: dict[str, np.ndarray] = field(default_factory=dict)  # variant name -> photo
+    error: str | None = None

@@ -49,22 +49,22 @@ class Summary:
     done: int = 0
     skipped: int = 0
     failed: int = 0
-    faces: int = 0  # units of model work done (faces, or images / steps for other drivers)
+    units: int = 0  # units of model work done: what `unit_name` names (faces, images, training steps)
     seconds: float = 0.0
     interrupted: bool = False
-    unit_name: str = "faces"
+    unit_name: str = "units"  # set by the job or command, e.g. "faces"; the rate reads "N faces/s"
 
     @property
     def exit_code(self) -> int:
         return 130 if self.interrupted else 1 if self.failed else 0
 
     @property
-    def images_per_second(self) -> float:
-        return self.faces / self.seconds if self.seconds > 0 else 0.0
+    def units_per_second(self) -> float:
+        return self.units / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
         text = (f"done {self.done}, skipped {self.skipped}, failed {self.failed} of {self.total} in "
-                f"{self.seconds:.1f}s ({self.images_per_second:.2f} {self.unit_name}/s)")
+                f"{self.seconds:.1f}s ({self.units_per_second:.2f} {self.unit_name}/s)")
         return text + (", interrupted" if self.interrupted else "")
 
 
@@ -95,6 +95,7 @@ class Job(Protocol):
     """What a command does to each input. prepare runs in worker threads; compute and write in the main one."""
 
     default_batch_size: int
+    unit_name: str  # what a task's units are, for the rate in progress and the summary (e.g. "faces")
 
     def expected_outputs(self, source: Path, stem: str, out_dir: Path) -> list[Path] | None:
         """For --skip-existing: the files a finished earlier run left, found without reading the input
@@ -157,7 +158,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 def _run(inputs: list[Path], job: Job, options: RunOptions, emit: Callable[[Record], None],
          progress: Callable[[Summary], None] | None) -> Summary:
-    summary = Summary(total=len(inputs))
+    summary = Summary(total=len(inputs), unit_name=job.unit_name)
     start = time.perf_counter()
     stems = output_stems(inputs)
 
@@ -245,7 +246,7 @@ def _finish(pending: list[_Prepared], job: Job, options: RunOptions, summary: Su
                 record.outputs = {k: str(v) for k, v in p.task.outputs.items()}
                 record.ok, record.status = True, "done"
                 summary.done += 1
-                summary.faces += p.task.units
+                summary.units += p.task.units
             except StyleCliError as exc:
                 p.error = str(exc)
             except OSError as exc:  # disk full, permissions: this input fails, the batch goes on

@@ -6,9 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from stylecli.errors import StyleCliError
-
-# Style layers of each domain's generator: 1024 px -> 18, 512 -> 16, 256 -> 14.
-DOMAIN_STYLES = {"ffhq": 18, "cars": 16, "horse": 14, "church": 14}
+from stylecli.pipeline import DOMAIN_STYLES
 
 
 class UnverifiedFileError(StyleCliError):
@@ -47,7 +45,7 @@ def _check_checkpoint(entry, path: Path) -> str:
         raise UnverifiedFileError(
             f"{path}: a {loaded.config.size} px model with {loaded.model.n_styles} style layers; {entry.name} is a "
             f"{entry.domain} model with {styles}; nothing was installed")
-    domain = domain_of(loaded.opts)
+    domain = domain_of(loaded.opts, loaded.model.n_styles)
     if entry.domain and domain and domain != entry.domain:
         raise UnverifiedFileError(f"{path}: trained on {domain} (opts.dataset_type), {entry.name} is a {entry.domain} "
                                   "model; nothing was installed")

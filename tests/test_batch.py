@@ -143,10 +143,16 @@ class FakeStream(io.StringIO):
 def test_plain_progress_lines_and_quiet():
     stream = FakeStream()
     rep = Reporter(10, stream=stream, interval=0)
-    rep.update(Summary(total=10, done=4, failed=1, faces=4, seconds=2.0))
-    rep.close(Summary(total=10, done=9, failed=1, faces=9, seconds=4.0))
+    rep.update(Summary(total=10, done=4, failed=1, units=4, seconds=2.0, unit_name="faces"))
+    rep.close(Summary(total=10, done=9, failed=1, units=9, seconds=4.0, unit_name="faces"))
     text = stream.getvalue()
-    assert "5/10 (1 failed)" in text and "faces/s" in text and "done 9, skipped 0, failed 1 of 10" in text
+    assert "5/10 (1 failed), 2.00 faces/s" in text and "done 9, skipped 0, failed 1 of 10" in text
+    steps = FakeStream()
+    rep = Reporter(100, stream=steps, interval=0, unit_name="steps")  # a driver names its own unit
+    rep.update(Summary(total=100, done=30, units=30, seconds=10.0))
+    rep.close(Summary(total=100, done=100, units=100, seconds=20.0))
+    assert "3.00 steps/s" in steps.getvalue() and "(5.00 steps/s)" in steps.getvalue()
+    assert "faces" not in steps.getvalue()
     quiet = FakeStream()
     rep = Reporter(10, quiet=True, stream=quiet, interval=0)
     rep.update(Summary(total=10, done=4))

@@ -82,3 +82,25 @@ def test_missing_inputs_fail_before_any_model_is_resolved(tmp_path, monkeypatch)
     assert result.exit_code == 1
     assert records(result)[0]["error"] == f"{tmp_path / 'missing.png'}: no such file"
     assert f"{tmp_path / 'missing.png'}: no such file" in result.stderr
+
+
+def test_a_sidecar_across_windows_drives_keeps_the_absolute_path(tmp_path, monkeypatch):
+    """os.path.relpath raises ValueError for paths on two Windows drives (C: and D:)."""
+    import json
+    import os
+
+    from stylecli.faces import Face, read_sidecar, sidecar_photo, write_sidecar
+
+    photo = tmp_path / "photos" / "p.png"
+    photo.parent.mkdir()
+    photo.write_bytes(b"x")
+
+    def across_drives(path, start=None):
+        raise ValueError("path is on mount 'D:', start on mount 'C:'")
+
+    monkeypatch.setattr(os.path, "relpath", across_drives)
+    face = Face((1, 2, 3, 4), 1.0, np.zeros((68, 2)), np.zeros((4, 2)))
+    side = write_sidecar(tmp_path / "out" / "p.align.json", photo, (10, 10), 0, face)
+    data = json.loads(side.read_text())
+    assert data["source"] == data["source_absolute"] == str(photo.resolve())
+    assert sidecar_photo(side, read_sidecar(side)) == photo.resolve()

@@ -76,23 +76,23 @@ def test_generator_weights_override_one_photo_only(editor):
     assert np.array_equal(editor.synthesize(codes, [None, None, None]), to_uint8(plain))
 
 
+class Tuned(torch.nn.Module):
+    """An encoder that also returns generator weights (as HyperStyle or PTI do)."""
+
+    def __init__(self, editor: FaceEditor):
+        super().__init__()
+        self.inner = editor.encoder
+        self.n_styles = editor.n_styles
+        self.inner_weight = editor.generator.state_dict()["to_rgb1.conv.weight"]
+
+    def encode(self, x):
+        out = self.inner.encode(x)
+        w = self.inner_weight * 0.5
+        return Encoded(out.codes, [{"to_rgb1.conv.weight": w} for _ in range(len(x))], [out.codes, out.codes])
+
+
 def test_encoded_weights_flow_into_the_results(editor):
-    class Tuned(torch.nn.Module):
-        """An encoder that also returns generator weights (as HyperStyle or PTI do)."""
-
-        n_styles = editor.n_styles
-
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def encode(self, x):
-            out = self.inner.encode(x)
-            w = self.inner_weight * 0.5
-            return Encoded(out.codes, [{"to_rgb1.conv.weight": w} for _ in range(len(x))], [out.codes, out.codes])
-
-    tuned = Tuned(editor.encoder)
-    tuned.inner_weight = editor.generator.state_dict()["to_rgb1.conv.weight"]
+    tuned = Tuned(editor)
     plain = editor(crops(3), align=False)
     editor.encoder = tuned
     encoded = editor.encode(crops(3))
@@ -145,9 +145,92 @@ def test_registry_directions_are_refused_on_a_model_of_another_domain(tmp_path):
 
 
 def test_evaluation_timings_wait_for_the_device(editor, monkeypatch):
+    """Each timer read around encode and synthesize comes after the device has finished its queued work, and the
+    work goes through the FaceEditor's stages (its batching and precision)."""
     from stylecli import evaluation
 
-    waits = []
-    monkeypatch.setattr(evaluation, "synchronize", lambda device: waits.append(device))
+    events = []
+    monkeypatch.setattr(evaluation, "synchronize", lambda device: events.append("sync"))
+    monkeypatch.setattr(evaluation, "perf_counter", lambda: events.append("clock") or float(len(events)))
+    encode, render = editor.encode, editor.render
+    monkeypatch.setattr(editor, "encode", lambda *a, **k: events.append("encode") or encode(*a, **k))
+    monkeypatch.setattr(editor, "render", lambda *a, **k: events.append("render") or render(*a, **k))
     result = evaluation.evaluate(editor, [("a", c) for c in crops(4)], ["l2"], "tiny", batch_size=2)
-    assert len(waits) == 6 and result.images == 4  # before encode, after encode, after synthesis; per batch
+    batch = ["sync", "clock", "encode", "sync", "clock", "render", "sync", "clock"]
+    assert events == batch * 2 and result.images == 4
+    assert result.encode_s == result.synthesize_s == 6.0  # clock reads 2 -> 5 -> 8 per batch: 3 + 3 each
+
+
+def test_lec_draws_each_photo_with_its_own_generator_weights(editor):
+    from stylecli import evaluation
+    from stylecli.editing.interfacegan import DirectionEdit
+    from stylecli.metrics import pool256
+
+    direction = torch.randn(1, editor.style_dim, generator=torch.Generator().manual_seed(3))
+    edit = DirectionEdit(label="d", direction=direction)
+    images = [("a", c) for c in crops(2)]
+    editor.encoder = Tuned(editor)
+    result = evaluation.evaluate(editor, images, ["lec"], "tuned", edit, 3.0, batch_size=2)
+    x = torch.stack([preprocess(c) for _, c in images])
+    first = editor.encode(x)
+
+    def lec(weights):
+        drawn = pool256(editor.render(edit.apply(first.codes, 3.0), weights))
+        return (first.codes - edit.apply(editor.encode(drawn).codes, -3.0)).flatten(1).norm(dim=1).numpy()
+
+    assert np.allclose(result.stats["lec"].values, lec(first.weights), atol=1e-4)
+    assert not np.allclose(lec(first.weights), lec(None), atol=1e-3)  # the weights change the value
+
+
+def test_a_photo_without_a_face_does_not_spoil_the_others(editor, tmp_path):
+    blank = np.full((160, 160, 3), 128, np.uint8)
+    missing = tmp_path / "missing.png"
+    results = editor([ASTRO, blank, missing], edits=[("sefa:0", 2.0)], paste_back=True)
+    assert results[0].error is None and len(results[0].faces) == 1 and "sefa-0+2" in results[0].pasted
+    assert "no face found" in results[1].error and results[1].faces == [] and results[1].pasted == {}
+    assert str(missing) in results[2].error and results[2].pixels is None and results[2].faces == []
+    alone = editor(ASTRO, edits=[("sefa:0", 2.0)])[0].faces[0]
+    assert np.array_equal(alone.edits[0].image, results[0].faces[0].edits[0].image)
+
+
+def test_paste_back_without_alignment_is_refused(editor):
+    from stylecli.errors import UsageError
+
+    with pytest.raises(UsageError, match="paste_back=True needs align=True"):
+        editor(crops(1), edits=[("sefa:0", 2.0)], align=False, paste_back=True)
+
+
+def test_an_ffhq_claim_needs_an_ffhq_generator_and_a_registry_model_has_its_entry_domain(tmp_path, monkeypatch):
+    """`stylecli train` writes dataset_type ffhq_encode whatever the generator: a 16-style (512 px, as cars)
+    model claiming ffhq has an unknown domain; from_pretrained takes the registry entry's."""
+    from conftest import randomize
+
+    from stylecli import weights
+    from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint
+    from stylecli.editing.base import EditError
+    from stylecli.pipeline import domain_of
+
+    config = ModelConfig(size=512, kind="e4e", style_dim=32, widths=(16, 16, 32, 32),
+                         channels={4: 16, 8: 16, 16: 16, 32: 8, 64: 8, 128: 8, 256: 8, 512: 8}, n_mlp=2)
+    trained = tmp_path / "trained.pt"
+    save_checkpoint(randomize(config.build()), trained, default_opts(config))  # dataset_type ffhq_encode
+    age = tmp_path / "age.pt"
+    torch.save(torch.randn(1, 32), age)
+    reg = tmp_path / "weights.toml"
+    reg.write_text('[e4e_cars]\nwhat = "t"\nkind = "checkpoint"\ndomain = "cars"\nfile = "c.pt"\nlicense = "t"\n'
+                   'sources = [{ manual = "https://example.invalid" }]\n'
+                   '[age]\nwhat = "t"\nkind = "direction"\ndomain = "ffhq"\nfile = "age.pt"\nlicense = "t"\n'
+                   'sources = [{ manual = "https://example.invalid" }]\n')
+    monkeypatch.setenv("STYLECLI_WEIGHTS_TOML", str(reg))
+    monkeypatch.setattr(weights, "resolve", lambda name, *a, **k: {"e4e_cars": trained, "age": age}[name])
+
+    local = FaceEditor.from_checkpoint(trained, "cpu")
+    assert local.n_styles == 16 and local.domain is None
+    assert local.resolve_edit("age").label == "age"  # unknown domain: only the shape is checked
+    registry = FaceEditor.from_pretrained("e4e_cars", "cpu")
+    assert registry.domain == "cars"
+    with pytest.raises(EditError, match="a direction for ffhq models, and this model is a cars model"):
+        registry.resolve_edit("age")
+    assert domain_of({"dataset_type": "ffhq_encode"}, 18) == "ffhq"
+    assert domain_of({"dataset_type": "ffhq_encode"}, 14) is None and domain_of({}, 18) is None
+    assert domain_of({"dataset_type": "cars_encode"}, 16) == "cars"  # a deliberate choice is taken as written

@@ -49,8 +49,14 @@ def print_rows(rows: list[dict], columns: dict[str, Callable[[dict], str]], as_j
     Console(file=stream).print(table)
 
 
+def error_line(message: str) -> str:
+    """The one form of an error on stderr, whoever reports it: `stylecli: error: MESSAGE`."""
+    return f"stylecli: error: {message}"
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.echo(f"stylecli: error: {message}", err=True)
+    """Say the error and return the Exit to raise."""
+    typer.echo(error_line(message), err=True)
     return typer.Exit(code)
 
 
@@ -181,15 +187,15 @@ def check_out_dir(out_dir: Path) -> None:
         raise UsageError(f"-o {out_dir}: {probe} is not writable (choose another folder with -o)")
 
 
-def registry_entry(name: str):
-    """A weights registry entry; an unknown name is a usage error."""
+def registry_entry(name: str, option: str | None = None):
+    """A weights registry entry; an unknown name is a usage error (naming the option that gave it)."""
     from stylecli import weights
     from stylecli.errors import UsageError
 
     try:
         return weights.get_entry(name)
     except weights.WeightsError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"{option} {name}: {exc}" if option else str(exc)) from None
 
 
 def unreadable_inputs(paths: list[Path]) -> None:
@@ -317,6 +323,3 @@ def photo_editor(max_pixels: int, detector_upsample: int | None):
 
     return FaceEditor(None, None, "cpu", max_pixels=max_pixels, detector_upsample=detector_upsample)
 
-
-# Kept for the commands written against the earlier name.
-make_inverter = make_editor

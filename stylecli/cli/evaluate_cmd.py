@@ -17,6 +17,7 @@ from stylecli.cli.common import (
     OverwriteOpt,
     QuietOpt,
     check_output,
+    error_line,
     expand_paths,
     handled,
     print_json,
@@ -102,7 +103,7 @@ def _run(config, quiet: bool):
 
     reporter = Reporter(len(config.inputs) * len(config.sources), quiet)
     try:
-        return ev.run_evaluation(config, reporter.advance, warn=lambda m: typer.echo(f"stylecli: error: {m}", err=True))
+        return ev.run_evaluation(config, reporter.advance, warn=lambda m: reporter.say(error_line(m), error=True))
     finally:
         reporter.stop()
 

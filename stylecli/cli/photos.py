@@ -38,6 +38,7 @@ from stylecli.cli.common import (
     handled,
     make_editor,
     photo_editor,
+    registry_entry,
     run_options,
 )
 from stylecli.cli.tune_opts import (
@@ -260,7 +261,8 @@ def edit(
       stylecli edit photo.jpg --tune -d smile -s 2 --paste-back
     """
     options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
-    plan = edit_plan(direction, strength, sweep, grid, gif, paste_back, save_latent, blend, keep)
+    plan = edit_plan(direction, strength, sweep, grid, gif, paste_back, save_latent, blend, keep, layers,
+                     None if checkpoint else model)
     paths = expand_paths(inputs, shard, null)
     tuner = make_tuner(tune, tune_steps, tune_lr, tune_lpips_stop, locality, pivot, quiet, no_tune, paths)
 
@@ -276,9 +278,11 @@ def edit(
 
 
 def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | None, grid: bool, gif: bool,
-              paste_back: bool, save_latent: bool, blend: str, keep: str | None = None):
-    """The edit options checked against each other (usage errors, before any input is read); directions are
-    resolved later against the model (resolve_plan)."""
+              paste_back: bool, save_latent: bool, blend: str, keep: str | None = None,
+              layers: str | None = None, model: str | None = None):
+    """The edit options checked against each other and each direction spec checked as far as it can be without
+    the model (form, name or file, the domain of `model`, a registry name; --layers syntax): usage errors, before
+    any input is read or any model resolved. Directions are resolved later against the model (resolve_plan)."""
     from stylecli.jobs import EditPlan
 
     strengths = list(strength or [])
@@ -293,6 +297,14 @@ def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | N
         raise typer.BadParameter("--gif animates a --sweep", param_hint="--gif")
     if blend not in ("feather", "seamless"):
         raise typer.BadParameter("expected feather or seamless", param_hint="--blend")
+    with handled():
+        from stylecli.editing import parse_layers
+        from stylecli.editing.resolve import check_spec
+
+        domain = registry_entry(model, "--model").domain if model else None
+        parse_layers(layers)  # the syntax; the indices are checked against the model
+        for spec in direction:
+            check_spec(spec, layers, domain)
     edits = [(d, strengths[i] if i < len(strengths) else None) for i, d in enumerate(direction)]
     return EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent, blend, _parse_keep(keep, direction))
 
@@ -353,6 +365,8 @@ def mix(
     """Style mixing: FIRST's code with chosen layers taken from SECOND (coarse 0-3: pose and shape,
     middle 4-7: features, fine 8+: colours and texture).
 
+    With an encoder that adapts the generator to each photo, the mix is rendered with FIRST's generator.
+
     Example: stylecli mix a.jpg b.jpg --layers 8-17 -o mixed/
     """
     with handled():
@@ -363,16 +377,41 @@ def mix(
 
         as_file = out_dir.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and not out_dir.is_dir()
         check_out_dir(out_dir.parent if as_file else out_dir)
+        known = early_mix_layers(layers, None if checkpoint else model)  # usage errors before the model loads
+        if known is not None or as_file:
+            mix_destination(out_dir, as_file, first, second, known or (), alpha, overwrite)
         unreadable_inputs([first, second])
         editor = make_editor(checkpoint, model, device.value)
         chosen = mix_layers(layers, editor.n_styles)
-        name = f"{first.stem}+{second.stem}_layers{layers_tag(chosen)}" + (f"_alpha{alpha:g}" if alpha != 1 else "")
-        dest = out_dir if as_file else out_dir / f"{name}.png"
-        if dest.exists() and not overwrite:
-            raise UsageError(f"{dest}: exists (pass --overwrite to replace it)")
-        codes = [face_code(editor, p, not no_align) for p in (first, second)]
-        write_image(editor.synthesize(mix_codes(codes[0], codes[1], chosen, alpha))[0], dest, overwrite)
+        dest = mix_destination(out_dir, as_file, first, second, chosen, alpha, overwrite)
+        base, other = (face_code(editor, p, not no_align) for p in (first, second))
+        mixed = mix_codes(base.codes, other.codes, chosen, alpha)
+        write_image(editor.synthesize(mixed, base.weights)[0], dest, overwrite)
     typer.echo(f"{first} + {second} (layers {layers_tag(chosen)}) -> {dest}", err=True)
+
+
+def early_mix_layers(spec: str | None, model: str | None) -> tuple[int, ...] | None:
+    """mix's --layers as far as they are known before the model loads: the syntax is checked; the layers come
+    from the spec, or from the style count of a registry model's domain (None when only the model can tell)."""
+    from stylecli.editing import parse_layers
+    from stylecli.pipeline import DOMAIN_STYLES
+
+    chosen = parse_layers(spec)
+    if chosen is not None:
+        return chosen
+    styles = DOMAIN_STYLES.get(registry_entry(model, "--model").domain or "") if model else None
+    return mix_layers(spec, styles) if styles else None
+
+
+def mix_destination(out_dir: Path, as_file: bool, first: Path, second: Path, chosen: tuple[int, ...], alpha: float,
+                    overwrite: bool) -> Path:
+    """mix's output file (-o itself, or FIRST+SECOND_layersA-B.png in the -o folder); an existing one without
+    --overwrite is a usage error."""
+    name = f"{first.stem}+{second.stem}_layers{layers_tag(chosen)}" + (f"_alpha{alpha:g}" if alpha != 1 else "")
+    dest = out_dir if as_file else out_dir / f"{name}.png"
+    if dest.exists() and not overwrite:
+        raise UsageError(f"{dest}: exists (pass --overwrite to replace it)")
+    return dest
 
 
 def mix_layers(spec: str | None, n_styles: int) -> tuple[int, ...]:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from stylecli.cli import app
-from stylecli.cli.common import Device, DeviceOpt, QuietOpt, fail
+from stylecli.cli.common import Device, DeviceOpt, QuietOpt, fail, handled
 
 
 def _opt(flag: str, help: str, **kw: Any) -> Any:
@@ -103,8 +103,9 @@ def train(
 
             config = TrainConfig(**values)
         _run(setup, config, saved, device.value, quiet)
-    except StyleCliError as exc:
-        raise fail(str(exc)) from None
+    except (StyleCliError, OSError) as exc:
+        with handled():  # the one mapping of errors to a line and an exit code
+            raise exc from None
     except KeyboardInterrupt:
         raise fail("interrupted; continue with `stylecli train --resume RUN` from the last saved checkpoint",
                    130) from None
@@ -159,11 +160,12 @@ def _run(setup: Any, config: Any, saved: Any, device: str, quiet: bool) -> None:
     from stylecli.runner import Summary
 
     trainer = setup.prepare(config, device, saved, report=None if quiet else lambda m: typer.echo(m, err=True))
-    reporter = Reporter(config.steps, quiet or not trainer.dist.main)
+    reporter = Reporter(config.steps, quiet or not trainer.dist.main, unit_name="steps")
     t0, first = time.perf_counter(), trainer.state.step
 
     def progress(step: int, logs: dict) -> None:
-        reporter.update(Summary(total=config.steps, done=step, faces=step - first, seconds=time.perf_counter() - t0))
+        reporter.update(Summary(total=config.steps, done=step, units=step - first, unit_name="steps",
+                                seconds=time.perf_counter() - t0))
 
     trainer.run(progress=progress)
     reporter.stop()

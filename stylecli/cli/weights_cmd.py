@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from stylecli.cli import weights_app
-from stylecli.cli.common import JsonOpt, handled, print_rows, registry_entry
+from stylecli.cli.common import JsonOpt, error_line, handled, print_rows, registry_entry
 
 
 @weights_app.command("list")
@@ -40,7 +40,7 @@ def weights_pull(names: Annotated[list[str], typer.Argument(help="Registry names
             path = weights.resolve(name)
             typer.echo(f"{name}: {path}", err=True)
         except StyleCliError as exc:
-            typer.echo(f"stylecli: error: {exc}", err=True)
+            typer.echo(error_line(str(exc)), err=True)
             failed += 1
     raise typer.Exit(1 if failed else 0)
 
@@ -62,7 +62,7 @@ def weights_verify(
         try:
             entry = weights.get_entry(name, registry)
         except StyleCliError as exc:
-            typer.echo(f"stylecli: error: {exc}", err=True)
+            typer.echo(error_line(str(exc)), err=True)
             failed += 1
             continue
         path = weights.locate(entry)
@@ -78,7 +78,7 @@ def weights_verify(
         if digest == entry.sha256:
             typer.echo(f"{name}: ok {path}", err=True)
         else:
-            typer.echo(f"stylecli: error: {name}: {path} has sha256 {digest}, expected {entry.sha256}", err=True)
+            typer.echo(error_line(f"{name}: {path} has sha256 {digest}, expected {entry.sha256}"), err=True)
             failed += 1
     raise typer.Exit(1 if failed else 0)
 

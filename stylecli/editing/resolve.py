@@ -43,6 +43,38 @@ def check_domain(spec: str, registry_name: str, domain: str | None) -> None:
         raise domain_error(spec, theirs, domain)
 
 
+def check_spec(spec: str, layers: str | tuple[int, ...] | None = None, domain: str | None = None) -> None:
+    """What can be told of a direction spec before any model is loaded or downloaded (EditError otherwise): its
+    form, a known name or an existing file, a registry direction's domain against the model's (`domain`, when
+    known: a registry model's), and --layers for a raw GANSpace component. resolve_edit checks the rest (shapes,
+    layer indices) against the model itself."""
+    spec = spec.strip()
+    kind, _, arg = spec.partition(":")
+    pcas = [p for p in NAMED_EDITS if domain is None or p == f"{domain}_pca"]
+    if kind == "ganspace" and arg:
+        if not pcas:
+            raise EditError(f"--direction {spec}: no GANSpace PCA file is known for {domain} models; use sefa:K "
+                            "(found in any generator) or a direction file made for this model")
+        if arg.isdigit():
+            if layers is None:
+                raise EditError(f"--direction {spec}: a raw GANSpace component needs --layers (e.g. --layers 0-5)")
+        elif not any(arg in NAMED_EDITS[p] for p in pcas):
+            raise EditError(_unknown(spec, [f"ganspace:{e}" for p in pcas for e in NAMED_EDITS[p]]))
+    elif kind == "sefa" and arg:
+        if not arg.isdigit():
+            raise EditError(f"--direction {spec}: expected sefa:K with K a number (0 = strongest direction)")
+    elif spec in INTERFACEGAN:
+        check_domain(spec, spec, domain)
+    else:
+        path = Path(spec).expanduser()
+        if path.suffix in (".pt", ".pth", ".npy") or path.exists():
+            if not path.is_file():
+                raise EditError(f"{path}: no such direction file")
+        else:
+            names = [*INTERFACEGAN, *(f"ganspace:{e}" for p in pcas for e in NAMED_EDITS[p]), "ganspace:N", "sefa:K"]
+            raise EditError(_unknown(spec, names))
+
+
 def resolve_edit(spec: str, n_styles: int, generator: Generator | None = None,
                  layers: tuple[int, ...] | None = None, resolve_file: Any = _registry_path,
                  domain: str | None = None) -> Edit:

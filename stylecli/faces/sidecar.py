@@ -1,7 +1,8 @@
 """The alignment sidecar (NAME.align.json) that lets `edit --paste-back` work later from a saved latent.
 
 The photo's path is stored relative to the sidecar's own folder (so the pair can be used from any working
-folder, or moved together with the photo), with the absolute path as a fallback.
+folder, or moved together with the photo), with the absolute path as a fallback; a photo on another Windows
+drive than the sidecar has no relative path, and both fields then hold the absolute one.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ def write_sidecar(dest: Path, source: Path, image_size: tuple[int, int], index: 
     """`found`: how many faces of the photo were written in the same run (lets a resume name them exactly)."""
     check_free(dest, overwrite)
     absolute = Path(source).resolve()
-    relative = os.path.relpath(absolute, Path(dest).resolve().parent)
-    data = {"source": Path(relative).as_posix(), "source_absolute": str(absolute), "image_size": list(image_size),
+    try:
+        stored = Path(os.path.relpath(absolute, Path(dest).resolve().parent)).as_posix()
+    except ValueError:  # on another Windows drive than the sidecar: no relative path exists
+        stored = str(absolute)
+    data = {"source": stored, "source_absolute": str(absolute), "image_size": list(image_size),
             "face_index": index, **({"faces_found": found} if found is not None else {}), **face.to_dict()}
     with atomic_path(dest, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(data, indent=1))
