@@ -426,3 +426,11 @@ def test_two_processes_under_torchrun(tmp_path, train_folder):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert torch.load(tmp_path / "run" / "latest.pt", weights_only=True)["global_step"] == 3
+
+
+@pytest.mark.parametrize("flag, value", [("--lr", "0"), ("--lr", "-1"), ("--w-discriminator-lr", "nan")])
+def test_a_bad_learning_rate_is_a_usage_error_before_any_work(tmp_path, flag, value):
+    (tmp_path / "data").mkdir()
+    result = invoke("train", "--data", tmp_path / "data", "--out", tmp_path / "run", flag, value, "-q")
+    assert result.exit_code == 2 and flag in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,13 @@ class TrainConfig:
     shuffle: bool = True  # a new seeded order every epoch
     flip: bool = True  # random horizontal flips of the training images (the official train transform)
     dataset_type: str = "ffhq_encode"
+
+    def __post_init__(self) -> None:
+        from stylecli.errors import UsageError
+
+        for option, value in (("--lr", self.lr), ("--w-discriminator-lr", self.w_discriminator_lr)):
+            if not (math.isfinite(value) and value > 0):
+                raise UsageError(f"{option} {value}: a learning rate must be a positive number")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

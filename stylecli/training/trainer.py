@@ -267,7 +267,7 @@ class Trainer:
                 self._append_log(logs)
             if c.image_every and step % c.image_every == 0 and self._last is not None:
                 self._write_grid(*self._last, self.out / "images" / f"train_{step:07d}.png")
-        if self.val_data is not None and c.val_every and step % c.val_every == 0:
+        if self.val_data is not None and c.val_every and (step % c.val_every == 0 or step == until):
             self.validate()
         if self.dist.main and (step % c.save_every == 0 or step == until):
             self.save(self.out / "latest.pt")
