@@ -342,7 +342,9 @@ def test_edit_keep_end_to_end(tmp_path, tiny_checkpoint):
     (record,) = [json.loads(line) for line in result.stdout.splitlines()]
     (note,) = record["notes"]
     assert note.startswith("age keeping gender, beard: cosine ")
-    moved = (np.load(out / "face_age+2.npy") - code) / 2  # per layer: the projected direction itself
+    assert record["outputs"]["age_keep-gender.beard+2"] == str(out / "face_age_keep-gender.beard+2.png")
+    assert not (out / "face_age+2.png").exists()  # a conditioned edit never takes the plain edit's name
+    moved = (np.load(out / "face_age_keep-gender.beard+2.npy") - code) / 2  # per layer: the projected direction
     cosine = float(note.split("cosine ")[1].split()[0])
     original = np.broadcast_to(unit((1, 32), 12).numpy(), (8, 32)).reshape(-1)
     expected_cosine = float(original @ moved.reshape(-1)) / (np.linalg.norm(original) * np.linalg.norm(moved))
@@ -350,7 +352,7 @@ def test_edit_keep_end_to_end(tmp_path, tiny_checkpoint):
     for layer in range(8):
         assert abs(np.linalg.norm(moved[layer]) - 1) < 1e-5
         assert abs(moved[layer] @ gender[0].numpy()) < 1e-5 and abs(moved[layer] @ beard[layer].numpy()) < 1e-5
-    image = np.asarray(Image.open(out / "face_age+2.png"))
+    image = np.asarray(Image.open(out / "face_age_keep-gender.beard+2.png"))
     with torch.no_grad():
         expected = to_uint8(tiny_model().synthesize(torch.from_numpy(code + 2 * moved)[None]))[0]
     assert np.abs(image.astype(int) - expected.astype(int)).max() <= 1

@@ -331,7 +331,12 @@ def resolve_plan(plan, editor, layers: str | None):
     if chosen is not None:  # the layers change the pixels, so they are in the names
         edits = [(replace(e, label=f"{e.label}_layers{layers_tag(chosen)}"), s) for e, s in edits]
     edits, notes = editor.keep(edits, plan.keep)
+    if plan.keep:  # a conditioned edit has other pixels than the plain one, so the kept directions are in the names
+        from stylecli.editing.conditional import keep_tag
+
+        edits = [(replace(e, label=f"{e.label}_keep-{keep_tag(plan.keep)}"), s) for e, s in edits]
     return replace(plan, edits=edits, notes=tuple(notes))
+
 
 
 def layers_tag(layers: tuple[int, ...]) -> str:

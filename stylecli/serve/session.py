@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from stylecli.editing.conditional import keep_tag
 from stylecli.serve.sliders import Direction
 
 KEPT_RENDERS = 16  # render folders kept on disk (the web server copies what it serves into its own cache)
@@ -197,7 +198,8 @@ class EditorSession:
             code = self.backend.apply(code, edit, strength)
             steps.append((d, strength))
         image = self.backend.synthesize(code[None], inverted.weights)[0] if steps else inverted.reconstruction
-        name = "_".join(f"{e.label}{s:+g}" for e, (_, s) in zip(edits, steps))
+        tag = f"_keep-{keep_tag(keep)}" if keep else ""  # as `stylecli edit --keep` names its files
+        name = "_".join(f"{e.label}{tag}{s:+g}" for e, (_, s) in zip(edits, steps))
         return _remember(self._edited, key, Edited(code, image, steps, name, notes), 4)
 
     def _save(self, inverted: Inverted, edited: Edited, pasted: np.ndarray | None, folder: Path) -> list[Path]:
