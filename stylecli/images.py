@@ -38,7 +38,7 @@ def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Loaded
         with open_image(path) as img:
             w, h = img.size  # from the header: nothing is decoded yet
             if w * h > max_pixels:
-                raise InputError(_too_large(path, f"{w}x{h} is {w * h / 1e6:.0f} megapixels, over", max_pixels))
+                raise InputError(_too_large(path, f"{w}x{h} is {_megapixels(w * h)}, over", max_pixels))
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
                 notes.append("animated image: used the first frame")
@@ -80,7 +80,12 @@ def _let_pillow_load(max_pixels: int) -> None:
 
 def _too_large(path: Path, what: str, limit: int) -> str:
     fix = "raise it with --max-pixels if the file is trusted"
-    return f"{path}: {what} the limit of {limit / 1e6:.0f} megapixels ({fix})"
+    return f"{path}: {what} the limit of {_megapixels(limit)} ({fix})"
+
+
+def _megapixels(n: int) -> str:
+    """100000000 -> '100 megapixels', 65536 -> '0.066 megapixels' (never a misleading 0)."""
+    return f"{n / 1e6:.3g} megapixels"
 
 
 def open_image(path: Path):

@@ -159,8 +159,8 @@ def test_weights_commands(tmp_path, monkeypatch):
     f.write_bytes(b"not the real file")
     result = invoke("weights", "import", "e4e_ffhq", f)
     assert result.exit_code == 1 and "does not match" in result.stderr
-    result = invoke("weights", "pull", "e4e_fhq")
-    assert result.exit_code == 1 and "did you mean e4e_ffhq" in result.stderr
+    result = invoke("weights", "pull", "e4e_fhq")  # an unknown name is a usage error
+    assert result.exit_code == 2 and "did you mean e4e_ffhq" in result.stderr
     assert invoke("weights", "verify").exit_code == 0
 
 

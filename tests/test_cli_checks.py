@@ -103,4 +103,4 @@ def test_every_error_line_has_one_form():
         if path != root / "cli" / "common.py":
             assert "stylecli: error" not in path.read_text(), path
     result = invoke("weights", "pull", "nosuch")
-    assert result.exit_code == 1 and result.stderr.startswith(error_line("unknown weights name 'nosuch'"))
+    assert result.exit_code == 2 and result.stderr.startswith(error_line("unknown weights name 'nosuch'"))

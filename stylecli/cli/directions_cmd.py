@@ -19,6 +19,7 @@ from stylecli.cli.common import (
     OverwriteOpt,
     QuietOpt,
     check_output,
+    error_line,
     fail,
     handled,
     make_editor,
@@ -107,7 +108,7 @@ def learn(
             pos, neg, lambda: make_editor(checkpoint, model, device.value, batch_size), layer, not no_align,
             progress, str(checkpoint or model))
         for message in failed:
-            typer.echo(f"stylecli: error: {message}", err=True)
+            typer.echo(error_line(message), err=True)
         save_direction(learned, out, overwrite)
     _report_learned(learned, out, as_json, quiet)
     raise typer.Exit(1 if failed else 0)
@@ -204,7 +205,7 @@ def _write_preview(rows, photo: Path, out: Path, cell: int, overwrite: bool, as_
     good = [r for r in rows if r.error is None]
     for r in rows:
         if r.error is not None:
-            typer.echo(f"stylecli: error: {r.error}", err=True)
+            typer.echo(error_line(r.error), err=True)
     if good:
         info = {"rows": [{"direction": r.name, "strengths": r.strengths} for r in good]}
         write_sheet(row_sheet([(r.name, list(r.images), r.labels) for r in good], cell), out, overwrite, info)

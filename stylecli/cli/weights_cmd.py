@@ -34,6 +34,9 @@ def weights_pull(names: Annotated[list[str], typer.Argument(help="Registry names
     from stylecli import weights
     from stylecli.errors import StyleCliError
 
+    for name in names:  # an unknown name is a usage error, said before any download
+        with handled():
+            registry_entry(name)
     failed = 0
     for name in names:
         try:
