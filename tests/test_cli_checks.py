@@ -104,3 +104,10 @@ def test_every_error_line_has_one_form():
             assert "stylecli: error" not in path.read_text(), path
     result = invoke("weights", "pull", "nosuch")
     assert result.exit_code == 2 and result.stderr.startswith(error_line("unknown weights name 'nosuch'"))
+
+
+def test_directions_with_an_unknown_model_is_a_usage_error():
+    result = invoke("directions", "--model", "nosuch")
+    assert result.exit_code == 2 and "--model nosuch" in result.stderr
+    assert invoke("directions", "--model", "cars").exit_code == 0  # a short domain name
+    assert invoke("directions", "--model", "e4e_ffhq").exit_code == 0

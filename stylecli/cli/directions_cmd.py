@@ -25,6 +25,7 @@ from stylecli.cli.common import (
     make_editor,
     print_json,
     print_rows,
+    registry_entry,
 )
 
 directions_app = typer.Typer(
@@ -52,8 +53,11 @@ def directions(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from stylecli.editing.catalog import listing, model_domain
+    from stylecli.editing.catalog import KNOWN_DOMAINS, listing, model_domain
 
+    if model.lower() not in KNOWN_DOMAINS:  # a short domain name (ffhq, cars, ...) or a registry model
+        with handled():
+            registry_entry(model, "--model")
     columns = {
         "direction": lambda r: r["name"], "kind": lambda r: r["kind"], "domain": lambda r: r["domain"] or "any",
         "layers": lambda r: r["layers"], "strength": lambda r: r["strength"], "source": lambda r: r["source_short"],
