@@ -55,7 +55,8 @@ def directions(
         return
     from stylecli.editing.catalog import KNOWN_DOMAINS, listing, model_domain
 
-    if model.lower() not in KNOWN_DOMAINS:  # a short domain name (ffhq, cars, ...) or a registry model
+    given = getattr(ctx.get_parameter_source("model"), "name", "DEFAULT") != "DEFAULT"  # typed by the user
+    if given and model.lower() not in KNOWN_DOMAINS:  # a short domain name (ffhq, cars, ...) or a registry model
         with handled():
             registry_entry(model, "--model")
     columns = {
