@@ -36,10 +36,10 @@ def _check_steps(steps: int) -> int:
     return steps
 
 
-class ReStyleEncoder(nn.Module):
-    """Iterative refinement: each pass sees the photo beside the previous pass's pooled image."""
+class _IterativeEncoder(nn.Module):
+    """An encoder that refines over `steps` passes of its model (ReStyle, HyperStyle)."""
 
-    def __init__(self, model: ReStyle, steps: int = 5):
+    def __init__(self, model: ReStyle | HyperStyle, steps: int = 5):
         super().__init__()
         self.model = model
         self.steps = _check_steps(steps)
@@ -47,6 +47,12 @@ class ReStyleEncoder(nn.Module):
     @property
     def n_styles(self) -> int:
         return self.model.n_styles
+
+
+class ReStyleEncoder(_IterativeEncoder):
+    """Iterative refinement: each pass sees the photo beside the previous pass's pooled image."""
+
+    model: ReStyle
 
     def encode(self, x: Tensor) -> Encoded:
         # the last pass is not rendered here: the pipeline renders the final code itself
@@ -64,17 +70,10 @@ class HyperStyleWeights(dict):
         self.steps = steps
 
 
-class HyperStyleEncoder(nn.Module):
+class HyperStyleEncoder(_IterativeEncoder):
     """A W code from the W encoder, then `steps` hypernetwork passes of per-photo generator weight offsets."""
 
-    def __init__(self, model: HyperStyle, steps: int = 5):
-        super().__init__()
-        self.model = model
-        self.steps = _check_steps(steps)
-
-    @property
-    def n_styles(self) -> int:
-        return self.model.n_styles
+    model: HyperStyle
 
     def encode(self, x: Tensor) -> Encoded:
         codes = self.model.w_codes(x)
