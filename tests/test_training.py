@@ -394,9 +394,9 @@ def test_align_detects_each_photo_once_and_caches_the_crop(tmp_path, face_png):
         def __init__(self):
             self.inner, self.calls = FaceAligner(), 0
 
-        def detect(self, pixels):
+        def detect(self, pixels, landmark_pixels=None):
             self.calls += 1
-            return self.inner.detect(pixels)
+            return self.inner.detect(pixels, landmark_pixels=landmark_pixels)
 
     aligner, said = Counting(), []
     paths = sorted(photos.glob("*.png"))
