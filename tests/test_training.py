@@ -434,3 +434,9 @@ def test_a_bad_learning_rate_is_a_usage_error_before_any_work(tmp_path, flag, va
     result = invoke("train", "--data", tmp_path / "data", "--out", tmp_path / "run", flag, value, "-q")
     assert result.exit_code == 2 and flag in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_data_folder_is_said_before_any_weights_are_resolved(tmp_path):
+    result = invoke("train", "--data", tmp_path / "nope", "--out", tmp_path / "run", "-q")
+    assert result.exit_code == 2 and "no such folder" in result.stderr and "download" not in result.stderr
+    assert not (tmp_path / "run").exists()

@@ -98,6 +98,8 @@ def train(
             config = _resumed_config(saved, _explicit(ctx, values))
         elif data is None:
             raise typer.BadParameter("--data is required (or --resume RUN)", param_hint="--data")
+        elif not Path(data).exists():  # said before any weights are resolved or downloaded
+            raise typer.BadParameter(f"{data}: no such folder", param_hint="--data")
         else:
             from stylecli.training.config import TrainConfig
 
