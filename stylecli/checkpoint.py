@@ -170,21 +170,7 @@ def model_from_state(
         model = config.build()
     full = {k: as_float32(v) for k, v in state.items()}
     full["latent_avg"] = _latent_avg(latent_avg, opts, config, name)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in full]
-    unexpected = [k for k in full if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing tensors (e.g. {missing[0]})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
-        raise CheckpointError(f"{name}: does not match the {config.kind} architecture: " + "; ".join(parts))
-    for key, ref in expected.items():
-        if tuple(full[key].shape) != tuple(ref.shape):
-            raise CheckpointError(
-                f"{name}: tensor {key} has shape {list(full[key].shape)}, expected {list(ref.shape)}"
-            )
+    check_layout(model.state_dict(), full, name, f"{config.kind} architecture")
     model.load_state_dict(full, strict=True, assign=True)
     return model.eval().requires_grad_(False), config
 
@@ -232,3 +218,26 @@ def save_checkpoint(model: E4E, path: Path, opts: dict[str, Any], extra: dict[st
         ckpt.update(extra)
     with atomic_path(Path(path)) as tmp:
         torch.save(ckpt, tmp)
+
+
+SHOWN_KEYS = 3  # keys named in a layout error before "and N more"
+
+
+def key_list(keys: list[str]) -> str:
+    more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
+    return ", ".join(keys[:SHOWN_KEYS]) + more
+
+
+def check_layout(expected: dict[str, Any], state: dict[str, Any], name: str, layout: str, prefix: str = "") -> None:
+    """CheckpointError naming every missing / unexpected key (a few of each) and the first wrong shape: strict
+    loading, said before any tensor is adopted. `prefix` is the keys' prefix in the file."""
+    missing = [f"{prefix}{k}" for k in expected if k not in state]
+    unexpected = [f"{prefix}{k}" for k in state if k not in expected]
+    if missing or unexpected:
+        parts = [f"{len(keys)} {what} tensors ({key_list(keys)})"
+                 for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+        raise CheckpointError(f"{name}: does not match the {layout}: " + "; ".join(parts))
+    for key, ref in expected.items():
+        if tuple(state[key].shape) != tuple(ref.shape):
+            raise CheckpointError(f"{name}: tensor {prefix}{key} has shape {list(state[key].shape)}, "
+                                  f"expected {list(ref.shape)}")

@@ -11,15 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from stylecli.checkpoint import CheckpointError, as_float32, first_line, infer_generator
+from stylecli.checkpoint import CheckpointError, as_float32, check_layout, first_line, infer_generator, key_list
 from stylecli.models.stylegan2 import Generator
-
-SHOWN_KEYS = 3
-
-
-def _keys(keys: list[str]) -> str:
-    more = f" and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
-    return ", ".join(keys[:SHOWN_KEYS]) + more
 
 
 def split_prefixes(state: dict[str, Any], prefixes: tuple[str, ...], name: str,
@@ -36,7 +29,7 @@ def split_prefixes(state: dict[str, Any], prefixes: tuple[str, ...], name: str,
             unexpected.append(key)
     if unexpected:
         expected = ", ".join(f"{p}.*" for p in prefixes)
-        raise CheckpointError(f"{name}: {len(unexpected)} unexpected tensors ({_keys(unexpected)}); "
+        raise CheckpointError(f"{name}: {len(unexpected)} unexpected tensors ({key_list(unexpected)}); "
                               f"expected only {expected}")
     return parts
 
@@ -56,19 +49,7 @@ def assign_strict(module: nn.Module, state: dict[str, torch.Tensor], name: str, 
     """Adopt `state`'s tensors into `module` (built on the meta device) after checking every key and shape.
     `what` is the keys' prefix in the file (named in errors)."""
     expected = module.state_dict()
-    missing = [f"{what}.{k}" for k in expected if k not in state]
-    unexpected = [f"{what}.{k}" for k in state if k not in expected]
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing tensors ({_keys(missing)})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected tensors ({_keys(unexpected)})")
-        raise CheckpointError(f"{name}: does not match the {what} layout: " + "; ".join(parts))
-    for key, ref in expected.items():
-        if tuple(state[key].shape) != tuple(ref.shape):
-            raise CheckpointError(f"{name}: tensor {what}.{key} has shape {list(state[key].shape)}, "
-                                  f"expected {list(ref.shape)}")
+    check_layout(expected, state, name, f"{what} layout", prefix=f"{what}.")
     try:
         module.load_state_dict(floats(state), strict=True, assign=True)
     except RuntimeError as exc:  # pragma: no cover - the checks above catch what load_state_dict would

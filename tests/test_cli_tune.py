@@ -90,6 +90,11 @@ def test_edit_tune_from_the_photo_with_paste_back(tmp_path, tiny_checkpoint, fac
     assert result.exit_code == 0, result.stderr
     outputs = records(result)[0]["outputs"]
     assert set(outputs) >= {"face0.sefa-1+3", "sefa-1+3.pasted", "face0.aligned", "face0.alignment"}
+    plain = invoke("edit", face_png, "-d", "sefa:1", "-s", "3", "--checkpoint", tiny_checkpoint,
+                   "-o", tmp_path / "plain", "--json")
+    assert plain.exit_code == 0, plain.stderr
+    untuned = records(plain)[0]["outputs"]["face0.sefa-1+3"]
+    assert np.abs(png(outputs["face0.sefa-1+3"]) - png(untuned)).max() > 8  # the edit rendered through the tuning
     assert png(outputs["sefa-1+3.pasted"]).shape == png(face_png).shape
 
 

@@ -102,6 +102,13 @@ class StyleEncoder(nn.Module):
         return torch.stack(codes, dim=1)
 
 
+def per_style_mean(latent_avg: Tensor | None, n_styles: int, style_dim: int) -> Tensor:
+    """The mean latent as one row per style layer ([dim], [1, dim] or [n_styles, dim] given; zeros when None)."""
+    if latent_avg is None:
+        return torch.zeros(n_styles, style_dim)
+    return latent_avg.reshape(-1, style_dim).expand(n_styles, -1).clone()
+
+
 class E4E(nn.Module):
     """An encoder, the StyleGAN2 generator it inverts into, and the mean latent added to every code."""
 
@@ -109,10 +116,7 @@ class E4E(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
-        if latent_avg is None:
-            latent_avg = torch.zeros(encoder.n_styles, decoder.style_dim)
-        latent_avg = latent_avg.reshape(-1, decoder.style_dim).expand(encoder.n_styles, -1).clone()
-        self.register_buffer("latent_avg", latent_avg)
+        self.register_buffer("latent_avg", per_style_mean(latent_avg, encoder.n_styles, decoder.style_dim))
 
     @property
     def n_styles(self) -> int:

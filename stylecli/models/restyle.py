@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from stylecli.models.e4e import INFERENCE_STAGE, GradualStyleBlock
+from stylecli.models.e4e import INFERENCE_STAGE, GradualStyleBlock, per_style_mean
 from stylecli.models.irse import IRSE50_UNITS, IRSE50_WIDTHS, irse_body, irse_input_layer
 from stylecli.models.resnet import RESNET34_WIDTHS, ResNetStem
 from stylecli.models.stylegan2 import Generator
@@ -99,10 +99,7 @@ class ReStyle(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
-        if latent_avg is None:
-            latent_avg = torch.zeros(encoder.n_styles, decoder.style_dim)
-        latent_avg = latent_avg.reshape(-1, decoder.style_dim).expand(encoder.n_styles, -1).clone()
-        self.register_buffer("latent_avg", latent_avg)
+        self.register_buffer("latent_avg", per_style_mean(latent_avg, encoder.n_styles, decoder.style_dim))
         self._avg_image: Tensor | None = None
 
     @property
