@@ -74,10 +74,21 @@ def domain_of(opts: dict[str, Any], n_styles: int | None = None) -> str | None:
     someone's deliberate choice and is taken as written. With the domain unknown, registry directions are not
     refused for their domain (only their shape is checked)."""
     kind = opts.get("dataset_type")
-    domain = kind.removesuffix("_encode") if isinstance(kind, str) and kind else None
+    domain = kind.removesuffix("_encode").removesuffix("_hypernet") if isinstance(kind, str) and kind else None
     if domain == "ffhq" and n_styles is not None and n_styles != DOMAIN_STYLES["ffhq"]:
         return None
     return domain
+
+
+def checkpoint_domain(path: Path) -> str | None:
+    """The domain of a local e4e / pSp / ReStyle / HyperStyle file, from its opts (no model is built)."""
+    from stylecli.checkpoint import read_checkpoint
+
+    ckpt = read_checkpoint(path)
+    opts = ckpt.get("opts") if isinstance(ckpt.get("opts"), dict) else {}
+    avg = ckpt.get("latent_avg")
+    n_styles = avg.shape[0] if isinstance(avg, torch.Tensor) and avg.dim() == 2 else None
+    return domain_of(opts, n_styles)
 
 
 class FaceEditor:

@@ -30,7 +30,10 @@ def check_unverified(entry, path: Path) -> str:
         read_checkpoint(path)
         return "a checkpoint that loads safely"
     except CheckpointError as exc:
-        raise UnverifiedFileError(f"{path}: not a {entry.name} file ({exc}); nothing was installed") from None
+        why = str(exc).removeprefix(f"{path}: ").split("; ")[0]  # the path once, and no advice for another command
+        raise UnverifiedFileError(f"{path}: cannot be {entry.name}: {why}; nothing was installed") from None
+    except UnverifiedFileError:
+        raise
     except StyleCliError as exc:
         raise UnverifiedFileError(f"{exc}; nothing was installed") from None
 

@@ -3,6 +3,9 @@ said once, outputs checked before models load, contradictions refused."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -82,6 +85,52 @@ def test_output_folder_is_checked_before_the_model_loads(tmp_path, face_png, mon
     (tmp_path / "file").write_text("x")
     result = invoke("invert", face_png, "--no-align", "-o", tmp_path / "file" / "sub")
     assert result.exit_code == 2 and "is a file, not a folder" in result.stderr
+    import os
+
+    real_access = os.access  # tests may run as root, for whom a mode-555 folder is still writable
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode))
+    locked = invoke("edit", face_png, "-d", "age", "-o", tmp_path / "new" / "sub")
+    assert locked.exit_code == 2 and locked.stderr.count("\n") == 1
+    assert f"{tmp_path} is not writable (choose another folder with -o)" in locked.stderr
+
+
+def test_a_sweep_is_capped_before_any_work(tmp_path, face_png, monkeypatch):
+    from stylecli import weights
+
+    monkeypatch.setattr(weights, "resolve", lambda *a, **k: pytest.fail("a model was resolved"))
+    result = invoke("edit", face_png, "-d", "age", "--sweep", "-4:4:1000", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "2 <= N <= 100" in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_a_far_from_square_image_without_alignment_is_warned_about(tmp_path, tiny_checkpoint, face_png):
+    Image.open(face_png).resize((97, 220)).save(tmp_path / "tall.png")
+    Image.open(face_png).resize((110, 100)).save(tmp_path / "wide.png")
+    result = invoke("invert", tmp_path / "tall.png", tmp_path / "wide.png", "--no-align", "--checkpoint",
+                    tiny_checkpoint, "-o", tmp_path / "o", "--json")
+    tall, wide = records(result)
+    assert result.exit_code == 0 and any(n.startswith("warning: not square (97x220)") for n in tall["notes"])
+    assert "not square (110x100): resized to 256x256 without keeping the aspect ratio" in wide["notes"]
+    assert result.stderr.count("warning:") == 1 and "tall.png: not square (97x220)" in result.stderr
+
+
+def test_a_terminal_table_wraps_other_columns_but_never_the_name(monkeypatch):
+    import io
+
+    from stylecli.cli.common import print_rows
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    monkeypatch.setenv("COLUMNS", "60")
+    out = Terminal()
+    monkeypatch.setattr("sys.stdout", out)
+    rows = [{"name": "ganspace:eye_openness_of_a_long_name", "about": "word " * 30}]
+    print_rows(rows, {"direction": lambda r: r["name"], "about": lambda r: r["about"]})
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue()).splitlines()
+    assert any("ganspace:eye_openness_of_a_long_name" in line for line in lines)
+    assert max(map(len, lines)) <= 60 and sum("word" in line for line in lines) > 3  # wrapped, not cut
+    assert "…" not in out.getvalue()
 
 
 def test_mix_follows_the_output_contract(tmp_path, tiny_checkpoint):
@@ -93,8 +142,10 @@ def test_mix_follows_the_output_contract(tmp_path, tiny_checkpoint):
     assert result.exit_code == 0 and made.is_file(), result.stderr
     assert invoke(*base, "-o", tmp_path / "new" / "dir").exit_code == 2  # exists: said, no traceback
     assert invoke(*base, "-o", tmp_path / "new" / "dir", "--overwrite").exit_code == 0
-    assert invoke(*base, "-o", tmp_path / "m.jpg", "--layers", "0-1").exit_code == 0
-    assert Image.open(tmp_path / "m.jpg").format == "JPEG"
+    quiet = invoke(*base, "-o", tmp_path / "m.jpg", "--layers", "0-1", "--json", "-q")
+    assert quiet.exit_code == 0 and quiet.stderr == "" and Image.open(tmp_path / "m.jpg").format == "JPEG"
+    assert records(quiet) == [{"inputs": [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")], "layers": [0, 1],
+                               "alpha": 1.0, "outputs": {"image": str(tmp_path / "m.jpg")}}]
     bad = invoke(*base, "--layers", "8-17", "-o", tmp_path)
     assert bad.exit_code == 2 and clean(bad)
 
@@ -110,9 +161,10 @@ def test_weights_import_without_a_published_hash_checks_the_architecture(tmp_pat
     monkeypatch.setenv("STYLECLI_WEIGHTS_TOML", str(reg))
     (tmp_path / "notes.txt").write_text("not a model")
     text = invoke("weights", "import", "e4e_horse", tmp_path / "notes.txt")
-    assert text.exit_code == 1 and "nothing was installed" in text.stderr
+    assert text.exit_code == 1 and text.stderr.count("nothing was installed") == 1
+    assert text.stderr.count("notes.txt") == 1 and "cannot be e4e_horse: not a PyTorch checkpoint" in text.stderr
     wrong = invoke("weights", "import", "e4e_horse", tiny_checkpoint)  # 8 style layers, not 14
-    assert wrong.exit_code == 1 and "14" in wrong.stderr and "nothing was installed" in wrong.stderr
+    assert wrong.exit_code == 1 and "14" in wrong.stderr and wrong.stderr.count("nothing was installed") == 1
     config = ModelConfig(size=256, kind="e4e", style_dim=32, widths=(16, 16, 32, 32),
                          channels={4: 16, 8: 16, 16: 16, 32: 8, 64: 8, 128: 8, 256: 8}, n_mlp=2)
     horse = tmp_path / "horse.pt"
@@ -224,3 +276,75 @@ def test_align_without_a_face_suggests_only_its_own_options(tmp_path):
     Image.fromarray(np.full((200, 200, 3), 127, np.uint8)).save(tmp_path / "wall.png")
     result = invoke("align", tmp_path / "wall.png", "-o", tmp_path / "o", "-q")
     assert result.exit_code == 1 and "no face found" in result.stderr and "--no-align" not in result.stderr
+
+
+def all_help_pages() -> dict[str, str]:
+    import typer.main
+
+    from stylecli.cli import app
+
+    pages = {}
+
+    def walk(command, path):
+        pages[" ".join(path) or "stylecli"] = invoke(*path, "--help").stdout
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return pages
+
+
+def test_help_placeholders_are_plain_words():
+    pages = all_help_pages()
+    assert {"edit", "weights import", "directions learn", "cache clean"} <= set(pages)
+    for name, text in pages.items():
+        assert text.startswith("Usage:"), name
+        placeholders = set(re.findall(r"<[a-z][^<> ]*(?: range)?>", text)) - {"<direction>", "<strength>", "<variant>"}
+        assert not placeholders, (name, placeholders)
+        assert "{" not in text.splitlines()[0], name
+    assert "Usage: stylecli edit [OPTIONS] INPUT..." in pages["edit"]
+    assert "--blend BLEND" in pages["edit"] and "--steps N" in pages["edit"] and "--shard K/N" in pages["edit"]
+    assert "--checkpoint PATH" in pages["evaluate"] and "--device [auto|cpu|cuda|mps]" in pages["evaluate"]
+
+
+def test_directions_lists_what_fits_a_local_checkpoint(tmp_path, tiny_checkpoint):
+    from conftest import tiny_config, tiny_model
+
+    from stylecli.checkpoint import default_opts, save_checkpoint
+
+    cars = tmp_path / "cars.pt"
+    save_checkpoint(tiny_model(), cars, default_opts(tiny_config(), dataset_type="cars_encode"))
+    names = [row.split("\t")[0] for row in invoke("directions", "--checkpoint", cars).stdout.splitlines()[1:]]
+    assert "ganspace:grass" in names and "sefa:K" in names and "age" not in names and "ganspace:bald" not in names
+    unknown = invoke("directions", "--checkpoint", tiny_checkpoint)  # 8 styles: not the FFHQ generator it claims
+    assert unknown.exit_code == 0 and "does not say what it was trained on" in unknown.stderr
+    assert "age\t" in unknown.stdout and "ganspace:" in unknown.stdout
+    both = invoke("directions", "--checkpoint", cars, "--model", "e4e_ffhq")
+    assert both.exit_code == 2 and "not both" in both.stderr
+    missing = invoke("directions", "--checkpoint", tmp_path / "nope.pt")
+    assert missing.exit_code == 2 and "nope.pt" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_direction_defaults_and_bad_files_are_said_plainly(tmp_path, tiny_checkpoint, capsys):
+    from types import SimpleNamespace
+
+    from test_editing import real_format_pca
+
+    from stylecli.cli.photos import edit_plan, resolve_plan
+    from stylecli.editing.resolve import resolve_edit
+
+    real_format_pca(tmp_path / "ffhq_pca.pt")
+    editor = SimpleNamespace(n_styles=18, keep=lambda edits, keep: (edits, []), resolve_edit=lambda spec, layers:
+                             resolve_edit(spec, 18, None, layers, resolve_file=lambda n: tmp_path / f"{n}.pt"))
+    plan = edit_plan(["ganspace:5", "ganspace:7"], [2.0], None, False, False, False, False, "feather", layers="0-3")
+    plan = resolve_plan(plan, editor, "0-3")
+    assert len(plan.notes) == 1 and "ganspace:7 without --strength: moved to coordinate 0" in plan.notes[0]
+    assert capsys.readouterr().err.count("stylecli: note: ganspace:7") == 1
+    assert not resolve_plan(edit_plan(["ganspace:5"], [0.0], None, False, False, False, False, "feather", layers="0-3"),
+                            editor, "0-3").notes  # asked for 0: nothing to say
+    np.save(tmp_path / "x.npy", np.zeros((8, 32), np.float32))
+    (tmp_path / "garbage.npy").write_bytes(b"not a numpy file " * 20)
+    result = invoke("edit", tmp_path / "x.npy", "--checkpoint", tiny_checkpoint, "-d", tmp_path / "garbage.npy",
+                    "-o", tmp_path / "o")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.strip().endswith("e.g. one `stylecli directions learn` wrote")

@@ -10,9 +10,11 @@ from typing import Annotated
 import typer
 
 from stylecli import __version__
+from stylecli.cli.help_text import PlainHelpGroup
 
 app = typer.Typer(
     name="stylecli",
+    cls=PlainHelpGroup,
     help=(
         "Edit real face photos with StyleGAN2 and the e4e encoder.\n\n"
         "\b\nExamples:\n"

@@ -120,7 +120,8 @@ SkipOpt = Annotated[
     bool, typer.Option("--skip-existing", help="Skip inputs whose outputs all exist (resume a batch).")
 ]
 ShardOpt = Annotated[
-    str | None, typer.Option("--shard", help="K/N: take only shard K of N (1-based), split by path hash.")
+    str | None,
+    typer.Option("--shard", metavar="K/N", help="K/N: take only shard K of N (1-based), split by path hash."),
 ]
 BatchOpt = Annotated[
     int | None, typer.Option("--batch-size", min=1, metavar="N",

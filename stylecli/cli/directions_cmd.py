@@ -40,6 +40,7 @@ app.add_typer(directions_app, name="directions")
 def directions(
     ctx: typer.Context,
     model: ModelOpt = "e4e_ffhq",
+    checkpoint: CheckpointOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List the edit directions available for a model: kind, domain, layers, default strength and suggested
@@ -48,6 +49,7 @@ def directions(
     \b
     Examples:
       stylecli directions --model e4e_ffhq
+      stylecli directions --checkpoint my_e4e.pt
       stylecli directions learn --positive glasses/ --negative no_glasses/ -o glasses.npy
       stylecli directions preview photo.jpg -o sheet.png --names age,smile,ganspace:bald
     """
@@ -56,15 +58,26 @@ def directions(
     from stylecli.editing.catalog import KNOWN_DOMAINS, listing, model_domain
 
     given = getattr(ctx.get_parameter_source("model"), "name", "DEFAULT") != "DEFAULT"  # typed by the user
+    if given and checkpoint is not None:
+        raise fail("give --checkpoint or --model, not both", 2)
     if given and model.lower() not in KNOWN_DOMAINS:  # a short domain name (ffhq, cars, ...) or a registry model
         with handled():
             registry_entry(model, "--model")
+    domain = model_domain(model)
+    if checkpoint is not None:
+        from stylecli.pipeline import checkpoint_domain
+
+        with handled():
+            domain = checkpoint_domain(checkpoint)
+        if domain is None:
+            typer.echo(f"stylecli: note: {checkpoint} does not say what it was trained on (opts.dataset_type); "
+                       "listing the directions of every domain (edit checks only their shape)", err=True)
     columns = {
         "direction": lambda r: r["name"], "kind": lambda r: r["kind"], "domain": lambda r: r["domain"] or "any",
         "layers": lambda r: r["layers"], "strength": lambda r: r["strength"], "source": lambda r: r["source_short"],
         "license": lambda r: r["license_short"],
     }
-    print_rows(listing(model_domain(model)), columns, as_json)
+    print_rows(listing(domain, every_domain=checkpoint is not None), columns, as_json)
 
 
 Examples = Annotated[

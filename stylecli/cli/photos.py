@@ -38,6 +38,7 @@ from stylecli.cli.common import (
     handled,
     make_editor,
     photo_editor,
+    print_json,
     registry_entry,
     run_options,
 )
@@ -271,7 +272,7 @@ def edit(
         editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
                              max_pixels=max_pixels, detector_upsample=detector_upsample, steps=steps,
                              w_encoder=w_encoder)
-        return EditJob(editor, chosen, resolve_plan(plan, editor, layers), tuner, saved_tuning=not no_tune)
+        return EditJob(editor, chosen, resolve_plan(plan, editor, layers, quiet), tuner, saved_tuning=not no_tune)
 
     execute_batch(paths, make_job, options, as_json, quiet)
 
@@ -320,8 +321,8 @@ def _parse_keep(spec: str | None, directions: list[str]) -> tuple[str, ...]:
     return kept
 
 
-def resolve_plan(plan, editor, layers: str | None):
-    """The plan with each direction spec turned into an Edit for this model."""
+def resolve_plan(plan, editor, layers: str | None, quiet: bool = False):
+    """The plan with each direction spec turned into an Edit for this model (what a default did is said once)."""
     from dataclasses import replace
 
     from stylecli.editing import parse_layers
@@ -331,12 +332,21 @@ def resolve_plan(plan, editor, layers: str | None):
     if chosen is not None:  # the layers change the pixels, so they are in the names
         edits = [(replace(e, label=f"{e.label}_layers{layers_tag(chosen)}"), s) for e, s in edits]
     edits, notes = editor.keep(edits, plan.keep)
+    defaults = [f"{spec} without --strength: moved to coordinate 0 of component {spec.partition(':')[2].strip()} "
+                "(the mean face's value); --strength sets the target coordinate, in standard deviations"
+                for spec, s in plan.edits if s is None and plan.sweep is None and _raw_ganspace(spec)]
+    for note in defaults if not quiet else []:
+        typer.echo(f"stylecli: note: {note}", err=True)
     if plan.keep:  # a conditioned edit has other pixels than the plain one, so the kept directions are in the names
         from stylecli.editing.conditional import keep_tag
 
         edits = [(replace(e, label=f"{e.label}_keep-{keep_tag(plan.keep)}"), s) for e, s in edits]
-    return replace(plan, edits=edits, notes=tuple(notes))
+    return replace(plan, edits=edits, notes=(*notes, *defaults))
 
+
+def _raw_ganspace(spec: str) -> bool:
+    kind, _, arg = spec.strip().partition(":")
+    return kind == "ganspace" and arg.strip().isdigit()
 
 
 def layers_tag(layers: tuple[int, ...]) -> str:
@@ -365,6 +375,8 @@ def mix(
     device: DeviceOpt = Device.auto,
     no_align: NoAlignOpt = False,
     overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Style mixing: FIRST's code with chosen layers taken from SECOND (coarse 0-3: pose and shape,
     middle 4-7: features, fine 8+: colours and texture).
@@ -385,13 +397,17 @@ def mix(
         if known is not None or as_file:
             mix_destination(out_dir, as_file, first, second, known or (), alpha, overwrite)
         unreadable_inputs([first, second])
-        editor = make_editor(checkpoint, model, device.value)
+        editor = make_editor(checkpoint, model, device.value, quiet=quiet)
         chosen = mix_layers(layers, editor.n_styles)
         dest = mix_destination(out_dir, as_file, first, second, chosen, alpha, overwrite)
         base, other = (face_code(editor, p, not no_align) for p in (first, second))
         mixed = mix_codes(base.codes, other.codes, chosen, alpha)
         write_image(editor.synthesize(mixed, base.weights)[0], dest, overwrite)
-    typer.echo(f"{first} + {second} (layers {layers_tag(chosen)}) -> {dest}", err=True)
+    if as_json:
+        print_json({"inputs": [str(first), str(second)], "layers": list(chosen), "alpha": alpha,
+                    "outputs": {"image": str(dest)}})
+    if not quiet:
+        typer.echo(f"{first} + {second} (layers {layers_tag(chosen)}) -> {dest}", err=True)
 
 
 def early_mix_layers(spec: str | None, model: str | None) -> tuple[int, ...] | None:

@@ -142,11 +142,11 @@ def short_license(text: str) -> str:
     return ", ".join(dict.fromkeys(found)) or text
 
 
-def listing(domain: str | None, registry: dict | None = None) -> list[dict]:
-    """Rows for `stylecli directions`: the named directions of a domain (none when the domain is unknown), then
-    the kinds that work for every model (SeFa, your own files)."""
+def listing(domain: str | None, registry: dict | None = None, every_domain: bool = False) -> list[dict]:
+    """Rows for `stylecli directions`: the named directions of a domain (with the domain unknown: none, or all of
+    them with `every_domain`), then the kinds that work for every model (SeFa, your own files)."""
     registry = _registry() if registry is None else registry
-    named = named_directions(domain, registry) if domain is not None else []
+    named = named_directions(domain, registry) if domain is not None or every_domain else []
     rows = []
     for d in named:
         low, high = d.range

@@ -38,8 +38,10 @@ def load_direction(path: Path) -> torch.Tensor:
             arr = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise EditError(f"{path}: no such direction file") from None
-    except Exception as exc:
-        raise EditError(f"{path}: not a direction file ({str(exc).splitlines()[0][:120]})") from None
+    except Exception:
+        what = "a NumPy array file" if path.suffix == ".npy" else "a tensor file (torch.save, loaded safely)"
+        raise EditError(f"{path}: not a direction file: it does not read as {what}; give a [512] or "
+                        "[n_styles, 512] direction, e.g. one `stylecli directions learn` wrote") from None
     if not isinstance(arr, torch.Tensor):
         raise EditError(f"{path}: expected a tensor, found a {type(arr).__name__}")
     arr = arr.detach().float()

@@ -70,6 +70,7 @@ def check_spec(spec: str, layers: str | tuple[int, ...] | None = None, domain: s
         if path.suffix in (".pt", ".pth", ".npy") or path.exists():
             if not path.is_file():
                 raise EditError(f"{path}: no such direction file")
+            load_direction(path)  # small: its form is checked now, its width against the model later
         else:
             names = [*INTERFACEGAN, *(f"ganspace:{e}" for p in pcas for e in NAMED_EDITS[p]), "ganspace:N", "sefa:K"]
             raise EditError(_unknown(spec, names))
