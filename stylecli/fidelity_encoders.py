@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from stylecli.checkpoint import CheckpointError
 from stylecli.encoders import Encoded, GeneratorWeights
-from stylecli.errors import InputError, StyleCliError, UsageError
+from stylecli.errors import InputError, UsageError
 from stylecli.models.hyperstyle import HyperStyle, HyperStyleState
 from stylecli.models.restyle import ReStyle
 from stylecli.models.stylegan2 import Generator
@@ -32,7 +32,7 @@ FACES_W_ENCODER = "faces_w_encoder"
 
 def _check_steps(steps: int) -> int:
     if steps < 1:
-        raise StyleCliError(f"--steps {steps}: needs at least 1 pass")
+        raise UsageError(f"--steps {steps}: needs at least 1 pass")
     return steps
 
 
@@ -159,7 +159,7 @@ def step_renders(encoder: Any, encoded: Encoded) -> tuple[Tensor, list[Generator
         n = len(per_photo[0]) if per_photo else 0
         codes = encoded.codes.repeat_interleave(n, dim=0)
         return codes, [encoder.weights_of(s) for states in per_photo for s in states], n
-    raise StyleCliError("--save-steps: this model encodes in one pass (use a ReStyle or HyperStyle model)")
+    raise UsageError("--save-steps: this model encodes in one pass (use a ReStyle or HyperStyle model)")
 
 
 @dataclass
@@ -228,7 +228,7 @@ def load_encoder(path: Path, ckpt: dict[str, Any], kind: str, steps: int | None 
 def refuse_fidelity_options(path: Path | str, steps: int | None, w_encoder: Path | str | None) -> None:
     """--steps / --w-encoder given for a one-pass (e4e / pSp) checkpoint."""
     if steps is not None or w_encoder is not None:
-        raise StyleCliError(f"{path}: an e4e / pSp checkpoint encodes in one pass: --steps and --w-encoder are for "
+        raise UsageError(f"{path}: an e4e / pSp checkpoint encodes in one pass: --steps and --w-encoder are for "
                             "ReStyle and HyperStyle models")
 
 

@@ -81,6 +81,7 @@ class PhotoJob:
         self.default_batch_size = editor.batch_size
         self.tuner = tuner  # pivotal tuning of each face (--tune)
         self.saved_tuning = saved_tuning  # render saved latents through their NAME.tuned.safetensors
+        self.name_tag = settings_tag(editor, tuner)
         self._generator_fingerprint: str | None = None
         if options.align:
             editor.aligner  # noqa: B018 - load dlib's models now: a missing model is one error, not one per input
@@ -114,6 +115,7 @@ class PhotoJob:
     def expected_outputs(self, source: Path, stem: str, out_dir: Path) -> list[Path] | None:
         """Exact names: with --faces all, the count of faces comes from the first face's sidecar."""
         latent = source.suffix.lower() == ".npy"
+        stem = stem if latent else stem + self.name_tag
         aligned = self.options.align and not latent
         which = self.options.faces
         if not aligned or which == "largest":
@@ -133,6 +135,8 @@ class PhotoJob:
     # -- reading -------------------------------------------------------------------------------------------
 
     def prepare(self, source: Path, stem: str, out_dir: Path) -> Task:
+        if source.suffix.lower() != ".npy":  # a latent's name already says how it was made
+            stem += self.name_tag
         task = self._prepare(source, stem, out_dir)
         if self.tuner is not None or self.saved_tuning:
             self._prepare_tuning(source, task)
@@ -249,6 +253,16 @@ class PhotoJob:
 
     def write_input(self, task: Task, results: list[Any], overwrite: bool) -> None:
         pass
+
+
+def settings_tag(editor: FaceEditor, tuner: Tuner | None) -> str:
+    """The model settings that change the pixels, for the output names of photos (a latent's name already says
+    how it was made): refinement passes other than the official 5 (`_steps3`) and pivotal tuning (`_tuned`).
+    The model itself is not named: one output folder per model."""
+    from stylecli.restyle_checkpoint import DEFAULT_STEPS
+
+    steps = getattr(editor.encoder, "steps", DEFAULT_STEPS)
+    return (f"_steps{steps}" if steps != DEFAULT_STEPS else "") + ("_tuned" if tuner is not None else "")
 
 
 def squash_note(photo: Photo) -> list[str]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_cli import records
 from test_weights import build_hub_cache, write_registry
 from tiny_fidelity import save_tiny_hyperstyle, save_tiny_restyle
 from typer.testing import CliRunner
@@ -106,12 +107,14 @@ def test_cli_invert_restyle_steps_and_save_steps(tmp_path, restyle_file, face_pn
     with torch.no_grad():
         passes = list(model.iterate(x, 3))
         images = [to_uint8(model.synthesize(p.codes))[0] for p in passes]
-    assert np.abs(np.load(out / "face.npy") - passes[-1].codes[0].numpy()).max() < 1e-5
+    assert np.abs(np.load(out / "face_steps3.npy") - passes[-1].codes[0].numpy()).max() < 1e-5
     for t in (1, 2):
-        saved = np.asarray(Image.open(out / f"face_step{t}.png")).astype(int)
+        saved = np.asarray(Image.open(out / f"face_steps3_step{t}.png")).astype(int)
         assert np.abs(saved - images[t - 1]).max() <= 1
-    assert not (out / "face_step3.png").exists()  # the last pass is the reconstruction
-    assert np.abs(np.asarray(Image.open(out / "face_inversion.png")).astype(int) - images[-1]).max() <= 1
+    assert not (out / "face_steps3_step3.png").exists()  # the last pass is the reconstruction
+    assert np.abs(np.asarray(Image.open(out / "face_steps3_inversion.png")).astype(int) - images[-1]).max() <= 1
+    default = invoke("invert", face_png, "--no-align", "--checkpoint", path, "-o", out, "--json")  # 5 passes
+    assert set(records(default)[0]["outputs"].values()) == {str(out / "face.npy"), str(out / "face_inversion.png")}
 
 
 def test_cli_usage_errors(tmp_path, tiny_checkpoint, restyle_file, face_png):
@@ -119,7 +122,7 @@ def test_cli_usage_errors(tmp_path, tiny_checkpoint, restyle_file, face_png):
                     "--latent-only", "-o", tmp_path)
     assert result.exit_code == 2 and "--latent-only" in result.output
     result = invoke("invert", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "--steps", 2, "-o", tmp_path)
-    assert result.exit_code == 1 and "one pass" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 2 and "one pass" in result.output and "Traceback" not in result.output
     result = invoke("invert", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "--save-steps", "-o", tmp_path)
     assert result.exit_code == 1 and "one pass" in result.output
 
@@ -130,7 +133,7 @@ def test_cli_hyperstyle_invert_then_edit_the_saved_latent(tmp_path, hyperstyle_f
     common = ("--checkpoint", path, "--w-encoder", w_path, "--steps", 2)
     result = invoke("invert", face_png, "--no-align", *common, "-o", out)
     assert result.exit_code == 0, result.output
-    offsets = out / "face.hyperstyle.npz"
+    offsets = out / "face_steps2.hyperstyle.npz"
     assert offsets.is_file() and offsets.stat().st_size < 20_000
     state = load_state(offsets, model)
     x = preprocess(crop(face_png))[None]
@@ -142,22 +145,22 @@ def test_cli_hyperstyle_invert_then_edit_the_saved_latent(tmp_path, hyperstyle_f
                 assert (ours - again).abs().max() < 1e-5
     # editing the saved latent gives the image editing the photo gives
     from_photo = invoke("edit", face_png, "--no-align", *common, "-d", "sefa:1", "-s", 2, "-o", tmp_path / "a")
-    from_latent = invoke("edit", out / "face.npy", *common, "-d", "sefa:1", "-s", 2, "-o", tmp_path / "b")
+    from_latent = invoke("edit", out / "face_steps2.npy", *common, "-d", "sefa:1", "-s", 2, "-o", tmp_path / "b")
     assert from_photo.exit_code == 0 and from_latent.exit_code == 0, from_latent.output
     (a_png,), (b_png,) = (tmp_path / "a").glob("face_*.png"), (tmp_path / "b").glob("face_*.png")
-    assert a_png.name == b_png.name
+    assert a_png.name == b_png.name == "face_steps2_sefa-1+2.png"  # the latent's name says --steps 2 once
     a, b = (np.asarray(Image.open(p)).astype(int) for p in (a_png, b_png))
     assert np.abs(a - b).max() <= 1
     # a truncated offsets file is one line naming it, not a traceback
     good = offsets.read_bytes()
     offsets.write_bytes(good[:200])
-    result = invoke("edit", out / "face.npy", *common, "-d", "sefa:1", "-o", tmp_path / "t")
+    result = invoke("edit", out / "face_steps2.npy", *common, "-d", "sefa:1", "-o", tmp_path / "t")
     assert result.exit_code == 1 and "unreadable HyperStyle offsets" in result.output
     assert "Traceback" not in result.output
     offsets.write_bytes(good)
     offsets.unlink()
-    result = invoke("edit", out / "face.npy", *common, "-d", "sefa:1", "-o", tmp_path / "c")
-    assert result.exit_code == 1 and "face.hyperstyle.npz" in result.output and "missing" in result.output
+    result = invoke("edit", out / "face_steps2.npy", *common, "-d", "sefa:1", "-o", tmp_path / "c")
+    assert result.exit_code == 1 and "face_steps2.hyperstyle.npz" in result.output and "missing" in result.output
 
 
 def test_evaluate_compares_e4e_restyle_and_hyperstyle_in_one_table(tmp_path, monkeypatch, isolated_cache,

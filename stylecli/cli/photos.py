@@ -105,7 +105,7 @@ def invert(
       stylecli invert crops/ --no-align --checkpoint e4e_ffhq_encode.pt -o out/
       stylecli invert dataset/ --latent-only -o latents/ --skip-existing
       stylecli invert photo.jpg --model restyle_e4e_ffhq --steps 3 --save-steps
-      stylecli invert photo.jpg --tune -o out/     # also out/photo.tuned.safetensors
+      stylecli invert photo.jpg --tune -o out/     # out/photo_tuned.npy + photo_tuned.tuned.safetensors
 
     Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
     """

@@ -17,7 +17,8 @@ class PivotKind(str, Enum):
 
 TuneOpt = Annotated[bool, typer.Option(
     "--tune", help="Pivotal tuning (PTI): adapt the generator to each face so the reconstruction is near-exact and "
-    "edits render through it; writes NAME.tuned.safetensors (~57 MB per face at 1024 px). Slow: up to 350 steps.")]
+    "edits render through it; writes NAME_tuned.npy and NAME_tuned.tuned.safetensors (~57 MB per face at 1024 px). "
+    "Slow: up to 350 steps.")]
 TuneStepsOpt = Annotated[int | None, typer.Option(
     "--tune-steps", min=0, show_default=False, help="Most tuning steps per face [default: 350].")]
 TuneLrOpt = Annotated[float | None, typer.Option(
