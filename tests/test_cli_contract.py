@@ -68,6 +68,14 @@ def test_usage_errors_exit_2_said_once_before_inputs(tmp_path, tiny_checkpoint, 
     assert result.stdout == "" and not (tmp_path / "o").exists()
 
 
+def test_layers_of_a_registry_model_are_checked_before_it_is_downloaded(tmp_path, face_png, monkeypatch):
+    from stylecli import weights
+
+    monkeypatch.setattr(weights, "resolve", lambda *a, **k: pytest.fail("a model was resolved"))
+    result = invoke("edit", face_png, "-d", "age", "--layers", "0-18", "--model", "e4e_ffhq", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and "layers go from 0 to 17" in result.stderr
+
+
 @pytest.mark.parametrize("args", [
     ("-d", "sefa:0", "--sweep", "-1:1:3", "-s", "2"),
     ("-d", "sefa:0", "--overwrite", "--skip-existing"),
@@ -292,6 +300,22 @@ def all_help_pages() -> dict[str, str]:
 
     walk(typer.main.get_command(app), [])
     return pages
+
+
+def test_every_option_and_argument_has_help_text():
+    import typer.main
+
+    from stylecli.cli import app
+
+    missing = []
+
+    def walk(command, path):
+        missing.extend(f"{path} {p.name}" for p in command.params if not getattr(p, "help", None))
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}")
+
+    walk(typer.main.get_command(app), "stylecli")
+    assert not missing
 
 
 def test_help_placeholders_are_plain_words():

@@ -300,9 +300,10 @@ def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | N
     with handled():
         from stylecli.editing import parse_layers
         from stylecli.editing.resolve import check_spec
+        from stylecli.pipeline import DOMAIN_STYLES
 
         domain = registry_entry(model, "--model").domain if model else None
-        parse_layers(layers)  # the syntax; the indices are checked against the model
+        parse_layers(layers, DOMAIN_STYLES.get(domain or ""))  # the syntax; the indices when the model's are known
         for spec in direction:
             check_spec(spec, layers, domain)
     edits = [(d, strengths[i] if i < len(strengths) else None) for i, d in enumerate(direction)]
