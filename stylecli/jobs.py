@@ -360,12 +360,19 @@ class InvertJob(PhotoJob):
         for t, image in enumerate(result.steps or [], start=1):
             write_png(image, files[f"step{t}"], overwrite)
         if "tuned" in files:
-            from stylecli.tuning.store import code_digest, save_tuned
+            write_tuned(self.editor, self.tuner, result.code, result.weights, files["tuned"], overwrite)
 
-            generator = self.editor.generator
-            metadata = {**self.tuner.metadata(), "pivot_sha256": code_digest(result.code)}
-            save_tuned(files["tuned"], generator, result.weights, metadata,
-                       base_fingerprint=self.tuner.fingerprint(generator), overwrite=overwrite)
+
+def write_tuned(editor: FaceEditor, tuner: Tuner, code: np.ndarray, weights: Any, dest: Path,
+                overwrite: bool = False) -> Path:
+    """A face's tuned generator weights, tied to the base generator and to `code`, the latent written beside
+    them (`edit LATENT` renders it through them)."""
+    from stylecli.tuning.store import code_digest, save_tuned
+
+    generator = editor.generator
+    metadata = {**tuner.metadata(), "pivot_sha256": code_digest(code)}
+    return save_tuned(dest, generator, weights, metadata, base_fingerprint=tuner.fingerprint(generator),
+                      overwrite=overwrite)
 
 
 @dataclass

@@ -1,12 +1,14 @@
 """`stylecli serve`: the editor's session (no browser), the `edit` client API, and the page in a real browser.
 
-The server is the real command (`python -m stylecli serve`) on a free local port with a tiny random model in
-the official checkpoint format; the browser is Debian's chromium driven by Playwright.
+The server is the real command (`python -m stylecli serve`) on a free local port with tiny random models in
+the official checkpoint formats (e4e, and ReStyle as a second encoder); the browser is Debian's chromium driven by
+Playwright. Tuning runs a few steps of PTI with a stand-in for LPIPS (tests/offline_lpips.py).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -19,7 +21,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_config, tiny_model
+from offline_lpips import stand_in_lpips
 from PIL import Image
+from tiny_fidelity import save_tiny_restyle
 
 from stylecli.checkpoint import default_opts, save_checkpoint
 
@@ -54,8 +58,14 @@ def files(tmp_path_factory) -> dict[str, Path]:
     np.save(root / "directions" / "turn.npy", turn)
     np.save(root / "directions" / "too_wide.npy", np.ones((1, 64), dtype=np.float32))  # fits no slider
     (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a picture")
+    save_tiny_restyle(root / "restyle.pt")
     return {"root": root, "checkpoint": root / "tiny.pt", "directions": root / "directions",
-            "photo": two_astronauts(root / "astronauts.png"), "broken": root / "broken.png"}
+            "photo": two_astronauts(root / "astronauts.png"), "broken": root / "broken.png",
+            "restyle": root / "restyle.pt"}
+
+
+# A few steps that visibly move a tiny generator (PTI's defaults: up to 350 steps at 3e-4, stopping at LPIPS 0.06).
+TUNING = ["--tune-steps", "5", "--tune-lr", "0.01", "--tune-lpips-stop", "0"]
 
 
 # Loaded by the server's Python at start: records (and refuses) every look-up or connection beyond this machine.
@@ -76,6 +86,11 @@ def connect(self, address):
         _note(address)
     return _connect(self, address)
 socket.getaddrinfo, socket.socket.connect = getaddrinfo, connect
+if os.environ.get("STYLECLI_TEST_LPIPS"):  # tuning without torchvision's AlexNet (see offline_lpips)
+    import sys
+    sys.path.insert(0, os.environ["STYLECLI_TEST_LPIPS"])
+    import stylecli.metric_nets, offline_lpips
+    stylecli.metric_nets.lpips_model = offline_lpips.stand_in_lpips
 """
 
 
@@ -96,12 +111,14 @@ def server(files):
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join([str(root / "guard"), str(REPO)]), "STYLECLI_TEST_OUTSIDE": str(outside),
            "GRADIO_TEMP_DIR": str(root / "gradio"), "STYLECLI_CACHE": str(root / "cache"),
-           "HF_HOME": str(root / "hf"), "NO_PROXY": "127.0.0.1,localhost"}
+           "HF_HOME": str(root / "hf"), "NO_PROXY": "127.0.0.1,localhost",
+           "STYLECLI_TEST_LPIPS": str(Path(__file__).parent)}
     log = root / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "stylecli", "serve", "--checkpoint", str(files["checkpoint"]),
-                                 "--directions", str(files["directions"]), "--port", str(port), "--no-browser",
-                                 "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=root)
+    with open(log, "w") as out:  # paths as a user types them in the folder of the models (the command box's)
+        proc = subprocess.Popen([sys.executable, "-m", "stylecli", "serve", "--checkpoint", "tiny.pt", "--checkpoint",
+                                 "restyle.pt", "--directions", "directions", *TUNING, "--port", str(port),
+                                 "--no-browser", "--device", "cpu"], stdout=out, stderr=subprocess.STDOUT, env=env,
+                                cwd=root)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + 90
@@ -139,11 +156,16 @@ def pixels(path_or_bytes) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def loaded(files):
+    """The e4e model (sliders) with ReStyle beside it, and tuning of a few steps."""
     from stylecli.serve.server import prepare
+    from stylecli.tuning import TuningConfig
 
     notes: list[str] = []
-    session = prepare(files["checkpoint"], device="cpu", directions_dir=files["directions"], note=notes.append)
-    yield session, notes
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("stylecli.metric_nets.lpips_model", stand_in_lpips)
+        session = prepare([files["checkpoint"], files["restyle"]], device="cpu", directions_dir=files["directions"],
+                          note=notes.append, tuning=TuningConfig(steps=5, lr=0.01, lpips_stop=0))
+        yield session, notes
     session.close()
 
 
@@ -218,6 +240,12 @@ def test_render_matches_the_command_line_it_shows(session, files, tmp_path, monk
     latent = next(p for p in out.files if p.suffix == ".npy")
     np.testing.assert_allclose(np.load(latent), np.load(cli_out / latent.name), atol=1e-5)
 
+    # The sidecar names the photo as uploaded, and nothing of the server's folders.
+    sidecar = next(p for p in out.files if p.name.endswith(".align.json"))
+    data = json.loads(sidecar.read_text())
+    assert data["source"] == "astronauts.png" and "source_absolute" not in data and data["face_index"] == 1
+    assert str(session.workdir) not in sidecar.read_text() and "/tmp" not in sidecar.read_text()
+
     # The downloaded latent and sidecar continue in the CLI, from any folder: paste-back finds the photo beside
     # them.
     download = tmp_path / "download"
@@ -231,6 +259,117 @@ def test_render_matches_the_command_line_it_shows(session, files, tmp_path, monk
     assert again.exit_code == 0, again.stderr
     pasted = pixels(tmp_path / "again" / "astronauts_face1_sefa-0+3_turn-1.5_sefa-1+0_pasted.png")
     assert np.abs(pasted.astype(int) - pixels(out.files[0]).astype(int)).max() <= 1
+
+
+def test_encoder_choices_are_each_models_own_and_tuning_from_it(session, files):
+    """e4e (the sliders' model), ReStyle beside it, and tuning from each; the command names the model (and
+    --tune); a slider resolves against the model that encoded the face, as `stylecli edit --checkpoint` does."""
+    from stylecli.errors import InputError
+
+    pytest.importorskip("lpips")  # tuning is offered with the package that measures it
+    assert [(e.key, e.label) for e in session.encoders] == [
+        ("e4e", "e4e"), ("e4e+tuning", "e4e + tuning (PTI, at most 5 steps)"),
+        ("restyle", "ReStyle"), ("restyle+tuning", "ReStyle + tuning (PTI, at most 5 steps)")]
+    upload = session.open(files["photo"])
+    e4e, restyle = session.invert(upload, 0), session.invert(upload, 0, "restyle")
+    assert e4e.choice.key == "e4e" and session.invert(upload, 0, "e4e") is e4e  # inverted once per choice
+    assert np.abs(e4e.reconstruction.astype(int) - restyle.reconstruction.astype(int)).max() > 10
+    out = session.render(restyle, {"sefa_0": 3.0}, paste_back=False)
+    assert out.command == f"stylecli edit astronauts.png -d sefa:0 -s 3 --checkpoint {files['restyle']}"
+    sefa = session.backend.resolve("sefa:0")  # e4e's generator
+    own = next(e for e in session.encoders if e.key == "restyle").backend.resolve("sefa:0")
+    latent = np.load(next(p for p in out.files if p.suffix == ".npy"))
+    np.testing.assert_allclose(latent, own.apply(torch.from_numpy(restyle.code)[None], 3.0)[0].numpy(), atol=1e-5)
+    assert np.abs(latent - sefa.apply(torch.from_numpy(restyle.code)[None], 3.0)[0].numpy()).max() > 1e-3
+    with pytest.raises(InputError, match="encoder 'hyperstyle': this editor offers e4e, e4e\\+tuning, restyle"):
+        session.invert(upload, 0, "hyperstyle")
+
+
+def test_tuning_matches_its_command_and_the_download_continues(session, files, tmp_path, monkeypatch):
+    """Tuning a face: the page hears every step, the reconstruction comes closer to the face than e4e's, the
+    files equal what the command in the box makes, and the downloaded latent renders through its
+    .tuned.safetensors in the CLI."""
+    from test_cli import invoke
+
+    pytest.importorskip("lpips")
+    monkeypatch.setattr("stylecli.metric_nets.lpips_model", stand_in_lpips)
+    upload = session.open(files["photo"])
+    heard: list[tuple[int, int]] = []
+    tuned = session.invert(upload, 0, "e4e+tuning", lambda step, total, lpips: heard.append((step, total)))
+    assert heard == [(k, 5) for k in range(6)] and tuned.notes[0].startswith("tuned in 5 steps, LPIPS ")
+    e4e = session.invert(upload, 0)
+    np.testing.assert_array_equal(tuned.code, e4e.code)  # the pivot is the encoder's code
+    target = session.backend.editor.target(upload.pixels, upload.faces[0]).astype(float)
+    distance = {k: np.mean((inv.reconstruction - target) ** 2) for k, inv in (("e4e", e4e), ("tuned", tuned))}
+    assert distance["tuned"] < 0.8 * distance["e4e"], distance
+
+    out = session.render(tuned, {"sefa_0": 3.0})
+    assert out.command == (f"stylecli edit astronauts.png -d sefa:0 -s 3 --paste-back --checkpoint "
+                           f"{files['checkpoint']} --tune {' '.join(TUNING)}")
+    assert sorted(p.name for p in out.files) == [
+        "astronauts_tuned_sefa-0+3.align.json", "astronauts_tuned_sefa-0+3.npy", "astronauts_tuned_sefa-0+3.png",
+        "astronauts_tuned_sefa-0+3.tuned.safetensors", "astronauts_tuned_sefa-0+3_pasted.png"]
+    monkeypatch.chdir(files["root"])
+    cli = invoke("edit", *out.command.split()[2:], "--device", "cpu", "--save-latent", "-q", "-o", tmp_path / "cli")
+    assert cli.exit_code == 0, cli.stderr
+    for path in out.files:
+        if path.suffix in (".png", ".npy"):
+            mine, theirs = (np.load(p) if p.suffix == ".npy" else pixels(p).astype(int)
+                            for p in (path, tmp_path / "cli" / path.name))
+            assert np.abs(mine - theirs).max() <= 1, path.name
+
+    download = tmp_path / "download"
+    download.mkdir()
+    for path in [*out.files, files["photo"]]:
+        (download / path.name).write_bytes(path.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    again = invoke("edit", download / "astronauts_tuned_sefa-0+3.npy", "-d", "sefa:1", "-s", "0", "--paste-back",
+                   "--checkpoint", files["checkpoint"], "--device", "cpu", "-o", tmp_path / "again")
+    assert again.exit_code == 0 and "rendering through" in again.stderr, again.stderr
+    pasted = pixels(tmp_path / "again" / "astronauts_tuned_sefa-0+3_sefa-1+0_pasted.png").astype(int)
+    assert np.abs(pasted - pixels(out.files[0]).astype(int)).max() <= 1
+
+
+def test_hyperstyle_offers_no_tuning_and_downloads_its_offsets(files, tmp_path):
+    """A HyperStyle model renders each photo with its own offsets: no tuning choice (`--tune` refuses it), and
+    the download carries NAME.hyperstyle.npz, which renders the latent as the page did; one pass instead of the
+    official 5 is in the names (`_steps1`), as the CLI names them."""
+    from tiny_fidelity import save_tiny_hyperstyle
+
+    from stylecli.jobs import face_code
+    from stylecli.pipeline import FaceEditor
+    from stylecli.serve.backend import Backend
+    from stylecli.serve.encoders import choices
+    from stylecli.serve.session import EditorSession
+    from stylecli.serve.sliders import discover
+    from stylecli.tuning.stage import Tuner
+
+    _, path, w_path = save_tiny_hyperstyle(tmp_path)
+    editor = FaceEditor.from_checkpoint(path, "cpu", steps=1, w_encoder=w_path)
+    backend = Backend(editor, ["--checkpoint", str(path), "--steps", "1", "--w-encoder", str(w_path)], str(path))
+    assert [c.key for c in choices([backend], Tuner())] == ["hyperstyle"]
+    session = EditorSession(backend, discover(backend), tmp_path / "work")
+    out = session.render(session.invert(session.open(files["photo"]), 0), {"sefa_1": 2.0}, paste_back=False)
+    latent = next(p for p in out.files if p.suffix == ".npy")
+    assert [p.name for p in out.files] == [f"astronauts_steps1_sefa-1+2{end}" for end in (
+        ".png", ".npy", ".align.json", ".hyperstyle.npz")]
+    again = face_code(backend.editor, latent)  # how `stylecli edit LATENT` reads it
+    rendered = backend.editor.synthesize(again.codes, again.weights)[0]
+    assert np.abs(rendered.astype(int) - pixels(out.files[0]).astype(int)).max() <= 1
+    session.close()
+
+
+def test_models_of_one_page_take_the_same_codes(files, tmp_path):
+    from test_cli import invoke
+
+    from stylecli.errors import UsageError
+    from stylecli.serve.server import prepare
+
+    save_checkpoint(tiny_model(size=16), tmp_path / "small.pt", default_opts(tiny_config(size=16)))
+    with pytest.raises(UsageError, match=r"small\.pt: takes \[6, 32\] codes .* but .*tiny\.pt takes \[8, 32\]"):
+        prepare([files["checkpoint"], tmp_path / "small.pt"], device="cpu", note=lambda _: None)
+    twice = invoke("serve", "--checkpoint", files["checkpoint"], "--checkpoint", files["checkpoint"])
+    assert twice.exit_code == 2 and "given twice" in twice.stderr
 
 
 def test_ganspace_slider_shifts_the_faces_own_coordinate(session, files):
@@ -371,7 +510,7 @@ def test_edit_through_the_client_api(server, files, tmp_path):
     client = Client(url, verbose=False, download_files=str(tmp_path))
     status, aligned, recon, edited, (before, after), command, downloads = client.predict(
         photo=handle_file(str(files["photo"])), face=0, sefa_0=4.0, api_name="/edit")
-    assert status.startswith("astronauts.png: 896x512, 2 faces, editing face 0"), log.read_text()
+    assert status.startswith("astronauts.png: 896x512, 2 faces, editing face 0 (the largest), e4e."), log.read_text()
     assert pixels(aligned).shape == (256, 256, 3)
     assert pixels(recon).shape == pixels(edited).shape == (32, 32, 3)
     assert np.abs(pixels(recon).astype(int) - pixels(edited).astype(int)).max() > 10
@@ -382,6 +521,14 @@ def test_edit_through_the_client_api(server, files, tmp_path):
         "astronauts_sefa-0+4.align.json", "astronauts_sefa-0+4.npy", "astronauts_sefa-0+4.png",
         "astronauts_sefa-0+4_pasted.png"]
     assert pixels(next(p for p in downloads if p.endswith("_pasted.png"))).shape == (512, 896, 3)
+    sidecar = json.loads(Path(next(p for p in downloads if p.endswith(".align.json"))).read_text())
+    assert sidecar["source"] == "astronauts.png" and "source_absolute" not in sidecar
+
+    # The encoder by its key: ReStyle inverts the face again; the command names its checkpoint.
+    status, _, restyled, *_, command, _ = client.predict(photo=handle_file(str(files["photo"])), face=0,
+                                                         sefa_0=4.0, encoder="restyle", api_name="/edit")
+    assert ", ReStyle." in status and command.endswith("--paste-back --checkpoint restyle.pt")
+    assert np.abs(pixels(recon).astype(int) - pixels(restyled).astype(int)).max() > 10
     status = client.predict(photo=handle_file(str(files["broken"])), api_name="/edit")[0]
     assert status.startswith("**Error:** broken.png:")
 
@@ -394,6 +541,7 @@ def browser():
 
 
 def test_editor_in_a_real_browser(server, files, tmp_path):
+    pytest.importorskip("lpips")  # the server offers tuning
     url, log = server
     with browser() as p:
         chrome = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
@@ -402,6 +550,10 @@ def test_editor_in_a_real_browser(server, files, tmp_path):
             run_the_editor(page, url, files, tmp_path, log)
         finally:
             chrome.close()
+    if os.environ.get("STYLECLI_SERVE_SCREENSHOT"):  # docs/serve.png: 1100 px wide, 256 colours
+        shot = Image.open(tmp_path / "editor.png").convert("RGB")
+        shot = shot.resize((1100, round(shot.height * 1100 / shot.width)), Image.Resampling.LANCZOS)
+        shot.quantize(256, dither=Image.Dither.NONE).save(os.environ["STYLECLI_SERVE_SCREENSHOT"], optimize=True)
 
 
 def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
@@ -409,8 +561,11 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None)
     page.goto(url)
     page.set_input_files("#photo input[type=file]", str(files["photo"]))
-    status_has(page, "2 faces, editing face 0", log)
-    page.locator("#faces .thumbnail-item").first.click()  # the gallery: the largest face comes first
+    status_has(page, "2 faces, editing face 0 (the largest), e4e.", log)
+    page.locator("#faces .thumbnail-item").nth(1).click()  # the gallery: the largest face comes first
+    status_has(page, "editing face 1, e4e.", log)
+    command_is(page, "stylecli invert astronauts.png --faces 1 --checkpoint tiny.pt")
+    page.locator("#faces .thumbnail-item").first.click()
     status_has(page, "editing face 0 (the largest)", log)
     recon = image_of(page, "#reconstruction img")
     first = page.locator("#edited img").get_attribute("src")
@@ -424,17 +579,32 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
     page.locator("#slider-file_turn input[type=range]").focus()
     for _ in range(15):  # rapid moves while renders run: they coalesce, and the latest state is what shows
         page.keyboard.press("ArrowRight")
-    page.wait_for_function("document.querySelector('#command textarea').value.endsWith("
-                           "'turn.npy -s 1.5 --paste-back --checkpoint ' + "
-                           f"{str(files['checkpoint'])!r})", timeout=30_000)
+    edit = "stylecli edit astronauts.png -d sefa:0 -s 6 -d directions/turn.npy -s 1.5 --paste-back"
+    command_is(page, f"{edit} --checkpoint tiny.pt")  # the names as uploaded and as the server was started
+
+    # Another encoder inverts the face again and renders the same sliders; tuning comes closer to the face.
+    choose(page, "#encoder", "ReStyle")
+    command_is(page, f"{edit} --checkpoint restyle.pt")
+    status_has(page, "editing face 0 (the largest), ReStyle.", log)
+    assert np.abs(image_of(page, "#reconstruction img").astype(int) - recon.astype(int)).max() > 10
+    choose(page, "#encoder", "e4e + tuning (PTI, at most 5 steps)")
+    command_is(page, f"{edit} --checkpoint tiny.pt --tune {' '.join(TUNING)}")
+    status_has(page, "editing face 0 (the largest), e4e + tuning (tuned in 5 steps, LPIPS", log)
+    target = Image.fromarray(image_of(page, "#aligned img")).resize(recon.shape[:2], Image.Resampling.LANCZOS)
+    distance = {k: np.mean((image.astype(float) - np.asarray(target)) ** 2)
+                for k, image in (("e4e", recon), ("tuned", image_of(page, "#reconstruction img")))}
+    assert distance["tuned"] < 0.8 * distance["e4e"], distance
     page.locator("#save").click()
-    link = page.locator("#downloads a[download$='_pasted.png']")
+    link = page.locator("#downloads a[download='astronauts_tuned_sefa-0+6_turn+1.5_pasted.png']")
     link.wait_for(timeout=30_000)
     assert fetch(link.get_attribute("href")).shape == (512, 896, 3)  # the pasted photo is the upload's size
+    assert page.locator("#downloads a[download='astronauts_tuned_sefa-0+6_turn+1.5.tuned.safetensors']").count()
+    sidecar = page.locator("#downloads a[download='astronauts_tuned_sefa-0+6_turn+1.5.align.json']")
+    text = fetch_bytes(sidecar.get_attribute("href")).decode()
+    assert json.loads(text)["source"] == "astronauts.png" and "source_absolute" not in text and "/tmp" not in text
     page.screenshot(path=str(shots / "editor.png"), full_page=True)
     page.locator("#reset").click()  # every slider back to 0: the reconstruction again
-    page.wait_for_function("document.querySelector('#command textarea').value.startsWith('stylecli invert')",
-                           timeout=30_000)
+    command_is(page, f"stylecli invert astronauts.png --checkpoint tiny.pt --tune {' '.join(TUNING)}")
 
     page.locator("#photo button[aria-label='Clear']").click()
     page.set_input_files("#photo input[type=file]", str(files["broken"]))
@@ -454,14 +624,30 @@ def status_has(page, text: str, log: Path) -> None:
         raise AssertionError(f"status: {page.inner_text('#status')!r}; server log:\n{log.read_text()}") from None
 
 
+def command_is(page, command: str) -> None:
+    try:
+        page.wait_for_function(f"document.querySelector('#command textarea').value === {command!r}", timeout=30_000)
+    except Exception:
+        raise AssertionError(f"command: {page.input_value('#command textarea')!r}") from None
+
+
+def choose(page, dropdown: str, option: str) -> None:
+    page.locator(f"{dropdown} input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
 def image_of(page, selector: str, last: bool = False) -> np.ndarray:
     images = page.locator(selector)
     return fetch((images.last if last else images.first).get_attribute("src"))
 
 
 def fetch(url: str) -> np.ndarray:
+    return pixels(fetch_bytes(url))
+
+
+def fetch_bytes(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=10) as response:
-        return pixels(response.read())
+        return response.read()
 
 
 def test_serve_on_a_taken_port_is_one_line_before_the_model_loads(files, monkeypatch):

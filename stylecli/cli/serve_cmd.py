@@ -8,15 +8,33 @@ from typing import Annotated
 import typer
 
 from stylecli.cli import app
-from stylecli.cli.common import CheckpointOpt, Device, DeviceOpt, MaxPixelsOpt, ModelOpt, fail, handled
+from stylecli.cli.common import Device, DeviceOpt, MaxPixelsOpt, fail, handled
+from stylecli.cli.tune_opts import TuneLrOpt, TuneStopOpt, make_tuner
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+CheckpointsOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--checkpoint", help="A local checkpoint (.pt: e4e, pSp, ReStyle or HyperStyle) instead of "
+                 "--model; repeat (or add --model) to offer several encoders of one generator.", show_default=False),
+]
+ModelsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--model", help="Registry model (see `stylecli weights list`) [default: e4e_ffhq]; repeatable. "
+                 "The first --checkpoint, else the first --model, gives the sliders.", show_default=False),
+]
+PageTuneStepsOpt = Annotated[
+    int | None,
+    typer.Option("--tune-steps", min=1, show_default=False,
+                 help="Most steps of the page's pivotal tuning (the encoder choice '... + tuning') [default: 50; "
+                 "the CLI's --tune runs up to 350]."),
+]
 
 
 @app.command()
 def serve(
-    checkpoint: CheckpointOpt = None,
-    model: ModelOpt = "e4e_ffhq",
+    checkpoint: CheckpointsOpt = None,
+    model: ModelsOpt = None,
     directions: Annotated[
         Path | None,
         typer.Option("--directions", help="A folder of your own direction files (.pt/.npy): one slider each."),
@@ -30,17 +48,22 @@ def serve(
         bool, typer.Option("--share", help="Also make a public link through Gradio's share servers.")
     ] = False,
     no_browser: Annotated[bool, typer.Option("--no-browser", help="Do not open a browser tab.")] = False,
+    tune_steps: PageTuneStepsOpt = None,
+    tune_lr: TuneLrOpt = None,
+    tune_lpips_stop: TuneStopOpt = None,
     device: DeviceOpt = Device.auto,
     max_pixels: MaxPixelsOpt = 100_000_000,
 ) -> None:
     """Edit photos in your browser: upload, pick a face, move sliders, download the edited photo and its latent.
 
-    The models load once; requests queue. The page also shows the `stylecli edit` command that makes the same
-    files, and the edit is callable from scripts through Gradio's client API (api_name "edit").
+    The models load once; requests queue. The page offers each model's encoder and pivotal tuning from it (a
+    short run: --tune-steps); it also shows the `stylecli edit` command that makes the same files, and the edit
+    is callable from scripts through Gradio's client API (api_name "edit").
 
     \b
     Examples:
       stylecli serve
+      stylecli serve --model e4e_ffhq --model restyle_e4e_ffhq --model hyperstyle_ffhq
       stylecli serve --checkpoint my_e4e.pt --directions my_directions/ --port 8000 --no-browser
     """
     import importlib.util
@@ -51,17 +74,23 @@ def serve(
         raise fail("the browser editor finds faces with dlib: pip install 'stylecli[ui]'", 2)
     if directions is not None and not directions.is_dir():
         raise fail(f"--directions {directions}: not a folder", 2)
+    from stylecli.serve.encoders import TUNE_STEPS
+
+    tuning = make_tuner(True, TUNE_STEPS if tune_steps is None else tune_steps, tune_lr, tune_lpips_stop, False,
+                        None, quiet=True).config  # the CLI's checks and defaults, the page's step count
     if host not in LOCAL_HOSTS:
         typer.echo(f"stylecli: warning: listening on {host}: anyone who can reach this machine on that network can "
                    "use the editor (and this machine's compute)", err=True)
     if share:
         typer.echo("stylecli: warning: --share makes a public link: anyone with it can use the editor", err=True)
-    from stylecli.serve.server import check_address, launch, prepare
+    from stylecli.serve.server import check_address, launch, models_of, prepare
 
-    with handled():  # a taken port or an unknown host: said before the model loads (exit 2)
+    with handled():  # the same model twice, a taken port or an unknown host: said before any model loads (exit 2)
+        models_of(checkpoint, model)
         check_address(host, port)
-    with handled():  # a model that cannot load: its one-line message and exit code
+    with handled():  # a model that cannot load (or fit the first): its one-line message and exit code
         session = prepare(checkpoint, model, device.value, directions, max_pixels,
-                          lambda line: typer.echo(f"stylecli: {line}", err=True))
+                          lambda line: typer.echo(f"stylecli: {line}", err=True), tuning)
     with handled():  # the page could not start after all (a race for the port): one line, the session closed
         launch(session, host, port, share, open_browser=not no_browser)
+

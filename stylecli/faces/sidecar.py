@@ -2,7 +2,8 @@
 
 The photo's path is stored relative to the sidecar's own folder (so the pair can be used from any working
 folder, or moved together with the photo), with the absolute path as a fallback; a photo on another Windows
-drive than the sidecar has no relative path, and both fields then hold the absolute one.
+drive than the sidecar has no relative path, and both fields then hold the absolute one. A sidecar written for
+another machine (the browser editor's downloads) holds only the photo's file name, as if beside the sidecar.
 """
 
 from __future__ import annotations
@@ -21,16 +22,21 @@ from stylecli.images import check_free
 
 
 def write_sidecar(dest: Path, source: Path, image_size: tuple[int, int], index: int, face: Face,
-                  overwrite: bool = False, found: int | None = None) -> Path:
-    """`found`: how many faces of the photo were written in the same run (lets a resume name them exactly)."""
+                  overwrite: bool = False, found: int | None = None, name_only: bool = False) -> Path:
+    """`found`: how many faces of the photo were written in the same run (lets a resume name them exactly).
+    name_only: record the photo by its file name alone, to sit beside the sidecar (no path of this machine)."""
     check_free(dest, overwrite)
-    absolute = Path(source).resolve()
-    try:
-        stored = Path(os.path.relpath(absolute, Path(dest).resolve().parent)).as_posix()
-    except ValueError:  # on another Windows drive than the sidecar: no relative path exists
-        stored = str(absolute)
-    data = {"source": stored, "source_absolute": str(absolute), "image_size": list(image_size),
-            "face_index": index, **({"faces_found": found} if found is not None else {}), **face.to_dict()}
+    if name_only:
+        paths = {"source": Path(source).name}
+    else:
+        absolute = Path(source).resolve()
+        try:
+            stored = Path(os.path.relpath(absolute, Path(dest).resolve().parent)).as_posix()
+        except ValueError:  # on another Windows drive than the sidecar: no relative path exists
+            stored = str(absolute)
+        paths = {"source": stored, "source_absolute": str(absolute)}
+    data = {**paths, "image_size": list(image_size), "face_index": index,
+            **({"faces_found": found} if found is not None else {}), **face.to_dict()}
     with atomic_path(dest, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(data, indent=1))
     return dest

@@ -1,8 +1,10 @@
 """`stylecli serve`: a local browser editor (Gradio) over the same pipeline as the CLI.
 
-    backend   the one seam to the models: read, detect, align, encode, edit, synthesize, paste back
-    sliders   which directions fit the loaded model, with their suggested ranges
+    backend   the one seam to a model: read, detect, align, encode, tune, edit, synthesize, paste back, the
+              files a download holds
+    encoders  the encoder choice: each model's own encoder, and pivotal tuning from it
+    sliders   which directions fit the first model, with their suggested ranges
     session   uploads and inversions cached per server, renders, downloads, the equivalent command line
     app       the Gradio page and its events (gradio is imported only there and in server)
-    server    load the model once, find the sliders, launch on a local address
+    server    load the models once, find the sliders, launch on a local address
 """

@@ -1,7 +1,8 @@
 """The Gradio page: upload, pick a face, move sliders, compare, download. All work is EditorSession's.
 
 The edit is also an API endpoint, `edit` (gradio_client: `client.predict(..., api_name="/edit")`), whose
-parameters are named after the sliders (`age`, `ganspace_smile`, `sefa_0`, ...).
+parameters are named after the sliders (`age`, `ganspace_smile`, `sefa_0`, ...); `encoder` takes a choice's key
+(`e4e`, `e4e+tuning`, `restyle`, ...).
 """
 
 from __future__ import annotations
@@ -38,24 +39,35 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
                    "encoder": c.encoder, **dict(zip(_keys(directions), sliders))}
 
         def edit(photo: str | None, face: float | None, paste: bool = True, blend: str = "feather",
-                 keep: list[str] | None = None, encoder: str = "e4e", **strengths: float):
-            """Edit the chosen face of a photo with the slider values; returns the status line, the aligned
-            crop, the reconstruction, the edited face, the (photo, edited photo) preview pair, the command line
-            and the downloads (the edited photo at full resolution, the face, the latent .npy and its
-            .align.json)."""
-            return _render(session, uploads, photo, int(face or 0), strengths, paste, blend, keep, encoder, True)
+                 keep: list[str] | None = None, encoder: str | None = None, progress=gr.Progress(),
+                 **strengths: float):
+            """Edit the chosen face of a photo with the slider values, inverted by `encoder` (default: the first
+            model's own); returns the status line, the aligned crop, the reconstruction, the edited face, the
+            (photo, edited photo) preview pair, the command line and the downloads (the edited photo at full
+            resolution, the face, the latent .npy, its .align.json and, for a face rendered with its own
+            generator weights, its .tuned.safetensors or .hyperstyle.npz)."""
+            return _render(session, uploads, photo, int(face or 0), strengths, paste, blend, keep, encoder, True,
+                           progress)
 
-        def preview(photo, face, paste=True, blend="feather", keep=None, encoder="e4e", **strengths):
-            return _render(session, uploads, photo, int(face or 0), strengths, paste, blend, keep, encoder, False)
+        def preview(photo, face, paste=True, blend="feather", keep=None, encoder=None, progress=gr.Progress(),
+                    **strengths):
+            return _render(session, uploads, photo, int(face or 0), strengths, paste, blend, keep, encoder, False,
+                           progress)
 
-        def opened(photo, *options):
+        # Gradio fills in only the special parameters before *args (the event's data, its progress).
+        def opened(progress=gr.Progress(), *values):
+            photo, *options = values
             zeros = {d.slider.key: 0.0 for d in directions}
-            out = _render(session, uploads, photo, 0, zeros, *options, False)
+            out = _render(session, uploads, photo, 0, zeros, *options, False, progress)
             return (_gallery(gr, session, photo), 0, *zeros.values(), *out)
 
-        def picked(photo, *rest, evt: gr.SelectData):
-            index = int(evt.index)
-            return (index, *preview(photo, index, *rest[:4], **dict(zip(_keys(directions), rest[4:]))))
+        def picked(evt, progress=gr.Progress(), *values):
+            index, (photo, *rest) = int(evt.index), values
+            return (index, *preview(photo, index, *rest[:4], progress=progress,
+                                    **dict(zip(_keys(directions), rest[4:]))))
+
+        # Gradio finds the event's data by its type; the string annotations of this module name a local import.
+        picked.__annotations__ = {"evt": gr.SelectData}
 
         c.photo.upload(opened, [c.photo, *options], [c.gallery, c.face, *sliders, *shown], api_visibility="private",
                        concurrency_id="model")
@@ -65,9 +77,12 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
         # Sliders listen to `change`, so their own reset buttons and "Reset sliders" render too. Rapid changes
         # coalesce (always_last: the latest state is rendered once the running render is done).
         c.reset.click(lambda: [0.0] * len(sliders), None, sliders, api_visibility="private", queue=False)
-        gr.on([*(s.change for s in sliders), c.paste.input, c.blend.input, c.keep.input, c.encoder.input,
-               c.face.submit], preview, inputs_kwargs=by_name, outputs=shown, api_visibility="private",
-              trigger_mode="always_last", concurrency_id="model", show_progress="minimal")
+        gr.on([*(s.change for s in sliders), c.paste.input, c.blend.input, c.keep.input, c.face.submit], preview,
+              inputs_kwargs=by_name, outputs=shown, api_visibility="private", trigger_mode="always_last",
+              concurrency_id="model", show_progress="minimal")
+        # A new encoder inverts the face again (tuning: many steps): its progress shows over the results.
+        c.encoder.input(preview, inputs_kwargs=by_name, outputs=shown, api_visibility="private",
+                        trigger_mode="always_last", concurrency_id="model")
         c.save.click(edit, inputs_kwargs=by_name, outputs=shown, api_name="edit", concurrency_id="model")
     return demo
 
@@ -101,14 +116,25 @@ def _page(gr, session: EditorSession, title: str):
             c.paste = gr.Checkbox(True, label="Paste back into the photo", elem_id="paste")
             c.blend = gr.Radio(backend.blends, value="feather", label="Blend", elem_id="blend",
                                visible=len(backend.blends) > 1)
-            c.encoder = gr.Dropdown(backend.encoders, value=backend.encoders[0], label="Encoder",
-                                    visible=len(backend.encoders) > 1, elem_id="encoder")
+            encoders = [(e.label, e.key) for e in session.encoders]
+            c.encoder = gr.Dropdown(encoders, value=encoders[0][1], label="Encoder", info=_encoder_info(session),
+                                    visible=len(encoders) > 1, elem_id="encoder")
             c.reset = gr.Button("Reset sliders", elem_id="reset")
             sliders = _sliders(gr, session.directions)
             with gr.Accordion("Keep", open=False):
                 c.keep = gr.CheckboxGroup(session.keep_choices, label="Edits move orthogonally to these",
                                           elem_id="keep")
     return c, sliders
+
+
+def _encoder_info(session: EditorSession) -> str | None:
+    """What the choice means: a face is inverted once per choice; tuning is a short run of PTI."""
+    tuned = next((e.tuner for e in session.encoders if e.tuner is not None), None)
+    if tuned is None:
+        return "Each face is inverted once per encoder."
+    return (f"Each face is inverted once per encoder. Tuning (PTI) adapts the generator to the face: at most "
+            f"{tuned.config.steps} steps here, where `--tune` runs up to 350 (PTI reports about 2 minutes for "
+            "those on a GPU; a CPU is far slower). Its progress shows over the results.")
 
 
 def _keys(directions) -> list[str]:
@@ -138,15 +164,22 @@ def _gallery(gr, session: EditorSession, photo: str | None):
 
 
 def _render(session: EditorSession, uploads: Path, photo: str | None, index: int, strengths: dict[str, float],
-            paste: bool, blend: str | None, keep: list[str] | None, encoder: str, save: bool) -> tuple:
-    """The seven outputs: status, aligned crop, reconstruction, edited face, before/after, command, downloads."""
+            paste: bool, blend: str | None, keep: list[str] | None, encoder: str | None, save: bool,
+            progress=None) -> tuple:
+    """The seven outputs: status, aligned crop, reconstruction, edited face, before/after, command, downloads.
+    progress: Gradio's, told each tuning step."""
     import gradio as gr
 
     if not photo:
         return ("Upload a photo to start.", None, None, None, None, "", None)
+
+    def tuning(step: int, total: int, lpips: float) -> None:
+        if progress is not None:
+            progress((step, total), desc=f"Tuning the generator to face {index}: LPIPS {lpips:.3f}", unit="steps")
+
     try:
         upload = session.open(uploaded(photo, uploads))
-        inverted = session.invert(upload, index, encoder)
+        inverted = session.invert(upload, index, encoder, tuning)
         out = session.render(inverted, strengths, paste, blend or "feather", keep or [], save)
     except StyleCliError as exc:
         return (f"**Error:** {exc}", None, None, None, None, "", None)
@@ -156,8 +189,10 @@ def _render(session: EditorSession, uploads: Path, photo: str | None, index: int
                 None, None, None, None, "", None)
     n = len(upload.faces)
     faces = f"{n} faces, editing face {index}" + (" (the largest)" if index == 0 else "") if n > 1 else "1 face"
-    notes = f" ({'; '.join(upload.notes + out.notes)})" if upload.notes or out.notes else ""
-    status = f"{upload.name}: {upload.size[0]}x{upload.size[1]}, {faces}{notes}."
+    said = upload.notes + inverted.notes + out.notes
+    notes = f" ({'; '.join(said)})" if said else ""
+    how = f", {inverted.choice.name}" if len(session.encoders) > 1 else ""
+    status = f"{upload.name}: {upload.size[0]}x{upload.size[1]}, {faces}{how}{notes}."
     compare = (str(out.before), str(out.after))
     if not save:  # the page's previews put the divider through the face; the API returns plain values
         compare = gr.ImageSlider(value=compare, slider_position=out.split)

@@ -1,29 +1,34 @@
 """The one seam between the browser editor and the models: every model call the page makes goes through here.
 
-The stages are the pipeline's (read, detect, align, encode, edit, synthesize, paste back); the editor never
-touches an encoder, a generator or dlib itself.
+The stages are the pipeline's (read, detect, align, encode, tune, edit, synthesize, paste back); the editor
+never touches an encoder, a generator or dlib itself.
 """
 
 from __future__ import annotations
 
 import inspect
 import threading
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from stylecli.editing.base import Edit
 from stylecli.images import DEFAULT_MAX_PIXELS
 
+if TYPE_CHECKING:
+    from stylecli.tuning.stage import ProgressFactory, Tuner
+
 
 class Backend:
     """A loaded FaceEditor (the model, and on first use the face detector), shared by every request of one
     server."""
 
-    def __init__(self, editor: Any, model_args: list[str]):
+    def __init__(self, editor: Any, model_args: list[str], name: str = "e4e_ffhq"):
         self.editor = editor
         self.model_args = model_args  # how the CLI names this model: ["--checkpoint", path] or ["--model", name]
+        self.name = name  # the registry name, or the checkpoint's path as given
         self._lock = threading.RLock()  # one model call at a time, whatever the web server's threads do
 
     @classmethod
@@ -33,9 +38,9 @@ class Backend:
 
         if checkpoint is None:
             editor = FaceEditor.from_pretrained(model, device, max_pixels=max_pixels)
-            return cls(editor, [] if model == "e4e_ffhq" else ["--model", model])
+            return cls(editor, [] if model == "e4e_ffhq" else ["--model", model], model)
         return cls(FaceEditor.from_checkpoint(checkpoint, device, max_pixels=max_pixels),
-                   ["--checkpoint", str(checkpoint)])
+                   ["--checkpoint", str(checkpoint)], str(checkpoint))
 
     # -- what the model is ----------------------------------------------------------------------------------
 
@@ -52,9 +57,22 @@ class Backend:
         return self.editor.domain
 
     @property
-    def encoders(self) -> list[str]:
-        """The encoders a user can choose between (ReStyle, HyperStyle and tuning join here when available)."""
-        return ["e4e"]
+    def kind(self) -> str:
+        """Its encoder: e4e, pSp, ReStyle or HyperStyle."""
+        from stylecli.fidelity_encoders import HyperStyleEncoder, ReStyleEncoder
+
+        encoder = self.editor.encoder
+        if isinstance(encoder, HyperStyleEncoder):
+            return "HyperStyle"
+        if isinstance(encoder, ReStyleEncoder):
+            return "ReStyle"
+        return "pSp" if getattr(getattr(encoder, "encoder", None), "kind", "e4e") == "psp" else "e4e"
+
+    @property
+    def tunable(self) -> bool:
+        """Whether pivotal tuning may start from its codes (`--tune` refuses HyperStyle, which adapts the
+        generator to each photo itself)."""
+        return self.kind != "HyperStyle"
 
     @property
     def blends(self) -> list[str]:
@@ -76,13 +94,28 @@ class Backend:
     def align(self, pixels: np.ndarray, face) -> np.ndarray:
         return self.editor.align(pixels, face)
 
-    def encode(self, crop: np.ndarray, encoder: str = "e4e") -> tuple[np.ndarray, Any]:
+    def encode(self, crop: np.ndarray) -> tuple[np.ndarray, Any]:
         """The W+ code [n_styles, style_dim] of one aligned crop, and the generator weights the encoder adapted
         to this photo (None: the shared generator)."""
         with self._lock:
             encoded = self.editor.encode([crop])
         weights = encoded.weights[0] if encoded.weights is not None else None
         return encoded.codes[0].float().cpu().numpy(), weights
+
+    def tune(self, pixels: np.ndarray, face, code: np.ndarray, tuner: Tuner, label: str,
+             progress: ProgressFactory | None = None) -> tuple[np.ndarray, Any]:
+        """Pivotal tuning of one face of a photo (FaceEditor.tune): the pivot (`code`) and the generator weights
+        that make it render the face at the generator's resolution. progress: follows the steps."""
+        import torch
+
+        from stylecli.encoders import Encoded
+
+        with self._lock:
+            tuner.perceptual(self.editor.device)  # loaded on first use, then kept by the shared tuner
+            target = self.editor.target(pixels, face)
+            encoded = Encoded(torch.from_numpy(code)[None].to(self.editor.device))
+            tuned = self.editor.tune([target], encoded, replace(tuner, progress=progress), [label])
+        return tuned.codes[0].float().cpu().numpy(), tuned.weights[0]
 
     def resolve(self, spec: str) -> Edit:
         """A direction for this model (shape and domain checked)."""
@@ -110,9 +143,27 @@ class Backend:
     def paste(self, photo: np.ndarray, face_image: np.ndarray, quad: np.ndarray, blend: str = "feather"):
         return self.editor.paste_back(photo, [face_image], [quad], blend)
 
+    # -- the files a download holds -------------------------------------------------------------------------
+
     def write_sidecar(self, dest: Path, photo_name: str, size: tuple[int, int], index: int, face) -> Path:
-        """The alignment sidecar `edit NAME.npy --paste-back` reads. The photo is named as uploaded and as if
-        beside the sidecar, so the CLI finds it when the downloads sit next to it."""
+        """The alignment sidecar `edit NAME.npy --paste-back` reads. The photo is recorded by the name it was
+        uploaded with alone (no path of this server), so the CLI finds it when it sits beside the downloads."""
         from stylecli.faces import write_sidecar
 
-        return write_sidecar(dest, dest.parent / photo_name, size, index, face, overwrite=True)
+        return write_sidecar(dest, Path(photo_name), size, index, face, overwrite=True, name_only=True)
+
+    def write_weights(self, latent: Path, code: np.ndarray, weights: Any, tuner: Tuner | None) -> list[Path]:
+        """What `edit LATENT` needs beside a latent to render it as the page did: the tuned generator
+        (NAME.tuned.safetensors, tied to this code) or HyperStyle's offsets (NAME.hyperstyle.npz); nothing when
+        it renders with the shared generator."""
+        if weights is None:
+            return []
+        if tuner is not None:
+            from stylecli.jobs import write_tuned
+            from stylecli.tuning import tuned_path
+
+            with self._lock:
+                return [write_tuned(self.editor, tuner, code, weights, tuned_path(latent), overwrite=True)]
+        from stylecli.fidelity_encoders import save_state, state_path
+
+        return [save_state(weights.state, state_path(latent), overwrite=True)]

@@ -5,26 +5,87 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stylecli.images import DEFAULT_MAX_PIXELS
 from stylecli.serve.session import EditorSession
 
+if TYPE_CHECKING:
+    from stylecli.tuning import TuningConfig
+
 MAX_UPLOAD = "200mb"
 
 
-def prepare(checkpoint: Path | None = None, model: str = "e4e_ffhq", device: str = "auto",
-            directions_dir: Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-            note: Callable[[str], None] = print) -> EditorSession:
-    """The model, its sliders and a private working folder; StyleCliError when the model cannot load."""
+def prepare(checkpoint: Path | Sequence[Path] | None = None, model: str | Sequence[str] | None = None,
+            device: str = "auto", directions_dir: Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+            note: Callable[[str], None] = print, tuning: TuningConfig | None = None) -> EditorSession:
+    """The models, their sliders, the encoder choices and a private working folder; StyleCliError when a model
+    cannot load or does not fit the first.
+
+    Checkpoints, then registry models (e4e_ffhq when neither is given), each loaded once: the first gives the
+    sliders; each adds its own encoder to the page's choice. tuning: the settings of the page's pivotal tuning
+    (default: TUNE_STEPS steps, PTI's other values); offered for every model `--tune` accepts when the lpips
+    package is installed."""
     from stylecli.serve.backend import Backend
+    from stylecli.serve.encoders import choices
     from stylecli.serve.sliders import discover
 
-    backend = Backend.load(checkpoint, model, device, max_pixels)
-    directions = discover(backend, directions_dir, note)
+    sources = models_of(checkpoint, model)
+    backends = [Backend.load(path, name or "e4e_ffhq", device, max_pixels) for path, name in sources]
+    for other in backends[1:]:
+        check_fits(backends[0], other)
+    directions = discover(backends[0], directions_dir, note)
     note(f"{len(directions)} sliders: " + ", ".join(d.slider.spec for d in directions))
-    return EditorSession(backend, directions, Path(tempfile.mkdtemp(prefix="stylecli-serve-")))
+    encoders = choices(backends, page_tuner(tuning, note) if any(b.tunable for b in backends) else None)
+    if len(encoders) > 1:
+        note("encoders: " + ", ".join(c.key for c in encoders))
+    return EditorSession(backends[0], directions, Path(tempfile.mkdtemp(prefix="stylecli-serve-")),
+                         encoders=encoders)
+
+
+def models_of(checkpoint: Path | Sequence[Path] | None, model: str | Sequence[str] | None
+              ) -> list[tuple[Path | None, str | None]]:
+    """(checkpoint, registry name) of each model: checkpoints first, then registry models; e4e_ffhq when none is
+    given. The same model twice is a UsageError."""
+    from stylecli.errors import UsageError
+
+    paths = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint or [])
+    names = [model] if isinstance(model, str) else list(model or [])
+    given = [str(p) for p in paths] + names
+    twice = next((g for i, g in enumerate(given) if g in given[:i]), None)
+    if twice is not None:
+        raise UsageError(f"{twice}: given twice; name each model once")
+    out: list[tuple[Path | None, str | None]] = [(Path(p), None) for p in paths] + [(None, n) for n in names]
+    return out or [(None, "e4e_ffhq")]
+
+
+def check_fits(first, other) -> None:
+    """Every model of one page takes the same codes (styles, width, domain): the sliders are the first's."""
+    from stylecli.errors import UsageError
+
+    if (other.n_styles, other.style_dim) != (first.n_styles, first.style_dim) or (
+            first.domain and other.domain and first.domain != other.domain):
+        raise UsageError(f"{other.name}: takes [{other.n_styles}, {other.style_dim}] codes of "
+                         f"{other.domain or 'an unknown domain'}, but {first.name} takes [{first.n_styles}, "
+                         f"{first.style_dim}] of {first.domain or 'an unknown domain'}: serve models of one "
+                         "generator together")
+
+
+def page_tuner(config: TuningConfig | None, note: Callable[[str], None]):
+    """The Tuner of the page's tuning choices (TUNE_STEPS steps unless `config` says), or None without the lpips
+    package (noted). Its LPIPS network loads on the first tuning."""
+    import importlib.util
+
+    from stylecli.serve.encoders import TUNE_STEPS
+    from stylecli.tuning import TuningConfig
+    from stylecli.tuning.stage import Tuner
+
+    if importlib.util.find_spec("lpips") is None:
+        note("tuning left out: it needs the lpips package: pip install 'stylecli[eval]'")
+        return None
+    return Tuner(config or TuningConfig(steps=TUNE_STEPS))
 
 
 def check_address(host: str, port: int) -> None:

@@ -1,8 +1,9 @@
 """What the page does, without the page: open an upload, invert a face once, render edits, write downloads.
 
 Uploads, inversions and edits are cached (a few, most recent first), so moving a slider costs one generator
-pass and a paste-back. Each render writes its previews (and, when saved, its downloads) into a fresh folder of
-the server's own temporary folder; old ones are removed.
+pass and a paste-back. A face is inverted once per encoder choice (stylecli.serve.encoders: a model's own
+encoder, or pivotal tuning from it). Each render writes its previews (and, when saved, its downloads) into a
+fresh folder of the server's own temporary folder; old ones are removed.
 """
 
 from __future__ import annotations
@@ -19,8 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from stylecli.editing.base import Edit
 from stylecli.editing.conditional import keep_tag
+from stylecli.serve.encoders import Choice, choices, pick
 from stylecli.serve.sliders import Direction
+
+# What the page hears while a face is tuned: (step, most steps, LPIPS).
+TuningReport = Callable[[int, int, float], None]
 
 KEPT_RENDERS = 16  # render folders kept on disk (the web server copies what it serves into its own cache)
 PREVIEW_SIZE = 1280  # the before/after view's longest side; the download keeps the photo's full resolution
@@ -39,9 +45,10 @@ class Upload:
     def size(self) -> tuple[int, int]:
         return self.pixels.shape[1], self.pixels.shape[0]
 
-    def stem(self, index: int) -> str:
-        """Output names as `stylecli edit` writes them (with --faces K for any face but the largest)."""
-        base = Path(self.name).stem
+    def stem(self, index: int, tag: str = "") -> str:
+        """Output names as `stylecli edit` writes them: the photo's stem, the model settings' tag (`_tuned`),
+        and _faceK with --faces K for any face but the largest."""
+        base = Path(self.name).stem + tag
         return f"{base}_face{index}" if index else base
 
 
@@ -53,7 +60,9 @@ class Inverted:
     crop: np.ndarray  # the aligned crop the encoder saw
     code: np.ndarray  # float32 [n_styles, style_dim]
     reconstruction: np.ndarray
+    choice: Choice  # the encoder (and tuning) that made the code
     weights: Any = None  # generator weights adapted to this photo (HyperStyle, tuning), else None
+    notes: list[str] = field(default_factory=list)  # how tuning went
 
 
 @dataclass
@@ -80,14 +89,19 @@ class Rendered:
 class EditorSession:
     """The state one server shares between its requests: the model, the sliders and small caches."""
 
-    def __init__(self, backend, directions: Sequence[Direction], workdir: Path, cache_size: int = 3):
+    def __init__(self, backend, directions: Sequence[Direction], workdir: Path, cache_size: int = 3,
+                 encoders: Sequence[Choice] | None = None):
+        """backend: the model the sliders were found for (and that reads and detects); encoders: the choices
+        of the page, its own encoder first by default."""
         self.backend = backend
+        self.encoders = list(encoders or choices([backend]))
         self.directions = list(directions)
         self.workdir = Path(workdir)
         self.cache_size = cache_size
         self._uploads: OrderedDict[tuple, Upload] = OrderedDict()
         self._inverted: OrderedDict[tuple, Inverted] = OrderedDict()
         self._edited: OrderedDict[tuple, Edited] = OrderedDict()
+        self._resolved: dict[tuple[int, str], Edit] = {}  # the sliders' directions for the other models
         self._renders: deque[Path] = deque()
         self._count = 0
         self._lock = threading.Lock()
@@ -129,19 +143,34 @@ class EditorSession:
         """The upload already opened from this file, if any (no work)."""
         return self._uploads.get((str(Path(path).resolve()),))
 
-    def invert(self, upload: Upload, index: int = 0, encoder: str = "e4e") -> Inverted:
+    def invert(self, upload: Upload, index: int = 0, encoder: str | None = None,
+               report: TuningReport | None = None) -> Inverted:
+        """The face's code and reconstruction by one encoder choice (a key of `encoders`; None: the first),
+        computed once. A tuning choice tunes from its model's own code; `report` hears its steps."""
         from stylecli.errors import InputError
 
         if not 0 <= index < len(upload.faces):
             raise InputError(f"{upload.name}: face {index} asked for, but {len(upload.faces)} found (0 is largest)")
-        key = (upload.key, index, encoder)
+        choice = pick(self.encoders, encoder)
+        key = (upload.key, index, choice.key)
         if key in self._inverted:
             self._inverted.move_to_end(key)
             return self._inverted[key]
-        crop = self.backend.align(upload.pixels, upload.faces[index])
-        code, weights = self.backend.encode(crop, encoder)
-        recon = self.backend.synthesize(code[None], weights)[0]
-        inverted = Inverted(key, upload, index, crop, code, recon, weights)
+        backend, face, notes = choice.backend, upload.faces[index], []
+        if choice.tuner is None:
+            crop = backend.align(upload.pixels, face)
+            code, weights = backend.encode(crop)
+        else:
+            pivot = self.invert(upload, index, _own(self.encoders, backend).key)  # the encoder's code
+            crop = pivot.crop
+            follow = _Follow(report)
+            code, weights = backend.tune(upload.pixels, face, pivot.code, choice.tuner,
+                                         upload.stem(index, choice.name_tag), follow)
+            if follow.result is not None:
+                r = follow.result
+                notes.append(f"tuned in {r.steps} steps, LPIPS {r.pivot_lpips:.3f} -> {r.lpips:.3f}")
+        recon = backend.synthesize(code[None], weights)[0]
+        inverted = Inverted(key, upload, index, crop, code, recon, choice, weights, notes)
         return _remember(self._inverted, key, inverted, 2 * self.cache_size)
 
     def face_thumbnails(self, upload: Upload, size: int = 128) -> list[np.ndarray]:
@@ -169,15 +198,15 @@ class EditorSession:
         pasted, split = None, 50.0
         if paste_back:
             quad = upload.faces[inverted.index].quad
-            pasted = self.backend.paste(upload.pixels, edited.image, quad, blend)
+            pasted = inverted.choice.backend.paste(upload.pixels, edited.image, quad, blend)
             before, after = upload.preview, _write_preview(pasted, folder / "after.jpg")
             split = round(100 * float(np.mean(quad[:, 0])) / upload.size[0], 1)
         else:
             before = _write_png(inverted.reconstruction, folder / "reconstruction.png")
             after = _write_png(edited.image, folder / "edited.png")
-        files = self._save(inverted, edited, pasted, folder) if save else []
+        files = self._save(inverted, edited, pasted, blend, folder) if save else []
         command = command_line(upload.name, inverted.index, edited.steps, paste_back, blend, keep,
-                               self.backend.model_args)
+                               inverted.choice.args)
         return Rendered(edited.image, before, after, files, command, edited.steps, split, edited.notes)
 
     def edit(self, inverted: Inverted, values: Mapping[str, float], keep: Sequence[str] = ()) -> Edited:
@@ -188,33 +217,48 @@ class EditorSession:
         key = (inverted.key, tuple((d.slider.key, v) for d, v in active), tuple(keep))
         if key in self._edited:
             return self._edited[key]
-        edits, notes = self.backend.condition([d.edit for d, _ in active], list(keep))
+        backend = inverted.choice.backend
+        edits, notes = backend.condition([self._edit_of(d, backend) for d, _ in active], list(keep))
         code = inverted.code
         steps: list[tuple[Direction, float]] = []
         for (d, value), edit in zip(active, edits):
             strength = value
             if d.slider.relative:  # GANSpace: the CLI's strength is the target coordinate
                 strength = round(_coordinate(edit, code) + value, 3)
-            code = self.backend.apply(code, edit, strength)
+            code = backend.apply(code, edit, strength)
             steps.append((d, strength))
-        image = self.backend.synthesize(code[None], inverted.weights)[0] if steps else inverted.reconstruction
+        image = backend.synthesize(code[None], inverted.weights)[0] if steps else inverted.reconstruction
         tag = f"_keep-{keep_tag(keep)}" if keep else ""  # as `stylecli edit --keep` names its files
         name = "_".join(f"{e.label}{tag}{s:+g}" for e, (_, s) in zip(edits, steps))
         return _remember(self._edited, key, Edited(code, image, steps, name, notes), 4)
 
-    def _save(self, inverted: Inverted, edited: Edited, pasted: np.ndarray | None, folder: Path) -> list[Path]:
-        """The downloads, named as `stylecli edit` names its outputs."""
-        upload, variant = inverted.upload, edited.name
-        stem = upload.stem(inverted.index)
+    def _edit_of(self, direction: Direction, backend) -> Edit:
+        """A slider's direction for the model that encoded the face: resolved again from its spec for a model
+        other than the sliders' own (SeFa is the generator's own), as `stylecli edit --model ...` resolves it."""
+        if backend is self.backend:
+            return direction.edit
+        key = (id(backend), direction.slider.spec)
+        if key not in self._resolved:
+            self._resolved[key] = backend.resolve(direction.slider.spec)
+        return self._resolved[key]
+
+    def _save(self, inverted: Inverted, edited: Edited, pasted: np.ndarray | None, blend: str,
+              folder: Path) -> list[Path]:
+        """The downloads, named as `stylecli edit` names its outputs: the edited photo and face, the latent,
+        its alignment sidecar and, for a face rendered with its own generator weights, those weights."""
+        upload, variant, choice = inverted.upload, edited.name, inverted.choice
+        stem = upload.stem(inverted.index, choice.name_tag)
         files = [_write_png(edited.image, folder / f"{stem}_{variant or 'inversion'}.png")]
         if pasted is not None:  # `edit --paste-back` names the whole photo by the photo's own stem
-            whole = f"{Path(upload.name).stem}_{variant or 'inversion'}_pasted.png"
+            kind = "pasted" if blend == "feather" else f"pasted-{blend}"
+            whole = f"{Path(upload.name).stem}{choice.name_tag}_{variant or 'inversion'}_{kind}.png"
             files.insert(0, _write_png(pasted, folder / whole))
         latent = folder / (f"{stem}_{variant}.npy" if variant else f"{stem}.npy")
         np.save(latent, edited.code.astype(np.float32))
-        sidecar = self.backend.write_sidecar(latent.with_suffix(".align.json"), upload.name, upload.size,
-                                             inverted.index, upload.faces[inverted.index])
-        return [*files, latent, sidecar]
+        sidecar = choice.backend.write_sidecar(folder / f"{latent.stem}.align.json", upload.name, upload.size,
+                                               inverted.index, upload.faces[inverted.index])
+        weights = choice.backend.write_weights(latent, edited.code, inverted.weights, choice.tuner)
+        return [*files, latent, sidecar, *weights]
 
     def _new_folder(self) -> Path:
         with self._lock:
@@ -246,6 +290,40 @@ def command_line(name: str, index: int, steps: Sequence[tuple[Direction, float]]
         if blend != "feather":
             parts += ["--blend", blend]
     return shlex.join([*parts, *model_args])
+
+
+def _own(encoders: Sequence[Choice], backend) -> Choice:
+    """The choice that is a model's own encoder, without tuning."""
+    return next(c for c in encoders if c.backend is backend and c.tuner is None)
+
+
+class _Follow:
+    """The Tuner's progress factory: each face's steps go to the server's log (as `--tune` reports them) and to
+    the page; `result` is the last face's TuningResult."""
+
+    def __init__(self, report: TuningReport | None):
+        self.report, self.result = report, None
+
+    def __call__(self, label: str, total: int) -> _Progress:
+        from stylecli.tuning.progress import TuningBars
+
+        return _Progress(self, TuningBars()(label, total), total)
+
+
+class _Progress:
+    def __init__(self, follow: _Follow, log, total: int):
+        self.follow, self.log, self.total = follow, log, total
+
+    def __call__(self, step: int, lpips: float, mse: float) -> None:
+        if self.log is not None:
+            self.log(step, lpips, mse)
+        if self.follow.report is not None:
+            self.follow.report(step, self.total, lpips)
+
+    def close(self, result) -> None:
+        self.follow.result = result
+        if self.log is not None:
+            self.log.close(result)
 
 
 def _coordinate(edit, code: np.ndarray) -> float:
