@@ -306,7 +306,7 @@ class InvertJob(PhotoJob):
 
         super().__init__(editor, options, tuner)
         if save_steps and not isinstance(editor.encoder, (ReStyleEncoder, HyperStyleEncoder)):
-            raise InputError("--save-steps: this model encodes in one pass (use a ReStyle or HyperStyle model)")
+            raise UsageError("--save-steps: this model encodes in one pass (use a ReStyle or HyperStyle model)")
         self.latent_only = latent_only
         self.save_steps = save_steps
 

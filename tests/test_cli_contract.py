@@ -86,6 +86,19 @@ def test_contradicting_options_are_refused(tmp_path, tiny_checkpoint, face_png, 
     assert result.exit_code == 2 and not (tmp_path / "o").exists()
 
 
+def test_output_files_of_options_are_checked_before_any_work(tmp_path, tiny_checkpoint, face_png):
+    (tmp_path / "file").write_text("x")
+    for args in (("evaluate", face_png, "--checkpoint", tiny_checkpoint, "--metrics", "l2", "--csv",
+                  tmp_path / "file" / "r.csv"),
+                 ("directions", "preview", face_png, "--checkpoint", tiny_checkpoint, "--names", "sefa:0", "-o",
+                  tmp_path / "file" / "s.png"),
+                 ("directions", "learn", *(["--positive", face_png] * 5), *(["--negative", face_png] * 5),
+                  "--checkpoint", tiny_checkpoint, "-o", tmp_path / "file" / "g.npy")):
+        result = invoke(*args)
+        assert result.exit_code == 2 and "is a file, not a folder" in result.stderr, (args, result.stderr)
+        assert clean(result) and result.stderr.count("\n") == 1
+
+
 def test_output_folder_is_checked_before_the_model_loads(tmp_path, face_png, monkeypatch):
     from stylecli import weights
 
@@ -372,3 +385,8 @@ def test_direction_defaults_and_bad_files_are_said_plainly(tmp_path, tiny_checkp
                     "-o", tmp_path / "o")
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert result.stderr.strip().endswith("e.g. one `stylecli directions learn` wrote")
+    np.save(tmp_path / "d31.npy", np.ones(31, np.float32))  # the tiny model's codes are 32 wide
+    narrow = invoke("edit", tmp_path / "x.npy", tmp_path / "x.npy", "--checkpoint", tiny_checkpoint, "-d",
+                    tmp_path / "d31.npy", "-o", tmp_path / "o", "--json")
+    assert narrow.exit_code == 2 and narrow.stdout == "" and narrow.stderr.count("does not fit this model") == 1
+    assert "d31.npy: direction of shape [1, 31]" in narrow.stderr

@@ -123,8 +123,9 @@ def test_cli_usage_errors(tmp_path, tiny_checkpoint, restyle_file, face_png):
     assert result.exit_code == 2 and "--latent-only" in result.output
     result = invoke("invert", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "--steps", 2, "-o", tmp_path)
     assert result.exit_code == 2 and "one pass" in result.output and "Traceback" not in result.output
-    result = invoke("invert", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "--save-steps", "-o", tmp_path)
-    assert result.exit_code == 1 and "one pass" in result.output
+    result = invoke("invert", face_png, face_png, "--no-align", "--checkpoint", tiny_checkpoint, "--save-steps", "-o",
+                    tmp_path / "o", "--json")
+    assert result.exit_code == 2 and result.stderr.count("one pass") == 1 and result.stdout == ""
 
 
 def test_cli_hyperstyle_invert_then_edit_the_saved_latent(tmp_path, hyperstyle_files, face_png):

@@ -171,21 +171,26 @@ def check_output(path: Path | None, overwrite: bool, option: str) -> None:
         raise UsageError(f"{option} {path}: exists (pass --overwrite to replace it)")
     if path is not None and path.is_dir():
         raise UsageError(f"{option} {path}: is a folder; give a file name")
+    if path is not None:
+        check_out_dir(path.parent, f"{option} {path}")
 
 
-def check_out_dir(out_dir: Path) -> None:
-    """The output folder can hold files: checked once, before any model loads (it is created on first write)."""
+def check_out_dir(out_dir: Path, label: str | None = None) -> None:
+    """The output folder can hold files: checked once, before any model loads (it is created on first write).
+    `label` names the option in the message (default `-o OUT_DIR`)."""
     import os
 
     from stylecli.errors import UsageError
 
+    fix = "choose another folder with -o" if label is None else "choose another place"
+    label = label or f"-o {out_dir}"
     probe = out_dir
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     if not probe.is_dir():
-        raise UsageError(f"-o {out_dir}: {probe} is a file, not a folder")
+        raise UsageError(f"{label}: {probe} is a file, not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"-o {out_dir}: {probe} is not writable (choose another folder with -o)")
+        raise UsageError(f"{label}: {probe} is not writable ({fix})")
 
 
 def registry_entry(name: str, option: str | None = None):

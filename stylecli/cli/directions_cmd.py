@@ -207,7 +207,7 @@ def preview(
     from stylecli.editing.examples import code_of
 
     with handled():
-        editor = make_editor(checkpoint, model, device.value)
+        editor = make_editor(checkpoint, model, device.value, quiet=quiet)
         code = code_of(editor, photo, not no_align)
         if chosen is None:
             chosen = [d.name for d in named_directions(editor.domain)] or [f"sefa:{k}" for k in range(5)]

@@ -92,9 +92,10 @@ def evaluate(
     if as_json:
         print_json(document)
     if csv_path is not None:
-        _write_csv(csv_path, document, config.metrics, overwrite)
-    if not quiet:
-        _print_table(document, config.metrics)
+        with handled():
+            _write_csv(csv_path, document, config.metrics, overwrite)
+    if not as_json or not quiet:  # the results: on stdout (even with -q), beside --json on stderr
+        _print_table(document, config.metrics, stderr=as_json)
     raise typer.Exit(1 if report.failed_inputs else 0)
 
 
@@ -125,10 +126,10 @@ def _write_csv(path: Path, document: dict, names: list[str], overwrite: bool) ->
         tmp.write_text(buf.getvalue())
 
 
-def _print_table(document: dict, names: list[str]) -> None:
+def _print_table(document: dict, names: list[str], stderr: bool) -> None:
     columns = {"checkpoint": lambda r: r["checkpoint"]}
     for m in names:
         columns[m] = lambda r, m=m: f"{r['metrics'][m]['mean']:.4f} ± {r['metrics'][m]['std']:.4f}"
     columns["encode s/img"] = lambda r: f"{r['speed']['encode_s_per_image']:.3f}"
     columns["synth s/img"] = lambda r: f"{r['speed']['synthesize_s_per_image']:.3f}"
-    print_rows(document["results"], columns, title=f"{document['images']} images", stderr=True)
+    print_rows(document["results"], columns, title=f"{document['images']} images", stderr=stderr)

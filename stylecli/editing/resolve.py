@@ -6,6 +6,8 @@ import difflib
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from stylecli.editing.base import Edit, EditError
 from stylecli.editing.catalog import INTERFACEGAN, PCA_DOMAIN, domain_error, file_domain, named_domain
 from stylecli.editing.ganspace import NAMED_EDITS, ganspace_edit, load_pca
@@ -116,14 +118,23 @@ def resolve_edit(spec: str, n_styles: int, generator: Generator | None = None,
                         direction=torch.from_numpy(directions[k]).float())
     if spec in INTERFACEGAN:
         check_domain(spec, spec, domain)
-        direction = load_direction(resolve_file(spec))
+        direction = _fitting(load_direction(resolve_file(spec)), spec, n_styles, generator)
         return DirectionEdit(label=spec, layers=layers, description=INTERFACEGAN[spec][0], direction=direction,
                              domain=named_domain(spec, "ffhq"))
     path = Path(spec).expanduser()
     if path.suffix in (".pt", ".pth", ".npy") or path.exists():
         return DirectionEdit(label=path.stem, layers=layers, description=f"direction file {path}",
-                             direction=load_direction(path))
+                             direction=_fitting(load_direction(path), str(path), n_styles, generator))
     raise EditError(_unknown(spec, known_names(n_styles)))
+
+
+def _fitting(direction: torch.Tensor, name: str, n_styles: int, generator: Generator | None) -> torch.Tensor:
+    """A [rows, dim] direction that fits the model: one row or one per style layer, of the model's width."""
+    dim = generator.style_dim if generator is not None else direction.shape[1]
+    if direction.shape[0] not in (1, n_styles) or direction.shape[1] != dim:
+        raise EditError(f"{name}: direction of shape {list(direction.shape)} does not fit this model "
+                        f"({n_styles} style layers of {dim}: expected [{dim}], [1, {dim}] or [{n_styles}, {dim}])")
+    return direction
 
 
 def _unknown(spec: str, names: list[str]) -> str:
