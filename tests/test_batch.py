@@ -108,6 +108,14 @@ def test_shard_option(tmp_path, folder, tiny_checkpoint):
         outs += [rec["input"] for rec in records(r)]
     assert sorted(outs) == sorted(str(p) for p in folder.iterdir())
     assert invoke("invert", folder, "--no-align", "--shard", "3/2").exit_code == 2
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = invoke("invert", empty, "--no-align", "--checkpoint", tiny_checkpoint, "--shard", "1/2")
+    assert nothing.exit_code == 2 and f"no input images in {empty}" in nothing.stderr
+    one = next(folder.iterdir())
+    other = next(f"{k}/2" for k in (1, 2) if not take_shard([one], k, 2))
+    idle = invoke("invert", one, "--no-align", "--checkpoint", tiny_checkpoint, "--shard", other, "-o", tmp_path / "i")
+    assert idle.exit_code == 0 and "none of the 1 inputs falls in this shard" in idle.stderr
 
 
 def test_skip_existing_with_every_face(tmp_path, tiny_checkpoint):

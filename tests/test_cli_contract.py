@@ -80,10 +80,21 @@ def test_layers_of_a_registry_model_are_checked_before_it_is_downloaded(tmp_path
     ("-d", "sefa:0", "--sweep", "-1:1:3", "-s", "2"),
     ("-d", "sefa:0", "--overwrite", "--skip-existing"),
     ("-d", "sefa:0", "--faces", "all"),
+    ("-d", "sefa:0", "--blend", "seamless"),
+    ("-d", "sefa:0", "--paste-back"),
 ])
 def test_contradicting_options_are_refused(tmp_path, tiny_checkpoint, face_png, args):
     result = invoke("edit", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "-o", tmp_path / "o", *args)
     assert result.exit_code == 2 and not (tmp_path / "o").exists()
+    assert result.stderr.startswith("stylecli: error: ") and result.stderr.count("\n") == 1  # one line, no usage
+
+
+def test_parser_errors_are_one_line_too():
+    for args, said in ((("edit", "x.png", "--bogus"), "No such option: --bogus"),
+                       (("edit", "x.png"), "Missing option '--direction'"), (("nosuch",), "No such command")):
+        result = invoke(*args)
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1 and said in result.stderr
+        assert result.stderr.startswith("stylecli: error: ") and "-h`)" in result.stderr
 
 
 def test_output_files_of_options_are_checked_before_any_work(tmp_path, tiny_checkpoint, face_png):

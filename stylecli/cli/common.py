@@ -284,16 +284,20 @@ def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False
     from stylecli.images import IMAGE_EXTENSIONS
     from stylecli.inputs import expand_inputs, parse_shard, take_shard
 
+    try:
+        k, n = parse_shard(shard) if shard else (1, 1)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--shard") from None
     paths = expand_inputs(inputs, null_separated=null)
-    if shard:
-        try:
-            k, n = parse_shard(shard)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="--shard") from None
-        paths = take_shard(paths, k, n)
-    elif not paths:
+    if not paths:
         raise fail(f"no input images in {', '.join(inputs)} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
                    "and .npy given by name)", 2)
+    if shard:
+        paths, total = take_shard(paths, k, n), len(paths)
+        if not paths:  # an array job's shard may well get nothing: not an error
+            typer.echo(f"stylecli: --shard {shard}: none of the {total} inputs falls in this shard; nothing to do",
+                       err=True)
+            raise typer.Exit(0)
     return paths
 
 

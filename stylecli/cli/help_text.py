@@ -1,4 +1,5 @@
-"""Plain placeholders in `--help`: `INPUT...` and `--blend MODE`, never Typer's `{INPUT}...` or `<list[str]>`.
+"""How the command line speaks: plain placeholders in `--help` (`INPUT...`, `--steps N`, never Typer's
+`{INPUT}...` or `<list[str]>`) and usage errors on one line, like every other error.
 
 Typer derives a placeholder from each parameter's Python type. The top-level group rewrites them once, when the
 command tree is built: arguments show their name, options without an explicit metavar get one from their type.
@@ -6,9 +7,11 @@ command tree is built: arguments show their name, options without an explicit me
 
 from __future__ import annotations
 
+import sys
 from pathlib import PurePath
 from typing import Any
 
+from typer._click.exceptions import UsageError
 from typer.core import TyperArgument, TyperGroup, TyperOption
 
 _TYPE_METAVARS = {int: "N", float: "X"}
@@ -53,3 +56,14 @@ class PlainHelpGroup(TyperGroup):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         plain_placeholders(self)
+
+
+def _show_on_one_line(self: UsageError, file: Any = None) -> None:
+    """`stylecli: error: Invalid value for --blend: ... (see `stylecli edit -h`)` instead of the usage block."""
+    from stylecli.cli.common import error_line
+
+    see = f" (see `{self.ctx.command_path} -h`)" if self.ctx is not None else ""
+    print(error_line(self.format_message().rstrip(".")) + see, file=file or sys.stderr, flush=True)
+
+
+UsageError.show = _show_on_one_line  # this process's command line only: stylecli's commands are its only ones

@@ -263,7 +263,7 @@ def edit(
     options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
     plan = edit_plan(direction, strength, sweep, grid, gif, paste_back, save_latent, blend, keep, layers,
                      None if checkpoint else model)
-    paths = expand_paths(inputs, shard, null)
+    paths = paste_back_inputs(expand_paths(inputs, shard, null), plan, chosen)
     tuner = make_tuner(tune, tune_steps, tune_lr, tune_lpips_stop, locality, pivot, quiet, no_tune, paths)
 
     def make_job():
@@ -297,6 +297,8 @@ def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | N
         raise typer.BadParameter("--gif animates a --sweep", param_hint="--gif")
     if blend not in ("feather", "seamless"):
         raise typer.BadParameter("expected feather or seamless", param_hint="--blend")
+    if blend != "feather" and not paste_back:
+        raise typer.BadParameter(f"--blend {blend} blends the paste-back: add --paste-back", param_hint="--blend")
     with handled():
         from stylecli.editing import parse_layers
         from stylecli.editing.resolve import check_spec
@@ -308,6 +310,15 @@ def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | N
             check_spec(spec, layers, domain)
     edits = [(d, strengths[i] if i < len(strengths) else None) for i, d in enumerate(direction)]
     return EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent, blend, _parse_keep(keep, direction))
+
+
+def paste_back_inputs(paths: list[Path], plan, faces) -> list[Path]:
+    """The inputs, unless --paste-back is asked for photos given with --no-align (no face position to paste at)."""
+    photos = [p for p in paths if p.suffix.lower() != ".npy"]
+    if plan.paste_back and not faces.align and photos:
+        raise typer.BadParameter(f"{photos[0]}: --no-align takes the image as the face crop, so there is nothing to "
+                                 "paste it back into: drop one of them", param_hint="--paste-back")
+    return paths
 
 
 def _parse_keep(spec: str | None, directions: list[str]) -> tuple[str, ...]:
