@@ -162,7 +162,14 @@ def test_a_terminal_table_wraps_other_columns_but_never_the_name(monkeypatch):
     lines = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue()).splitlines()
     assert any("ganspace:eye_openness_of_a_long_name" in line for line in lines)
     assert max(map(len, lines)) <= 60 and sum("word" in line for line in lines) > 3  # wrapped, not cut
-    assert "…" not in out.getvalue()
+    assert "…" not in out.getvalue() and not any(re.search(r"\bwor\b|\bwo\b|\bw\b", line) for line in lines)
+    monkeypatch.setenv("COLUMNS", "30")  # narrower than the name and the longest word: a block per row
+    out.seek(0)
+    out.truncate()
+    rows.append({"name": "sefa:K", "about": "https://example.org/a/long/address/that/must/stay/whole"})
+    print_rows(rows, {"direction": lambda r: r["name"], "about": lambda r: r["about"]})
+    assert out.getvalue().splitlines() == ["ganspace:eye_openness_of_a_long_name", f"  about: {'word ' * 30}",
+                                           "sefa:K", "  about: https://example.org/a/long/address/that/must/stay/whole"]
 
 
 def test_mix_follows_the_output_contract(tmp_path, tiny_checkpoint):

@@ -40,13 +40,24 @@ def print_rows(rows: list[dict], columns: dict[str, Callable[[dict], str]], as_j
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
-    for i, name in enumerate(columns):
-        width = max([len(name), *(len(c[0]) for c in cells)]) if i == 0 else None
-        table.add_column(name, no_wrap=i == 0, min_width=width, overflow="fold")
-    for line in cells:
-        table.add_row(*line)
-    Console(file=stream).print(table)
+    console = Console(file=stream)
+    # the narrowest each column may get: all of the first (the name a user types), else its longest word
+    texts = [[name, *(c[i] for c in cells)] for i, name in enumerate(columns)]
+    widths = [max(len(t) for t in texts[0]), *(max(len(w) for t in col for w in t.split() or [""])
+                                               for col in texts[1:])]
+    if sum(widths) + 3 * len(widths) + 1 <= console.width:  # a table whose columns wrap only between words
+        table = Table(title=title)
+        for i, name in enumerate(columns):
+            table.add_column(name, no_wrap=i == 0, min_width=widths[i], overflow="fold")
+        for line in cells:
+            table.add_row(*line)
+        console.print(table)
+        return
+    for line in cells:  # too narrow for a table: one block per row, each value whole on its own line
+        print(line[0], file=stream)
+        for name, value in zip(list(columns)[1:], line[1:]):
+            print(f"  {name}: {value}", file=stream)
+    stream.flush()
 
 
 def error_line(message: str) -> str:
