@@ -69,8 +69,8 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(exc)})") from None
     except Exception as exc:  # arbitrary bytes make the unpickler fail in arbitrary ways
         raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint, corrupt or truncated ({first_line(exc)}); "
-            "download it again or check it with `stylecli weights verify`"
+            f"{path}: not a readable PyTorch checkpoint, corrupt or truncated ({first_sentence(exc)}); "
+            "copy or download it again"
         ) from None
     if not isinstance(obj, dict):
         kind = type(obj).__name__
@@ -93,6 +93,11 @@ def _check_header(path: Path) -> None:
         raise CheckpointError(f"{path}: not a checkpoint but {what}; give the .pt file of an e4e / pSp model")
     raise CheckpointError(f"{path}: not a PyTorch checkpoint, corrupt or truncated (no checkpoint header); "
                           "download it again or check it with `stylecli weights verify`")
+
+
+def first_sentence(exc: BaseException) -> str:
+    """The first sentence of an error's message, whole (library messages go on with advice for developers)."""
+    return first_line(exc).split(". ")[0].rstrip(".")
 
 
 def first_line(exc: BaseException) -> str:

@@ -180,10 +180,14 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[int], None] | N
 
 def lec_edit(spec: str, editor: FaceEditor):
     """The edit LEC applies and undoes (it must have an exact inverse: not GANSpace)."""
+    from stylecli.editing.base import EditError
     from stylecli.editing.ganspace import GanspaceEdit
 
     name, strength = parse_lec_edit(spec)
-    edit = editor.resolve_edit(name)
+    try:
+        edit = editor.resolve_edit(name)
+    except EditError as exc:
+        raise exc.for_option("--lec-edit") from None
     if isinstance(edit, GanspaceEdit):
         raise EvaluationError(f"--lec-edit {spec}: GANSpace edits have no exact inverse; use an InterFaceGAN, SeFa "
                               "or file direction")

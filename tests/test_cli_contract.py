@@ -55,6 +55,9 @@ def test_output_names_carry_the_layers_and_sweeps_sort_by_strength(tmp_path, tin
     (("-d", "sefa:0", "--device", "cuda"), "--device cuda"),
     (("-d", "sefa:0", "--model", "nosuch"), "nosuch"),
     (("-d", "sefa:0", "--checkpoint", "missing.pt"), "missing.pt"),
+    (("-d", "sefa:0", "--keep", "sefa:99"), "--keep sefa:99: only"),
+    (("-d", "sefa:0", "--keep", "agee"), "--keep: unknown direction 'agee'"),
+    (("-d", "sefa:0", "--max-pixels", "0"), "--max-pixels"),
 ])
 def test_usage_errors_exit_2_said_once_before_inputs(tmp_path, tiny_checkpoint, face_png, args, message):
     import torch
@@ -408,3 +411,14 @@ def test_direction_defaults_and_bad_files_are_said_plainly(tmp_path, tiny_checkp
                     tmp_path / "d31.npy", "-o", tmp_path / "o", "--json")
     assert narrow.exit_code == 2 and narrow.stdout == "" and narrow.stderr.count("does not fit this model") == 1
     assert "d31.npy: direction of shape [1, 31]" in narrow.stderr
+
+
+def test_damaged_checkpoints_and_lec_edits_are_named_plainly(tmp_path, tiny_checkpoint, face_png):
+    (tmp_path / "cut.pt").write_bytes(tiny_checkpoint.read_bytes()[:300_000])
+    result = invoke("invert", face_png, "--no-align", "--checkpoint", tmp_path / "cut.pt", "-o", tmp_path / "o")
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "corrupt or truncated (PytorchStreamReader failed reading zip archive" in result.stderr
+    assert result.stderr.strip().endswith("); copy or download it again")
+    lec = invoke("evaluate", face_png, "--checkpoint", tiny_checkpoint, "--metrics", "l2,lec", "--lec-edit",
+                 "sefa:99:3")
+    assert lec.exit_code == 2 and "--lec-edit sefa:99: only" in lec.stderr

@@ -122,7 +122,7 @@ UpsampleOpt = Annotated[
 ]
 OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
 MaxPixelsOpt = Annotated[
-    int, typer.Option("--max-pixels", help="Refuse images larger than this (decompression-bomb guard).")
+    int, typer.Option("--max-pixels", min=1, help="Refuse images larger than this (decompression-bomb guard).")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary on stderr.")]
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -299,6 +300,7 @@ def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | N
         raise typer.BadParameter("expected feather or seamless", param_hint="--blend")
     if blend != "feather" and not paste_back:
         raise typer.BadParameter(f"--blend {blend} blends the paste-back: add --paste-back", param_hint="--blend")
+    kept = _parse_keep(keep, direction)
     with handled():
         from stylecli.editing import parse_layers
         from stylecli.editing.resolve import check_spec
@@ -308,8 +310,20 @@ def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | N
         parse_layers(layers, DOMAIN_STYLES.get(domain or ""))  # the syntax; the indices when the model's are known
         for spec in direction:
             check_spec(spec, layers, domain)
+        for spec in kept:
+            check_named("--keep", lambda spec=spec: check_spec(spec, None, domain))
     edits = [(d, strengths[i] if i < len(strengths) else None) for i, d in enumerate(direction)]
-    return EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent, blend, _parse_keep(keep, direction))
+    return EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent, blend, kept)
+
+
+def check_named(option: str, call: Callable[[], Any]) -> Any:
+    """call(), with a direction error naming `option` (the specs of --keep are directions too)."""
+    from stylecli.editing.base import EditError
+
+    try:
+        return call()
+    except EditError as exc:
+        raise exc.for_option(option) from None
 
 
 def paste_back_inputs(paths: list[Path], plan, faces) -> list[Path]:
@@ -343,7 +357,7 @@ def resolve_plan(plan, editor, layers: str | None, quiet: bool = False):
     edits = [(editor.resolve_edit(spec, chosen), s) for spec, s in plan.edits]
     if chosen is not None:  # the layers change the pixels, so they are in the names
         edits = [(replace(e, label=f"{e.label}_layers{layers_tag(chosen)}"), s) for e, s in edits]
-    edits, notes = editor.keep(edits, plan.keep)
+    edits, notes = check_named("--keep", lambda: editor.keep(edits, plan.keep))
     defaults = [f"{spec} without --strength: moved to coordinate 0 of component {spec.partition(':')[2].strip()} "
                 "(the mean face's value); --strength sets the target coordinate, in standard deviations"
                 for spec, s in plan.edits if s is None and plan.sweep is None and _raw_ganspace(spec)]

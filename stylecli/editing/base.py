@@ -11,7 +11,12 @@ from stylecli.errors import StyleCliError
 
 
 class EditError(StyleCliError):
-    pass
+    def for_option(self, option: str) -> EditError:
+        """The same error, naming the option that gave the direction (`--keep agee: unknown direction ...`)."""
+        message = str(self)
+        if message.startswith("--direction "):
+            return EditError(f"{option} {message.removeprefix('--direction ')}")
+        return EditError(message if message.startswith(option) else f"{option}: {message}")
 
 
 @dataclass
