@@ -257,12 +257,15 @@ class PhotoJob:
 
 def settings_tag(editor: FaceEditor, tuner: Tuner | None) -> str:
     """The model settings that change the pixels, for the output names of photos (a latent's name already says
-    how it was made): refinement passes other than the official 5 (`_steps3`) and pivotal tuning (`_tuned`).
-    The model itself is not named: one output folder per model."""
+    how it was made): refinement passes other than the official 5 (`_steps3`), half precision (`_fp16`) and
+    pivotal tuning with its settings (`_tuned`, `_tuned-s100`). The model itself is not named: one output folder
+    per model."""
     from stylecli.restyle_checkpoint import DEFAULT_STEPS
 
     steps = getattr(editor.encoder, "steps", DEFAULT_STEPS)
-    return (f"_steps{steps}" if steps != DEFAULT_STEPS else "") + ("_tuned" if tuner is not None else "")
+    precision = getattr(editor, "precision", "fp32")
+    return "".join([f"_steps{steps}" if steps != DEFAULT_STEPS else "", f"_{precision}" if precision != "fp32" else "",
+                    tuner.name_tag() if tuner is not None else ""])
 
 
 def squash_note(photo: Photo) -> list[str]:

@@ -186,8 +186,11 @@ def test_mix_follows_the_output_contract(tmp_path, tiny_checkpoint):
     assert invoke(*base, "-o", tmp_path / "new" / "dir", "--overwrite").exit_code == 0
     quiet = invoke(*base, "-o", tmp_path / "m.jpg", "--layers", "0-1", "--json", "-q")
     assert quiet.exit_code == 0 and quiet.stderr == "" and Image.open(tmp_path / "m.jpg").format == "JPEG"
-    assert records(quiet) == [{"inputs": [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")], "layers": [0, 1],
-                               "alpha": 1.0, "outputs": {"image": str(tmp_path / "m.jpg")}}]
+    assert records(quiet) == [{"input": str(tmp_path / "a.npy"), "ok": True, "status": "done", "error": None,
+                               "outputs": {"image": str(tmp_path / "m.jpg")}, "notes": [],
+                               "second": str(tmp_path / "b.npy"), "layers": [0, 1], "alpha": 1.0}]
+    gif = invoke(*base, "-o", tmp_path / "m.gif")
+    assert gif.exit_code == 2 and "mix writes .png, .jpg or .webp" in gif.stderr and not (tmp_path / "m.gif").exists()
     bad = invoke(*base, "--layers", "8-17", "-o", tmp_path)
     assert bad.exit_code == 2 and clean(bad)
 
@@ -422,3 +425,18 @@ def test_damaged_checkpoints_and_lec_edits_are_named_plainly(tmp_path, tiny_chec
     lec = invoke("evaluate", face_png, "--checkpoint", tiny_checkpoint, "--metrics", "l2,lec", "--lec-edit",
                  "sefa:99:3")
     assert lec.exit_code == 2 and "--lec-edit sefa:99: only" in lec.stderr
+
+
+def test_model_settings_that_change_the_pixels_are_in_the_names():
+    from types import SimpleNamespace
+
+    from stylecli.jobs import settings_tag
+    from stylecli.tuning.pti import TuningConfig
+    from stylecli.tuning.stage import Tuner
+
+    plain = SimpleNamespace(encoder=SimpleNamespace(), precision="fp32")
+    assert settings_tag(plain, None) == "" and settings_tag(plain, Tuner()) == "_tuned"
+    restyle = SimpleNamespace(encoder=SimpleNamespace(steps=3), precision="bf16")
+    tuner = Tuner(TuningConfig(steps=100, lr=0.01, locality=True), pivot="project")
+    assert settings_tag(restyle, tuner) == "_steps3_bf16_tuned-s100-lr0.01-locality-project"
+    assert settings_tag(SimpleNamespace(encoder=SimpleNamespace(steps=5), precision="fp32"), None) == ""

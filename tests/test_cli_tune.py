@@ -18,6 +18,7 @@ from stylecli.pipeline import to_uint8
 from stylecli.tuning import load_tuned, render
 
 TUNE = ("--tune", "--tune-steps", "5", "--tune-lr", "1e-2", "--tune-lpips-stop", "0")
+STEM = "face_tuned-s5-lr0.01-stop0"  # the tuning settings are in the output names
 
 
 @pytest.fixture(autouse=True)
@@ -45,42 +46,42 @@ def test_invert_tune_then_edit_the_latent_through_the_tuned_weights(tmp_path, ti
     result = invoke("invert", face_png, *TUNE, "--checkpoint", tiny_checkpoint, "-o", out, "--json")
     assert result.exit_code == 0, result.stderr
     (rec,) = records(result)
-    tuned_file = out / "face_tuned.tuned.safetensors"
+    tuned_file = out / f"{STEM}.tuned.safetensors"
     assert rec["outputs"]["face0.tuned"] == str(tuned_file) and tuned_file.exists()
-    assert "tuning face_tuned: step 0/5, LPIPS" in result.stderr and "face_tuned: tuned in 5 steps" in result.stderr
+    assert f"tuning {STEM}: step 0/5, LPIPS" in result.stderr and f"{STEM}: tuned in 5 steps" in result.stderr
 
     generator = tiny_model().decoder
-    code = np.load(out / "face_tuned.npy")
+    code = np.load(out / f"{STEM}.npy")
     weights = load_tuned(tuned_file, generator)
     tuned, plain = rendered(generator, code, weights), rendered(generator, code)
-    assert np.abs(png(out / "face_tuned_inversion.png") - tuned).max() <= 1  # the reconstruction is the tuned one
+    assert np.abs(png(out / f"{STEM}_inversion.png") - tuned).max() <= 1  # the reconstruction is the tuned one
     assert np.abs(tuned - plain).max() > 8
     untuned = invoke("invert", face_png, "--checkpoint", tiny_checkpoint, "-o", out, "--skip-existing", "--json")
     assert records(untuned)[0]["status"] == "done" and (out / "face.npy").exists()  # tuning is in the names
 
     # The latent alone: edits find and use the tuned weights (a note says so); --no-tune ignores them.
-    args = ("edit", out / "face_tuned.npy", "-d", "sefa:0", "-s", "2", "--checkpoint", tiny_checkpoint, "-o", out / "e")
+    args = ("edit", out / f"{STEM}.npy", "-d", "sefa:0", "-s", "2", "--checkpoint", tiny_checkpoint, "-o", out / "e")
     result = invoke(*args, "--paste-back", "--json")
     assert result.exit_code == 0, result.stderr
     assert f"rendering through {tuned_file}" in result.stderr
     assert any("rendering through" in note for note in records(result)[0]["notes"])
     direction = sefa_directions(generator, None)[0][0]  # what sefa:0 is (every layer)
     edited = (code + 2 * direction.reshape(1, -1)).astype(np.float32)
-    assert np.abs(png(out / "e" / "face_tuned_sefa-0+2.png") - rendered(generator, edited, weights)).max() <= 1
-    assert (out / "e" / "face_tuned_sefa-0+2_pasted.png").exists()
+    assert np.abs(png(out / "e" / f"{STEM}_sefa-0+2.png") - rendered(generator, edited, weights)).max() <= 1
+    assert (out / "e" / f"{STEM}_sefa-0+2_pasted.png").exists()
     result = invoke(*args, "--no-tune", "-o", out / "plain")
     assert result.exit_code == 0, result.stderr
-    assert np.abs(png(out / "plain" / "face_tuned_sefa-0+2.png") - rendered(generator, edited)).max() <= 1
+    assert np.abs(png(out / "plain" / f"{STEM}_sefa-0+2.png") - rendered(generator, edited)).max() <= 1
 
     # Another generator refuses the file, with the fix in the message.
     other = tmp_path / "other.pt"
     save_checkpoint(tiny_model(seed=1), other, default_opts(tiny_config()))
-    result = invoke("edit", out / "face_tuned.npy", "-d", "sefa:0", "--checkpoint", other, "-o", out / "x", "--json")
+    result = invoke("edit", out / f"{STEM}.npy", "-d", "sefa:0", "--checkpoint", other, "-o", out / "x", "--json")
     assert result.exit_code == 1
     assert "tuned from another generator" in records(result)[0]["error"] and "--no-tune" in records(result)[0]["error"]
 
     # The latent replaced after tuning (e.g. `invert --overwrite` without --tune): the stale file is refused.
-    np.save(out / "face_tuned.npy", (code + 0.5).astype(np.float32))
+    np.save(out / f"{STEM}.npy", (code + 0.5).astype(np.float32))
     result = invoke(*args, "-o", out / "stale", "--json")
     assert result.exit_code == 1 and "tuned for another latent" in records(result)[0]["error"]
 

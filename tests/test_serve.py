@@ -66,6 +66,7 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 # A few steps that visibly move a tiny generator (PTI's defaults: up to 350 steps at 3e-4, stopping at LPIPS 0.06).
 TUNING = ["--tune-steps", "5", "--tune-lr", "0.01", "--tune-lpips-stop", "0"]
+TUNED = "astronauts_tuned-s5-lr0.01-stop0"  # the tuning settings are in the output names
 
 
 # Loaded by the server's Python at start: records (and refuses) every look-up or connection beyond this machine.
@@ -307,8 +308,8 @@ def test_tuning_matches_its_command_and_the_download_continues(session, files, t
     assert out.command == (f"stylecli edit astronauts.png -d sefa:0 -s 3 --paste-back --checkpoint "
                            f"{files['checkpoint']} --tune {' '.join(TUNING)}")
     assert sorted(p.name for p in out.files) == [
-        "astronauts_tuned_sefa-0+3.align.json", "astronauts_tuned_sefa-0+3.npy", "astronauts_tuned_sefa-0+3.png",
-        "astronauts_tuned_sefa-0+3.tuned.safetensors", "astronauts_tuned_sefa-0+3_pasted.png"]
+        f"{TUNED}_sefa-0+3.align.json", f"{TUNED}_sefa-0+3.npy", f"{TUNED}_sefa-0+3.png",
+        f"{TUNED}_sefa-0+3.tuned.safetensors", f"{TUNED}_sefa-0+3_pasted.png"]
     monkeypatch.chdir(files["root"])
     cli = invoke("edit", *out.command.split()[2:], "--device", "cpu", "--save-latent", "-q", "-o", tmp_path / "cli")
     assert cli.exit_code == 0, cli.stderr
@@ -323,10 +324,10 @@ def test_tuning_matches_its_command_and_the_download_continues(session, files, t
     for path in [*out.files, files["photo"]]:
         (download / path.name).write_bytes(path.read_bytes())
     monkeypatch.chdir(tmp_path)
-    again = invoke("edit", download / "astronauts_tuned_sefa-0+3.npy", "-d", "sefa:1", "-s", "0", "--paste-back",
+    again = invoke("edit", download / f"{TUNED}_sefa-0+3.npy", "-d", "sefa:1", "-s", "0", "--paste-back",
                    "--checkpoint", files["checkpoint"], "--device", "cpu", "-o", tmp_path / "again")
     assert again.exit_code == 0 and "rendering through" in again.stderr, again.stderr
-    pasted = pixels(tmp_path / "again" / "astronauts_tuned_sefa-0+3_sefa-1+0_pasted.png").astype(int)
+    pasted = pixels(tmp_path / "again" / f"{TUNED}_sefa-0+3_sefa-1+0_pasted.png").astype(int)
     assert np.abs(pasted - pixels(out.files[0]).astype(int)).max() <= 1
 
 
@@ -595,11 +596,11 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
                 for k, image in (("e4e", recon), ("tuned", image_of(page, "#reconstruction img")))}
     assert distance["tuned"] < 0.8 * distance["e4e"], distance
     page.locator("#save").click()
-    link = page.locator("#downloads a[download='astronauts_tuned_sefa-0+6_turn+1.5_pasted.png']")
+    link = page.locator(f"#downloads a[download='{TUNED}_sefa-0+6_turn+1.5_pasted.png']")
     link.wait_for(timeout=30_000)
     assert fetch(link.get_attribute("href")).shape == (512, 896, 3)  # the pasted photo is the upload's size
-    assert page.locator("#downloads a[download='astronauts_tuned_sefa-0+6_turn+1.5.tuned.safetensors']").count()
-    sidecar = page.locator("#downloads a[download='astronauts_tuned_sefa-0+6_turn+1.5.align.json']")
+    assert page.locator(f"#downloads a[download='{TUNED}_sefa-0+6_turn+1.5.tuned.safetensors']").count()
+    sidecar = page.locator(f"#downloads a[download='{TUNED}_sefa-0+6_turn+1.5.align.json']")
     text = fetch_bytes(sidecar.get_attribute("href")).decode()
     assert json.loads(text)["source"] == "astronauts.png" and "source_absolute" not in text and "/tmp" not in text
     page.screenshot(path=str(shots / "editor.png"), full_page=True)

@@ -394,7 +394,8 @@ def mix(
                                           "layersA-B.png), or a file name whose extension (.png, .jpg, .webp) "
                                           "sets the format.")] = Path("."),
     layers: Annotated[str | None, typer.Option("--layers", help="Layers taken from SECOND, e.g. 8-17. Default: "
-                                               "the fine layers, 8 to the model's last.", show_default=False)] = None,
+                                               "the fine layers: 8 to the last (18 styles), the upper half on "
+                                               "smaller models (7-13 of 14).", show_default=False)] = None,
     alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="1: copy; 0.5: halfway.")] = 1.0,
     checkpoint: CheckpointOpt = None,
     model: ModelOpt = "e4e_ffhq",
@@ -418,6 +419,8 @@ def mix(
         from stylecli.jobs import face_code
 
         as_file = out_dir.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and not out_dir.is_dir()
+        if out_dir.suffix.lower() in (".gif", ".bmp", ".tif", ".tiff", ".npy") and not out_dir.is_dir():
+            raise UsageError(f"-o {out_dir}: mix writes .png, .jpg or .webp (or give a folder)")
         check_out_dir(out_dir.parent if as_file else out_dir)
         known = early_mix_layers(layers, None if checkpoint else model)  # usage errors before the model loads
         if known is not None or as_file:
@@ -429,9 +432,9 @@ def mix(
         base, other = (face_code(editor, p, not no_align) for p in (first, second))
         mixed = mix_codes(base.codes, other.codes, chosen, alpha)
         write_image(editor.synthesize(mixed, base.weights)[0], dest, overwrite)
-    if as_json:
-        print_json({"inputs": [str(first), str(second)], "layers": list(chosen), "alpha": alpha,
-                    "outputs": {"image": str(dest)}})
+    if as_json:  # the record every command prints, with the second input and the layers beside it
+        print_json({"input": str(first), "ok": True, "status": "done", "outputs": {"image": str(dest)},
+                    "error": None, "notes": [], "second": str(second), "layers": list(chosen), "alpha": alpha})
     if not quiet:
         typer.echo(f"{first} + {second} (layers {layers_tag(chosen)}) -> {dest}", err=True)
 

@@ -62,6 +62,14 @@ class Tuner:
         return {"pivot": self.pivot, "max_steps": str(c.steps), "lr": str(c.lr), "lpips_stop": str(c.lpips_stop),
                 "locality": str(c.locality).lower()}
 
+    def name_tag(self) -> str:
+        """For output names: `_tuned`, plus each setting that differs from PTI's recipe (`_tuned-s100-lr0.01`)."""
+        c, d = self.config, TuningConfig()
+        parts = [f"s{c.steps}" if c.steps != d.steps else "", f"lr{c.lr:g}" if c.lr != d.lr else "",
+                 f"stop{c.lpips_stop:g}" if c.lpips_stop != d.lpips_stop else "",
+                 "locality" if c.locality else "", self.pivot if self.pivot != "encoder" else ""]
+        return "-".join(["_tuned", *filter(None, parts)])
+
     def fingerprint(self, generator: nn.Module) -> str:
         """The generator's fingerprint (computed once per generator object)."""
         key = id(generator)
