@@ -440,3 +440,20 @@ def test_model_settings_that_change_the_pixels_are_in_the_names():
     tuner = Tuner(TuningConfig(steps=100, lr=0.01, locality=True), pivot="project")
     assert settings_tag(restyle, tuner) == "_steps3_bf16_tuned-s100-lr0.01-locality-project"
     assert settings_tag(SimpleNamespace(encoder=SimpleNamespace(steps=5), precision="fp32"), None) == ""
+
+
+def test_records_note_conversions_and_cpu_batches_hold_one_face(tmp_path, tiny_checkpoint, face_png):
+    from stylecli.pipeline import FaceEditor
+
+    Image.open(face_png).convert("L").save(tmp_path / "gray.png")
+    Image.open(face_png).convert("P").save(tmp_path / "pal.png")
+    result = invoke("invert", tmp_path / "gray.png", tmp_path / "pal.png", "--no-align", "--checkpoint",
+                    tiny_checkpoint, "-o", tmp_path / "o", "--json")
+    gray, pal = records(result)
+    assert "grayscale image converted to RGB" in gray["notes"] and "palette image converted to RGB" in pal["notes"]
+    assert FaceEditor.from_checkpoint(tiny_checkpoint, "cpu").batch_size == 1
+    again = invoke("edit", tmp_path / "o" / "gray.npy", "-d", "sefa:0", "--checkpoint", tiny_checkpoint, "-o",
+                   tmp_path / "o", "-q")
+    again = invoke("edit", tmp_path / "o" / "gray.npy", "-d", "sefa:0", "--checkpoint", tiny_checkpoint, "-o",
+                   tmp_path / "o", "-q")
+    assert again.exit_code == 1 and again.stderr.count("exists") == 1  # quiet, yet the error is said
