@@ -139,17 +139,31 @@ def file_sha256(path: Path) -> str:
     if key in stamps:
         return stamps[key]
     digest = sha256_file(path)
-    stamps[key] = digest
+    _remember(path, digest, stamps)
+    return digest
+
+
+def _remember(path: Path, digest: str, stamps: dict[str, str] | None = None) -> None:
+    """Note a file's sha256 for `file_sha256` (a cache that cannot be written only costs a re-hash)."""
+    stamps = _read_stamps() if stamps is None else stamps
+    stamps[_stamp_key(path)] = digest
     try:
         with atomic_path(_stamp_file()) as tmp:
             tmp.write_text(json.dumps(stamps, indent=0))
     except OSError:
         pass
-    return digest
 
 
 def verify(entry: Entry, path: Path) -> None:
+    """Raise WeightsError unless `path` has the registry's sha256 or, for an entry without one, the sha256
+    recorded when the file was imported (see `recorded_sha256`)."""
     if entry.sha256 is None:
+        recorded = recorded_sha256(entry, path)
+        if recorded is not None and file_sha256(path) != recorded:
+            raise WeightsError(
+                f"{path}: changed since it was imported (its sha256 is no longer the {recorded[:16]}... recorded "
+                f"then); import it again with `stylecli weights import {entry.name} PATH`"
+            )
         return
     digest = file_sha256(path)
     if digest != entry.sha256:
@@ -157,6 +171,26 @@ def verify(entry: Entry, path: Path) -> None:
             f"{path}: sha256 {digest[:16]}... does not match {entry.name}'s {entry.sha256[:16]}...; the file is "
             f"corrupt or a different version: delete it and run `stylecli weights pull {entry.name}`"
         )
+
+
+# --- hashes recorded at import, for entries the registry has no sha256 for ------------------------------
+
+def record_file(entry: Entry) -> Path:
+    """`<cache>/weights/<name>/<file>.sha256`: the sha256 of the imported copy beside it (one hex line)."""
+    dest = local_copy(entry)
+    return dest.with_name(dest.name + ".sha256")
+
+
+def recorded_sha256(entry: Entry, path: Path | None = None) -> str | None:
+    """The sha256 recorded when the entry's file was imported (None: no record, or `path` is not the imported
+    copy). Only a stand-in for a published hash: it proves the file unchanged since the import, not genuine."""
+    if path is not None and Path(path) != local_copy(entry):
+        return None
+    try:
+        text = record_file(entry).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if len(text) == 64 and all(c in "0123456789abcdef" for c in text) else None
 
 
 # --- where a file may already be -------------------------------------------------------------------------
@@ -411,8 +445,17 @@ def import_file(name: str, source: Path) -> Path:
                 "(wrong file, or a corrupt or partial download); nothing was installed"
             )
     dest = local_copy(entry)
+    digest = entry.sha256
     with atomic_path(dest) as tmp:
         shutil.copyfile(source, tmp)
+        if entry.sha256 is None:  # record what was imported, so that `weights verify` can tell if it changes
+            digest = sha256_file(tmp)
+            with atomic_path(record_file(entry)) as record:
+                record.write_text(digest + "\n", encoding="ascii")
+        else:
+            record_file(entry).unlink(missing_ok=True)
+    if digest is not None:
+        _remember(dest, digest)  # the first use does not hash the file again
     return dest
 
 

@@ -219,6 +219,79 @@ def test_weights_import_without_a_published_hash_checks_the_architecture(tmp_pat
     assert invoke("weights", "import", "nosuch", horse).exit_code == 2
 
 
+def _horse_registry(tmp_path, monkeypatch):
+    reg = tmp_path / "weights.toml"
+    reg.write_text('[e4e_horse]\nwhat = "t"\nkind = "checkpoint"\ndomain = "horse"\nfile = "h.pt"\nlicense = "t"\n'
+                   'sources = [{ manual = "https://example.invalid" }]\n'
+                   '[psp_horse]\nwhat = "t"\nkind = "checkpoint"\ndomain = "horse"\nfile = "p.pt"\nlicense = "t"\n'
+                   'sources = [{ manual = "https://example.invalid" }]\n')
+    monkeypatch.setenv("STYLECLI_WEIGHTS_TOML", str(reg))
+
+
+def _horse(tmp_path, kind: str) -> Path:
+    """A 256-px (14 style layers) checkpoint of `kind` trained on horses, tiny otherwise."""
+    from conftest import randomize
+
+    from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint
+
+    config = ModelConfig(size=256, kind=kind, style_dim=32, widths=(16, 16, 32, 32),
+                         channels={4: 16, 8: 16, 16: 16, 32: 8, 64: 8, 128: 8, 256: 8}, n_mlp=2)
+    path = tmp_path / f"{kind}_horse.pt"
+    save_checkpoint(randomize(config.build()), path, default_opts(config, dataset_type="horse_encode"))
+    return path
+
+
+def test_weights_import_refuses_a_psp_file_for_an_e4e_entry_and_back(tmp_path, monkeypatch):
+    from stylecli import weights
+
+    _horse_registry(tmp_path, monkeypatch)
+    e4e, psp = _horse(tmp_path, "e4e"), _horse(tmp_path, "psp")
+    wrong = invoke("weights", "import", "e4e_horse", psp)
+    assert wrong.exit_code == 1 and clean(wrong) and len(wrong.stderr.splitlines()) == 1, wrong.stderr
+    assert "a pSp (GradualStyleEncoder) checkpoint" in wrong.stderr and "e4e_horse is an e4e" in wrong.stderr
+    assert weights.locate(weights.get_entry("e4e_horse")) is None  # nothing installed
+    back = invoke("weights", "import", "psp_horse", e4e)
+    assert back.exit_code == 1 and "psp_horse is a pSp" in back.stderr and "nothing was installed" in back.stderr
+    ok = invoke("weights", "import", "e4e_horse", e4e)
+    assert ok.exit_code == 0 and "an e4e checkpoint of 256 px" in ok.stderr, ok.stderr
+    assert invoke("weights", "import", "psp_horse", psp).exit_code == 0
+
+
+def test_weights_verify_checks_the_hash_recorded_at_import(tmp_path, monkeypatch):
+    import hashlib
+
+    from stylecli import weights
+
+    _horse_registry(tmp_path, monkeypatch)
+    horse = _horse(tmp_path, "e4e")
+    sha = hashlib.sha256(horse.read_bytes()).hexdigest()
+    imported = invoke("weights", "import", "e4e_horse", horse)
+    assert imported.exit_code == 0 and f"sha256 {sha}" in imported.stderr
+    ok = invoke("weights", "verify", "e4e_horse")
+    assert ok.exit_code == 0 and "e4e_horse: ok" in ok.stderr and "since its import" in ok.stderr, ok.stderr
+    assert "not checked" not in invoke("weights", "verify").stderr
+    copy = weights.local_copy(weights.get_entry("e4e_horse"))
+    assert weights.resolve("e4e_horse") == copy
+    copy.write_bytes(copy.read_bytes()[:-1] + b"!")  # changed after the import
+    bad = invoke("weights", "verify", "e4e_horse")
+    assert bad.exit_code == 1 and f"expected {sha} (the sha256 recorded at its import)" in bad.stderr, bad.stderr
+    with pytest.raises(weights.WeightsError, match="changed since it was imported"):
+        weights.resolve("e4e_horse")
+    assert invoke("weights", "import", "e4e_horse", horse).exit_code == 0  # a new import records it again
+    assert invoke("weights", "verify", "e4e_horse").exit_code == 0
+
+
+def test_weights_verify_refuses_an_unknown_name_before_any_hashing(monkeypatch):
+    from stylecli import weights
+
+    hashed = []
+    monkeypatch.setattr(weights, "sha256_file", lambda path, progress=None: hashed.append(path) or "0" * 64)
+    monkeypatch.setattr(weights, "locate", lambda entry: Path(__file__))  # every entry present
+    result = invoke("weights", "verify", "nosuch", "dlib_landmarks68")
+    assert result.exit_code == 2 and clean(result) and hashed == []
+    assert result.stderr.splitlines() == [result.stderr.strip()] and "unknown weights name 'nosuch'" in result.stderr
+
+
 def test_a_cache_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
     reg = tmp_path / "weights.toml"
     reg.write_text('[thing]\nwhat = "t"\nkind = "data"\nfile = "t.bin"\nlicense = "t"\n'

@@ -371,9 +371,13 @@ def test_train_command_end_to_end_resume_and_conflicts(tmp_path, train_folder):
     assert result.exit_code == 0, result.stderr
     assert torch.load(out / "latest.pt", weights_only=True)["global_step"] == 6
     missing = invoke("train", "--data", train_folder, "--generator", "stylegan2_ffhq", "--out", tmp_path / "x",
-                     "--encoder-init", "none", "--id-lambda", "0", "--lpips-lambda", "0")
+                     "--encoder-init", "none", "--id-lambda", "0", "--lpips-lambda", "0", "--batch-size", "2")
     assert missing.exit_code == 1 and "stylecli weights import stylegan2_ffhq PATH" in missing.stderr
+    assert not (tmp_path / "x").exists()
     assert invoke("train", "--out", out).exit_code == 2  # no --data, no --resume
+    again = invoke(*args)  # a new run into the folder of another: refused, the run is left alone
+    assert again.exit_code == 2 and f"--resume {out}" in again.stderr
+    assert torch.load(out / "latest.pt", weights_only=True)["global_step"] == 6
 
 
 def test_align_detects_each_photo_once_and_caches_the_crop(tmp_path, face_png):
@@ -440,3 +444,55 @@ def test_a_missing_data_folder_is_said_before_any_weights_are_resolved(tmp_path)
     result = invoke("train", "--data", tmp_path / "nope", "--out", tmp_path / "run", "-q")
     assert result.exit_code == 2 and "no such folder" in result.stderr and "download" not in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--generator", "nosuch.pt"), "--generator nosuch.pt: no such file"),
+    (("--generator", "sub/gen"), "--generator sub/gen: no such file"),
+    (("--generator", "nosuch"), "--generator nosuch: unknown weights name 'nosuch'"),
+    (("--generator", "age"), "--generator age: the registry's age is a direction"),
+    (("--batch-size", "2"), "one: 1 image, fewer than --batch-size 2; give a smaller --batch-size"),
+    (("--data", "{tmp}/empty"), "empty: no images in it"),
+    (("--data", "{tmp}/nope"), "nope: no such folder"),
+    (("--data", "{tmp}/one/a0.png"), "a0.png: not a folder"),
+    (("--val-data", "{tmp}/nope"), "--val-data {tmp}/nope: no such folder"),
+    (("--out", "{tmp}/tiny.pt/run"), "tiny.pt is a file, not a folder"),
+    (("--encoder-init", "nope.pth"), "--encoder-init nope.pth: no such file"),
+    (("--optimizer", "sgd"), "--optimizer sgd: expected ranger or adam"),
+    (("--resume", "{tmp}/nope"), "--resume {tmp}/nope: no such checkpoint"),
+])
+def test_train_option_errors_exit_2_on_one_line_before_any_work(tmp_path, face_png, monkeypatch, args, message):
+    from stylecli import weights
+
+    def refuse(*a, **k):
+        raise AssertionError("weights resolved before the options were checked")
+
+    monkeypatch.setattr(weights, "resolve", refuse)
+    shifted_faces(tmp_path / "one", face_png, 1, 0, "a")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "tiny.pt").write_bytes(b"x")
+    given = dict(zip(args[::2], (a.format(tmp=tmp_path) for a in args[1::2])))
+    options = {"--data": str(tmp_path / "one"), "--out": str(tmp_path / "runs" / "y"), "--batch-size": "1", **given}
+    result = invoke("train", *[x for kv in options.items() for x in kv], "-q")
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("stylecli: error: ") and message.format(tmp=tmp_path) in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_that_fails_before_writing_leaves_no_folder(tmp_path, train_folder, monkeypatch):
+    from stylecli.errors import StyleCliError
+    from stylecli.training.trainer import Trainer
+
+    def broken(self, x):
+        raise StyleCliError("the step failed")
+
+    monkeypatch.setattr(Trainer, "train_step", broken)
+    g, arc = _tiny_run_files(tmp_path)
+    args = ["--data", train_folder, "--generator", g, "--steps", "4", "--batch-size", "2", "--lpips-lambda", "0",
+            "--id-lambda", "0", "--encoder-init", arc, "--mean-latent-samples", "64", "--workers", "0", "-q"]
+    result = invoke("train", *args, "--out", tmp_path / "runs" / "y")
+    assert result.exit_code == 1 and "the step failed" in result.stderr
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "mine").mkdir()  # a folder the user made is kept
+    assert invoke("train", *args, "--out", tmp_path / "mine").exit_code == 1
+    assert (tmp_path / "mine").is_dir()

@@ -87,24 +87,25 @@ def train(
       stylecli invert photo.jpg --checkpoint runs/ffhq/best.pt
     """
     values = _config_values(dict(locals()))
-    from stylecli.errors import StyleCliError
+    from stylecli.errors import StyleCliError, UsageError
 
     try:
         from stylecli.training import setup
+        from stylecli.training.checks import check_run
 
         saved = None
         if resume is not None:
             saved = setup.load_run(resume)
             config = _resumed_config(saved, _explicit(ctx, values))
         elif data is None:
-            raise typer.BadParameter("--data is required (or --resume RUN)", param_hint="--data")
-        elif not Path(data).exists():  # said before any weights are resolved or downloaded
-            raise typer.BadParameter(f"{data}: no such folder", param_hint="--data")
+            raise UsageError("--data is required (or --resume RUN)")
         else:
             from stylecli.training.config import TrainConfig
 
             config = TrainConfig(**values)
-        _run(setup, config, saved, device.value, quiet)
+        check_run(config, resumed=saved is not None)  # before any folder is made or weights are resolved
+        with setup.run_folder(Path(config.out)):  # a run that fails before writing anything leaves no folder
+            _run(setup, config, saved, device.value, quiet)
     except (StyleCliError, OSError) as exc:
         with handled():  # the one mapping of errors to a line and an exit code
             raise exc from None

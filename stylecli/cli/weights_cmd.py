@@ -52,37 +52,39 @@ def weights_pull(names: Annotated[list[str], typer.Argument(help="Registry names
 def weights_verify(
     names: Annotated[list[str] | None, typer.Argument(help="Registry names (default: all present).")] = None,
 ) -> None:
-    """Re-hash the files present on this machine and compare them with the registry's sha256.
+    """Re-hash the files present on this machine and compare them with the registry's sha256 (for a file
+    imported by hand where the registry has none: with the sha256 recorded at import).
 
     Example: stylecli weights verify e4e_ffhq
     """
     from stylecli import weights
-    from stylecli.errors import StyleCliError
 
-    registry = weights.load_registry()
+    with handled():  # an unknown name is a usage error, said before any file is hashed
+        entries = [registry_entry(name) for name in names] if names else list(weights.load_registry().values())
     failed = 0
-    for name in names or list(registry):
-        try:
-            entry = weights.get_entry(name, registry)
-        except StyleCliError as exc:
-            typer.echo(error_line(str(exc)), err=True)
-            failed += 1
-            continue
-        path = weights.locate(entry)
+    for entry in entries:
+        name, path = entry.name, weights.locate(entry)
         if path is None:
             if names:
                 typer.echo(f"{name}: not on this machine (`stylecli weights pull {name}`)", err=True)
                 failed += 1
             continue
-        if entry.sha256 is None:
-            typer.echo(f"{name}: {path} (no sha256 in the registry: not checked)", err=True)
+        expected, against = entry.sha256, ""
+        if expected is None:
+            expected, against = weights.recorded_sha256(entry, path), " (the sha256 recorded at its import)"
+        if expected is None:
+            typer.echo(f"{name}: {path} (no sha256 in the registry, none recorded at import: not checked; "
+                       f"`stylecli weights import {name} PATH` records one)", err=True)
             continue
         digest = weights.sha256_file(path)
-        if digest == entry.sha256:
-            typer.echo(f"{name}: ok {path}", err=True)
-        else:
-            typer.echo(error_line(f"{name}: {path} has sha256 {digest}, expected {entry.sha256}"), err=True)
+        if digest != expected:
+            typer.echo(error_line(f"{name}: {path} has sha256 {digest}, expected {expected}{against}"), err=True)
             failed += 1
+        elif entry.sha256 is None:
+            typer.echo(f"{name}: ok {path} (unchanged since its import; no published sha256 to check it against)",
+                       err=True)
+        else:
+            typer.echo(f"{name}: ok {path}", err=True)
     raise typer.Exit(1 if failed else 0)
 
 
@@ -106,5 +108,6 @@ def weights_import(
     if checked is None:
         typer.echo(f"{name}: installed {dest}", err=True)
     else:
-        typer.echo(f"{name}: installed {dest}: {checked}, sha256 {weights.sha256_file(dest)}; not verified against "
-                   "a published hash (the registry has none)", err=True)
+        typer.echo(f"{name}: installed {dest}: {checked}, sha256 {weights.recorded_sha256(entry)} (recorded for "
+                   "`stylecli weights verify`); not verified against a published hash (the registry has none)",
+                   err=True)

@@ -9,6 +9,7 @@ from typing import Any
 
 # Settings that may change when a run is resumed: they do not change what the run computes.
 RESUMABLE = frozenset({"steps", "workers"})
+OPTIMIZERS = ("ranger", "adam")
 
 
 @dataclass
@@ -58,6 +59,8 @@ class TrainConfig:
         for option, value in (("--lr", self.lr), ("--w-discriminator-lr", self.w_discriminator_lr)):
             if not (math.isfinite(value) and value > 0):
                 raise UsageError(f"{option} {value}: a learning rate must be a positive number")
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"--optimizer {self.optimizer}: expected {' or '.join(OPTIMIZERS)}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

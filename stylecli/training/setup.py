@@ -4,14 +4,16 @@ This is the library's training entry point (`stylecli train` only parses its opt
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from stylecli.errors import StyleCliError
+from stylecli.errors import StyleCliError, UsageError
 from stylecli.models.e4e import E4E
 from stylecli.training.config import TrainConfig
 from stylecli.training.trainer import LossNets, Trainer, TrainImages, init_distributed
@@ -34,12 +36,40 @@ def load_run(run: Path) -> SavedRun:
 
     path = run / "latest.pt" if run.is_dir() else run
     if not path.is_file():
-        raise StyleCliError(f"{path}: no such checkpoint (give a run folder holding latest.pt, or the .pt file)")
+        raise UsageError(f"--resume {path}: no such checkpoint (give a run folder holding latest.pt, or the .pt "
+                         "file)")
     ckpt = read_checkpoint(path)
     saved = (ckpt.get("stylecli_training") or {}).get("config")
     if not isinstance(saved, dict):
-        raise StyleCliError(f"{path}: no training state in the checkpoint (not written by stylecli train)")
+        raise UsageError(f"--resume {path}: no training state in the checkpoint (not written by stylecli train)")
     return SavedRun(path, ckpt, replace(TrainConfig.from_dict(saved), out=str(path.parent)))
+
+
+@contextlib.contextmanager
+def run_folder(out: Path) -> Iterator[None]:
+    """Around a run: if it fails (or is interrupted) before writing anything, the folders it created for `out`
+    are removed again, so that no empty run folder is left behind. Under torchrun only rank 0 cleans up."""
+    created = []  # the folders that do not exist yet, deepest first
+    probe = Path(out)
+    while not probe.exists() and probe != probe.parent:
+        created.append(probe)
+        probe = probe.parent
+    try:
+        yield
+    except BaseException:
+        if created and os.environ.get("RANK", "0") == "0":
+            _remove_empty(created)
+        raise
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the empty folders in and among `created` (deepest first); anything holding a file stays."""
+    for root, _, _ in os.walk(created[0], topdown=False):  # subfolders first
+        with contextlib.suppress(OSError):
+            Path(root).rmdir()
+    for folder in created[1:]:
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def training_model(generator: Any, encoder_init: dict[str, Any] | None, mean_latent_samples: int,
