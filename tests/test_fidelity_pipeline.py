@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 from test_cli import records
 from test_weights import build_hub_cache, write_registry
-from tiny_fidelity import save_tiny_hyperstyle, save_tiny_restyle
+from tiny_fidelity import save_tiny_hyperstyle, save_tiny_restyle, tiny_hyperstyle
 from typer.testing import CliRunner
 
 from stylecli.cli import app
+from stylecli.errors import InputError
 from stylecli.fidelity_encoders import HyperStyleEncoder, HyperStyleWeights, ReStyleEncoder, load_state
 from stylecli.pipeline import FaceEditor, preprocess, to_uint8
 
@@ -161,6 +162,41 @@ def test_cli_hyperstyle_invert_then_edit_the_saved_latent(tmp_path, hyperstyle_f
     offsets.unlink()
     result = invoke("edit", out / "face_steps2.npy", *common, "-d", "sefa:1", "-o", tmp_path / "c")
     assert result.exit_code == 1 and "face_steps2.hyperstyle.npz" in result.output and "missing" in result.output
+
+
+def test_hyperstyle_offsets_are_tied_to_the_model_that_wrote_them(tmp_path, hyperstyle_files, face_png):
+    model, path, w_path = hyperstyle_files
+    out = tmp_path / "out"
+    result = invoke("invert", face_png, "--no-align", "--checkpoint", path, "--w-encoder", w_path, "--steps", 2,
+                    "--latent-only", "-o", out)
+    assert result.exit_code == 0, result.output
+    latent, offsets = out / "face_steps2.npy", out / "face_steps2.hyperstyle.npz"
+    (tmp_path / "other").mkdir()
+    _, other, other_w = save_tiny_hyperstyle(tmp_path / "other", seed=1)  # same architecture, other weights
+
+    def edit(checkpoint, w_encoder, dest):
+        return invoke("edit", latent, "--checkpoint", checkpoint, "--w-encoder", w_encoder, "-d", "sefa:1",
+                      "-o", tmp_path / dest)
+
+    result = edit(other, w_path, "a")  # another HyperStyle model: refused in one line naming the file and the fix
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert str(offsets) in result.output and "another HyperStyle model" in result.output
+    assert "invert it again" in result.output and not list((tmp_path / "a").glob("*.png"))
+    # the W encoder takes no part in rendering a saved latent: another one is fine
+    assert edit(path, other_w, "b").exit_code == 0 and list((tmp_path / "b").glob("face_*.png"))
+    # another generator under the same hypernetwork is refused too
+    other_model = tiny_hyperstyle(seed=1)
+    model.decoder = other_model.decoder
+    with pytest.raises(InputError, match="another HyperStyle model or generator"):
+        load_state(offsets, model)
+    # a file from before the fingerprint: refused, saying so
+    with np.load(offsets) as data:
+        old = {k: data[k] for k in data.files if k != "model_fingerprint"}
+    old["format"] = np.array("stylecli-hyperstyle-offsets-1")
+    with open(offsets, "wb") as f:
+        np.savez(f, **old)
+    result = edit(path, w_path, "c")
+    assert result.exit_code == 1 and "earlier stylecli" in result.output and "invert the photo again" in result.output
 
 
 def test_evaluate_compares_e4e_restyle_and_hyperstyle_in_one_table(tmp_path, monkeypatch, isolated_cache,
