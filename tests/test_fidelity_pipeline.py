@@ -230,3 +230,36 @@ def test_evaluate_compares_e4e_restyle_and_hyperstyle_in_one_table(tmp_path, mon
         recon = torch.nn.functional.adaptive_avg_pool2d(model.synthesize(codes, offsets), 256)
     expected = float(((x - recon) ** 2).mean())
     assert abs(rows["hyperstyle_ffhq"]["metrics"]["l2"]["mean"] - expected) < 1e-4 * max(1.0, expected)
+
+
+def test_evaluate_steps_and_w_encoder(tmp_path, monkeypatch, tiny_checkpoint, restyle_file, hyperstyle_files,
+                                      face_png):
+    import json
+
+    from stylecli import evaluation
+
+    (restyle, model), (_, hyper, w_enc) = restyle_file, hyperstyle_files
+    real_load_faces = evaluation.load_faces
+    monkeypatch.setattr(evaluation, "load_faces", lambda *a: pytest.fail("work started before the usage error"))
+    base = ("evaluate", face_png, "--metrics", "l2", "--json")
+    # options no evaluated model takes: exit 2, one line, before any image is read
+    result = invoke(*base, "--checkpoint", tiny_checkpoint, "--steps", 2)
+    assert result.exit_code == 2 and "one pass" in result.stderr and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = invoke(*base, "--checkpoint", tiny_checkpoint, "--checkpoint", restyle, "--w-encoder", w_enc)
+    assert result.exit_code == 2 and "HyperStyle" in result.stderr and result.stdout == ""
+    result = invoke(*base, "--checkpoint", hyper, "--w-encoder", tmp_path / "nope.pt")
+    assert result.exit_code == 2 and "nope.pt: no such file" in result.stderr
+    monkeypatch.setattr(evaluation, "load_faces", real_load_faces)
+    # --steps reaches the iterative models (the e4e one ignores it), --w-encoder only the HyperStyle one
+    result = invoke(*base, "--checkpoint", tiny_checkpoint, "--checkpoint", restyle, "--checkpoint", hyper,
+                    "--w-encoder", w_enc, "--steps", 2)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["results"]
+    assert [r["steps"] for r in rows] == [None, 2, 2]
+    x = preprocess(crop(face_png))[None]
+    with torch.no_grad():
+        codes = list(model.iterate(x, 2, render_last=False))[-1].codes
+        recon = torch.nn.functional.adaptive_avg_pool2d(model.synthesize(codes), 256).clamp(-1, 1)
+    expected = float(((x - recon) ** 2).mean())
+    assert abs(rows[1]["metrics"]["l2"]["mean"] - expected) < 1e-4 * max(1.0, expected)
