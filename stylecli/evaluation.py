@@ -81,6 +81,17 @@ class ModelSource:
     label: str
     checkpoint: Path | None = None
     name: str = "e4e_ffhq"
+    kind: str | None = None  # "e4e", "restyle" or "hyperstyle", once looked up (see fidelity_options)
+
+    def look_up_kind(self) -> str:
+        """What the checkpoint is, from its opts (a registry model is downloaded first)."""
+        if self.kind is None:
+            from stylecli.fidelity_encoders import checkpoint_kind
+            from stylecli.pipeline import pretrained_checkpoint
+
+            path = self.checkpoint if self.checkpoint is not None else pretrained_checkpoint(self.name)[0]
+            self.kind = checkpoint_kind(Path(path))[0]
+        return self.kind
 
 
 def sources(checkpoints: list[Path] | None, models: list[str] | None) -> list[ModelSource]:
@@ -99,12 +110,36 @@ class EvaluationConfig:
     device: str = "auto"
     batch_size: int | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    steps: int | None = None  # ReStyle / HyperStyle passes (None: each model's own)
+    w_encoder: Path | None = None  # HyperStyle's W encoder (None: the registry's faces_w_encoder)
+
+
+def fidelity_options(config: EvaluationConfig) -> list[dict[str, Any]]:
+    """Per source, the --steps / --w-encoder it takes: --steps goes to the ReStyle and HyperStyle models, --w-encoder
+    to the HyperStyle ones. Either given where no model takes it is a usage error, as `invert` makes it (the
+    checkpoints are looked up only when one is given)."""
+    if config.steps is None and config.w_encoder is None:
+        return [{} for _ in config.sources]
+    if config.steps is not None and config.steps < 1:
+        raise UsageError(f"--steps {config.steps}: needs at least 1 pass")
+    if config.w_encoder is not None and not Path(config.w_encoder).is_file():
+        raise UsageError(f"--w-encoder {config.w_encoder}: no such file")
+    kinds = [source.look_up_kind() for source in config.sources]
+    if config.steps is not None and set(kinds) == {"e4e"}:
+        raise UsageError(f"--steps: {', '.join(s.label for s in config.sources)} encode in one pass (e4e / pSp); "
+                         "--steps is for ReStyle and HyperStyle models")
+    if config.w_encoder is not None and "hyperstyle" not in kinds:
+        raise UsageError(f"--w-encoder: none of {', '.join(s.label for s in config.sources)} is a HyperStyle model, "
+                         "the only kind that takes a W encoder")
+    return [{"steps": config.steps if kind != "e4e" else None,
+             "w_encoder": config.w_encoder if kind == "hyperstyle" else None} for kind in kinds]
 
 
 @dataclass
 class Evaluation:
     checkpoint: str
     stats: dict[str, Stat] = field(default_factory=dict)
+    steps: int | None = None  # the passes of a ReStyle / HyperStyle model (None: one-pass encoders)
     per_image: list[dict[str, Any]] = field(default_factory=list)
     encode_s: float = 0.0
     synthesize_s: float = 0.0
@@ -113,6 +148,7 @@ class Evaluation:
     def to_dict(self, per_image: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {
             "checkpoint": self.checkpoint,
+            "steps": self.steps,
             "metrics": {k: s.summary(trimmed=(k == "lec")) for k, s in self.stats.items()},
             "speed": {"encode_s_per_image": self.encode_s / max(self.images, 1),
                       "synthesize_s_per_image": self.synthesize_s / max(self.images, 1)},
@@ -162,19 +198,22 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[int], None] | N
     from stylecli.devices import resolve_device
 
     device = resolve_device(config.device)
+    per_source = fidelity_options(config)  # usage errors before any work
     images, failed = load_faces(config, warn)
     if not images:
         raise EvaluationError("no readable image among the inputs")
     lpips_fn = lpips_model(device) if "lpips" in config.metrics else None
     arcface = arcface_model(device) if "id" in config.metrics else None
     results = []
-    for source in config.sources:
-        options = {"batch_size": config.batch_size}
+    for source, fidelity in zip(config.sources, per_source):
+        options = {"batch_size": config.batch_size, **fidelity}
         editor = (FaceEditor.from_checkpoint(source.checkpoint, device, **options) if source.checkpoint
                   else FaceEditor.from_pretrained(source.name, device, **options))
         edit, strength = lec_edit(config.lec_edit, editor) if "lec" in config.metrics else (None, 0.0)
-        results.append(evaluate(editor, images, config.metrics, source.label, edit, strength, lpips_fn, arcface,
-                                editor.batch_size, progress))
+        result = evaluate(editor, images, config.metrics, source.label, edit, strength, lpips_fn, arcface,
+                          editor.batch_size, progress)
+        result.steps = getattr(editor.encoder, "steps", None)
+        results.append(result)
     return EvaluationReport(len(images), failed, config.lec_edit if "lec" in config.metrics else None, results)
 
 

@@ -4,7 +4,7 @@
 - `HyperStyleEncoder`: the W encoder's code, and per photo `HyperStyleWeights`: the generator's tuned weights,
   weight * (1 + offset), as `GeneratorWeights`, carrying the offsets in compact form (`HyperStyleState`: one
   vector per tuned layer, 35 KB a face at 1024 px) so that a saved latent can be rendered again later without
-  the photo (`save_state` / `load_state`).
+  the photo (`save_state` / `load_state`), tied by `model_fingerprint` to the model that wrote them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from stylecli.models.restyle import ReStyle
 from stylecli.models.stylegan2 import Generator
 
 STATE_SUFFIX = ".hyperstyle.npz"  # NAME.npy -> NAME.hyperstyle.npz
-STATE_FORMAT = "stylecli-hyperstyle-offsets-1"
+STATE_FORMAT = "stylecli-hyperstyle-offsets-2"  # 2: with the model's fingerprint
+UNTIED_FORMAT = "stylecli-hyperstyle-offsets-1"  # written before fingerprints: refused (no release wrote it)
+FINGERPRINT_SAMPLE = 4096  # values hashed per tensor
 FACES_W_ENCODER = "faces_w_encoder"
 
 
@@ -74,6 +76,14 @@ class HyperStyleEncoder(_IterativeEncoder):
     """A W code from the W encoder, then `steps` hypernetwork passes of per-photo generator weight offsets."""
 
     model: HyperStyle
+    _fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """The model's `model_fingerprint`, computed once (saved offsets are written and checked with it)."""
+        if self._fingerprint is None:
+            self._fingerprint = model_fingerprint(self.model)
+        return self._fingerprint
 
     def encode(self, x: Tensor) -> Encoded:
         codes = self.model.w_codes(x)
@@ -92,30 +102,51 @@ class HyperStyleEncoder(_IterativeEncoder):
             return HyperStyleWeights(self.model.generator_weights(offsets, 0), state, [state])
 
 
-def save_state(state: HyperStyleState, dest: Path, overwrite: bool = False) -> Path:
-    """The compact offsets of one photo as .npz (atomically): `n_terms`, and `layer_J` [dim] per tuned generator
-    layer J."""
+def model_fingerprint(model: HyperStyle) -> str:
+    """What rendering saved offsets depends on: the hypernetwork (its heads turn the stored vectors into offsets)
+    and the generator they scale, as a sampled `fingerprint` (every name and shape, 4096 values a tensor). The W
+    encoder is left out: a saved latent is rendered from its code, without it."""
+    from stylecli.tuning.generator_weights import fingerprint
+
+    return fingerprint(nn.ModuleDict({"hypernet": model.hypernet, "decoder": model.decoder}), FINGERPRINT_SAMPLE)
+
+
+def save_state(state: HyperStyleState, dest: Path, fingerprint: str, overwrite: bool = False) -> Path:
+    """The compact offsets of one photo as .npz (atomically): `n_terms`, `layer_J` [dim] per tuned generator
+    layer J, and the `model_fingerprint` of the model that computed them."""
     from stylecli.atomic import atomic_path
     from stylecli.images import check_free
 
     arrays = {f"layer_{j}": c[0].detach().float().cpu().numpy() for j, c in enumerate(state.codes) if c is not None}
     check_free(dest, overwrite)
     with atomic_path(dest, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
-        np.savez(f, format=np.array(STATE_FORMAT), n_terms=np.array(state.n_terms), **arrays)
+        np.savez(f, format=np.array(STATE_FORMAT), model_fingerprint=np.array(fingerprint),
+                 n_terms=np.array(state.n_terms), **arrays)
     return dest
 
 
-def load_state(path: Path, model: HyperStyle) -> HyperStyleState:
-    """Read what save_state wrote, checked against the model's tuned layers."""
+def load_state(path: Path, model: HyperStyle, fingerprint: str | None = None) -> HyperStyleState:
+    """Read what save_state wrote, refused unless `model` (its `model_fingerprint`, or `fingerprint` when given)
+    is the model that wrote it."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            if str(data["format"]) != STATE_FORMAT:
-                raise ValueError(f"format {data['format']}")
+            kind = str(data["format"])
+            if kind == UNTIED_FORMAT:
+                raise InputError(f"{path}: HyperStyle offsets from an earlier stylecli, which did not record the "
+                                 "model that wrote them; invert the photo again with this model")
+            if kind != STATE_FORMAT:
+                raise ValueError(f"format {kind}")
+            theirs = str(data["model_fingerprint"])
             n_terms = int(data["n_terms"])
             found = {int(k.split("_")[1]): torch.from_numpy(data[k].astype(np.float32))[None]
                      for k in data.files if k.startswith("layer_")}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # a truncated or foreign file
         raise InputError(f"{path}: unreadable HyperStyle offsets ({exc}); invert the photo again") from None
+    ours = fingerprint or model_fingerprint(model)
+    if theirs != ours:
+        raise InputError(f"{path}: offsets written by another HyperStyle model or generator (fingerprint "
+                         f"{theirs[:12]}, this model's is {ours[:12]}); edit with the model that inverted the "
+                         "photo, or invert it again with this one")
     blocks = model.hypernet.refinement_blocks
     tuned = {j for j, b in enumerate(blocks) if b is not None}
     if set(found) != tuned or n_terms < 1:
@@ -140,7 +171,7 @@ def saved_state(encoder: Any, latent: Path) -> HyperStyleState | None:
     if not path.is_file():
         raise InputError(f"{latent}: a HyperStyle latent is rendered with its offsets, {path.name}, which `invert` "
                          "writes beside it; it is missing (invert the photo again, or edit the photo itself)")
-    return load_state(path, encoder.model)
+    return load_state(path, encoder.model, encoder.fingerprint)
 
 
 def weights_from_state(encoder: Any, state: HyperStyleState | None) -> HyperStyleWeights | None:

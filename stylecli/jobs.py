@@ -357,7 +357,7 @@ class InvertJob(PhotoJob):
         if "offsets" in files:
             from stylecli.fidelity_encoders import save_state
 
-            save_state(result.weights.state, files["offsets"], overwrite)
+            save_state(result.weights.state, files["offsets"], self.editor.encoder.fingerprint, overwrite)
         if "image" in files:
             write_png(result.image, files["image"], overwrite)
         for t, image in enumerate(result.steps or [], start=1):

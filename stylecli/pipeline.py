@@ -91,6 +91,19 @@ def checkpoint_domain(path: Path) -> str | None:
     return domain_of(opts, n_styles)
 
 
+def pretrained_checkpoint(name: str) -> tuple[Path, str | None]:
+    """A registry encoder checkpoint's local file (downloaded and verified on first use) and its domain."""
+    from stylecli import weights
+
+    try:
+        entry = weights.get_entry(name)
+    except weights.WeightsError as exc:
+        raise UsageError(f"--model {name}: {exc}") from None
+    if entry.kind != "checkpoint":
+        raise UsageError(f"--model {name}: is a {entry.kind or 'data'} file, not an encoder checkpoint")
+    return weights.resolve(name), entry.domain
+
+
 class FaceEditor:
     """Encoder + generator on a device, with the face stages around them.
 
@@ -166,17 +179,10 @@ class FaceEditor:
                         **options: Any) -> FaceEditor:
         """From a registry model (weights.toml), downloaded and verified on first use. Its domain is the
         registry entry's (the checkpoint's own opts may carry the training default, ffhq_encode)."""
-        from stylecli import weights
-
-        try:
-            entry = weights.get_entry(name)
-        except weights.WeightsError as exc:
-            raise UsageError(f"--model {name}: {exc}") from None
-        if entry.kind != "checkpoint":
-            raise UsageError(f"--model {name}: is a {entry.kind or 'data'} file, not an encoder checkpoint")
-        if entry.domain:
-            options.setdefault("domain", entry.domain)
-        return cls.from_checkpoint(weights.resolve(name), device, **options)
+        path, domain = pretrained_checkpoint(name)
+        if domain:
+            options.setdefault("domain", domain)
+        return cls.from_checkpoint(path, device, **options)
 
     # -- what the models are ------------------------------------------------------------------------------
 

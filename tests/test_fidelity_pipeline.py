@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 from test_cli import records
 from test_weights import build_hub_cache, write_registry
-from tiny_fidelity import save_tiny_hyperstyle, save_tiny_restyle
+from tiny_fidelity import save_tiny_hyperstyle, save_tiny_restyle, tiny_hyperstyle
 from typer.testing import CliRunner
 
 from stylecli.cli import app
+from stylecli.errors import InputError
 from stylecli.fidelity_encoders import HyperStyleEncoder, HyperStyleWeights, ReStyleEncoder, load_state
 from stylecli.pipeline import FaceEditor, preprocess, to_uint8
 
@@ -164,6 +165,41 @@ def test_cli_hyperstyle_invert_then_edit_the_saved_latent(tmp_path, hyperstyle_f
     assert result.exit_code == 1 and "face_steps2.hyperstyle.npz" in result.output and "missing" in result.output
 
 
+def test_hyperstyle_offsets_are_tied_to_the_model_that_wrote_them(tmp_path, hyperstyle_files, face_png):
+    model, path, w_path = hyperstyle_files
+    out = tmp_path / "out"
+    result = invoke("invert", face_png, "--no-align", "--checkpoint", path, "--w-encoder", w_path, "--steps", 2,
+                    "--latent-only", "-o", out)
+    assert result.exit_code == 0, result.output
+    latent, offsets = out / "face_steps2.npy", out / "face_steps2.hyperstyle.npz"
+    (tmp_path / "other").mkdir()
+    _, other, other_w = save_tiny_hyperstyle(tmp_path / "other", seed=1)  # same architecture, other weights
+
+    def edit(checkpoint, w_encoder, dest):
+        return invoke("edit", latent, "--checkpoint", checkpoint, "--w-encoder", w_encoder, "-d", "sefa:1",
+                      "-o", tmp_path / dest)
+
+    result = edit(other, w_path, "a")  # another HyperStyle model: refused in one line naming the file and the fix
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert str(offsets) in result.output and "another HyperStyle model" in result.output
+    assert "invert it again" in result.output and not list((tmp_path / "a").glob("*.png"))
+    # the W encoder takes no part in rendering a saved latent: another one is fine
+    assert edit(path, other_w, "b").exit_code == 0 and list((tmp_path / "b").glob("face_*.png"))
+    # another generator under the same hypernetwork is refused too
+    other_model = tiny_hyperstyle(seed=1)
+    model.decoder = other_model.decoder
+    with pytest.raises(InputError, match="another HyperStyle model or generator"):
+        load_state(offsets, model)
+    # a file from before the fingerprint: refused, saying so
+    with np.load(offsets) as data:
+        old = {k: data[k] for k in data.files if k != "model_fingerprint"}
+    old["format"] = np.array("stylecli-hyperstyle-offsets-1")
+    with open(offsets, "wb") as f:
+        np.savez(f, **old)
+    result = edit(path, w_path, "c")
+    assert result.exit_code == 1 and "earlier stylecli" in result.output and "invert the photo again" in result.output
+
+
 def test_evaluate_compares_e4e_restyle_and_hyperstyle_in_one_table(tmp_path, monkeypatch, isolated_cache,
                                                                    tiny_checkpoint, restyle_file, hyperstyle_files,
                                                                    face_png):
@@ -195,3 +231,36 @@ def test_evaluate_compares_e4e_restyle_and_hyperstyle_in_one_table(tmp_path, mon
         recon = torch.nn.functional.adaptive_avg_pool2d(model.synthesize(codes, offsets), 256)
     expected = float(((x - recon) ** 2).mean())
     assert abs(rows["hyperstyle_ffhq"]["metrics"]["l2"]["mean"] - expected) < 1e-4 * max(1.0, expected)
+
+
+def test_evaluate_steps_and_w_encoder(tmp_path, monkeypatch, tiny_checkpoint, restyle_file, hyperstyle_files,
+                                      face_png):
+    import json
+
+    from stylecli import evaluation
+
+    (restyle, model), (_, hyper, w_enc) = restyle_file, hyperstyle_files
+    real_load_faces = evaluation.load_faces
+    monkeypatch.setattr(evaluation, "load_faces", lambda *a: pytest.fail("work started before the usage error"))
+    base = ("evaluate", face_png, "--metrics", "l2", "--json")
+    # options no evaluated model takes: exit 2, one line, before any image is read
+    result = invoke(*base, "--checkpoint", tiny_checkpoint, "--steps", 2)
+    assert result.exit_code == 2 and "one pass" in result.stderr and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    result = invoke(*base, "--checkpoint", tiny_checkpoint, "--checkpoint", restyle, "--w-encoder", w_enc)
+    assert result.exit_code == 2 and "HyperStyle" in result.stderr and result.stdout == ""
+    result = invoke(*base, "--checkpoint", hyper, "--w-encoder", tmp_path / "nope.pt")
+    assert result.exit_code == 2 and "nope.pt: no such file" in result.stderr
+    monkeypatch.setattr(evaluation, "load_faces", real_load_faces)
+    # --steps reaches the iterative models (the e4e one ignores it), --w-encoder only the HyperStyle one
+    result = invoke(*base, "--checkpoint", tiny_checkpoint, "--checkpoint", restyle, "--checkpoint", hyper,
+                    "--w-encoder", w_enc, "--steps", 2)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["results"]
+    assert [r["steps"] for r in rows] == [None, 2, 2]
+    x = preprocess(crop(face_png))[None]
+    with torch.no_grad():
+        codes = list(model.iterate(x, 2, render_last=False))[-1].codes
+        recon = torch.nn.functional.adaptive_avg_pool2d(model.synthesize(codes), 256).clamp(-1, 1)
+    expected = float(((x - recon) ** 2).mean())
+    assert abs(rows[1]["metrics"]["l2"]["mean"] - expected) < 1e-4 * max(1.0, expected)

@@ -16,6 +16,8 @@ from stylecli.cli.common import (
     MaxPixelsOpt,
     OverwriteOpt,
     QuietOpt,
+    StepsOpt,
+    WEncoderOpt,
     check_output,
     error_line,
     expand_paths,
@@ -56,6 +58,8 @@ def evaluate(
     device: DeviceOpt = Device.auto,
     batch_size: BatchOpt = None,
     max_pixels: MaxPixelsOpt = 100_000_000,
+    steps: StepsOpt = None,
+    w_encoder: WEncoderOpt = None,
     as_json: DocJsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -68,6 +72,9 @@ def evaluate(
     Examples:
       stylecli evaluate celeba_test/ --checkpoint e4e_ffhq_encode.pt --metrics l2,lpips,msssim,id,lec --json
       stylecli evaluate celeba_test/ --checkpoint psp.pt --checkpoint e4e.pt --csv results.csv
+      stylecli evaluate celeba_test/ --model e4e_ffhq --model restyle_e4e_ffhq --model hyperstyle_ffhq --steps 3
+
+    --steps applies to the ReStyle and HyperStyle models, --w-encoder to the HyperStyle ones.
 
     \b
     Metrics:
@@ -82,9 +89,10 @@ def evaluate(
         from stylecli import evaluation as ev
 
         config = ev.EvaluationConfig(expand_paths(inputs), ev.sources(checkpoint, model), [], lec_edit, align,
-                                     device.value, batch_size, max_pixels)
+                                     device.value, batch_size, max_pixels, steps, w_encoder)
         config.metrics, notes = ev.parse_metrics(metrics)
         check_output(csv_path, overwrite, "--csv")
+        ev.fidelity_options(config)  # --steps / --w-encoder that no model takes: exit 2 before any work
         for note in notes if not quiet else []:
             typer.echo(f"stylecli: {note}", err=True)
         report = _run(config, quiet)

@@ -38,11 +38,16 @@ def synthesis_parameters(generator: nn.Module) -> dict[str, Tensor]:
     return {n: p for n, p in generator.named_parameters() if not n.startswith(MAPPING_PREFIX)}
 
 
-def fingerprint(generator: nn.Module) -> str:
-    """sha256 over every tensor of the generator's state dict (names, dtypes, shapes and values)."""
+def fingerprint(module: nn.Module, sample: int | None = None) -> str:
+    """sha256 over every tensor of the module's state dict (names, dtypes, shapes and values). With `sample`,
+    only that many evenly spaced values of each tensor: milliseconds for a GB-sized model, and still different
+    for any other training run or architecture (the names and shapes are always hashed in full)."""
     digest = hashlib.sha256()
-    for name, t in sorted(generator.state_dict().items()):
-        t = t.detach().to("cpu").contiguous()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy())
+        flat = t.reshape(-1)
+        if sample is not None and flat.numel() > sample:
+            flat = flat[:: flat.numel() // sample][:sample]
+        digest.update(flat.to("cpu").contiguous().view(torch.uint8).numpy())
     return digest.hexdigest()
