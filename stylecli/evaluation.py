@@ -193,8 +193,9 @@ def load_faces(config: EvaluationConfig, warn: Callable[[str], None] | None = No
 
 
 def run_evaluation(config: EvaluationConfig, progress: Callable[[int], None] | None = None,
-                   warn: Callable[[str], None] | None = None) -> EvaluationReport:
-    """Every metric of the config over the inputs, for each model in turn."""
+                   warn: Callable[[str], None] | None = None,
+                   note: Callable[[str], None] | None = None) -> EvaluationReport:
+    """Every metric of the config over the inputs, for each model in turn (note: told of cache copies made)."""
     from stylecli.devices import resolve_device
 
     device = resolve_device(config.device)
@@ -207,7 +208,7 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[int], None] | N
     results = []
     for source, fidelity in zip(config.sources, per_source):
         options = {"batch_size": config.batch_size, **fidelity}
-        editor = (FaceEditor.from_checkpoint(source.checkpoint, device, **options) if source.checkpoint
+        editor = (FaceEditor.from_checkpoint(source.checkpoint, device, note=note, **options) if source.checkpoint
                   else FaceEditor.from_pretrained(source.name, device, **options))
         edit, strength = lec_edit(config.lec_edit, editor) if "lec" in config.metrics else (None, 0.0)
         result = evaluate(editor, images, config.metrics, source.label, edit, strength, lpips_fn, arcface,

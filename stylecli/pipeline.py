@@ -19,7 +19,7 @@ photo to `synthesize` without copying the generator.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -153,11 +153,12 @@ class FaceEditor:
 
     @classmethod
     def from_checkpoint(cls, path: Path | str, device: str | torch.device = "auto", *, steps: int | None = None,
-                        w_encoder: Path | str | None = None, **options: Any) -> FaceEditor:
+                        w_encoder: Path | str | None = None, note: Callable[[str], None] | None = None,
+                        **options: Any) -> FaceEditor:
         """From a checkpoint file in its official format: e4e / pSp, ReStyle or HyperStyle (see
         stylecli.fidelity_encoders). steps: ReStyle / HyperStyle passes (default: the checkpoint's, 5);
-        w_encoder: HyperStyle's W encoder file (default: the registry's faces_w_encoder).
-        options: batch_size, precision."""
+        w_encoder: HyperStyle's W encoder file (default: the registry's faces_w_encoder); note: told when a
+        fast-loading copy of the file is kept in the cache. options: batch_size, precision."""
         from stylecli.fidelity_encoders import checkpoint_kind, load_encoder, refuse_fidelity_options
         from stylecli.loader import load_model
 
@@ -166,7 +167,12 @@ class FaceEditor:
             return cls.from_fidelity(load_encoder(Path(path), ckpt, kind, steps, w_encoder), device, **options)
         refuse_fidelity_options(path, steps, w_encoder)
         del ckpt
-        return cls.from_loaded(load_model(path), device, **options)
+        loaded = load_model(path)
+        if loaded.converted is not None and note is not None:
+            size = loaded.converted.stat().st_size / 1e6
+            note(f"kept a fast-loading copy of {path} ({size:.0f} MB) in {loaded.converted.parent}; "
+                 "`stylecli cache clean` removes it")
+        return cls.from_loaded(loaded, device, **options)
 
     @classmethod
     def from_fidelity(cls, loaded: Any, device: str | torch.device = "auto", **options: Any) -> FaceEditor:

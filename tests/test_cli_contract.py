@@ -343,6 +343,12 @@ def test_converted_copies_are_announced_listed_and_cleaned(tmp_path, tiny_checkp
                                                                                             "--json"))) == 1
     assert invoke("cache", "clean").exit_code == 0 and records(invoke("cache", "list", "--json")) == []
     assert invoke("cache", "clean", "--older-than", "soon").exit_code == 2
+    evaluated = invoke("evaluate", face_png, "--checkpoint", tiny_checkpoint, "--metrics", "l2")  # also evaluate
+    assert evaluated.exit_code == 0 and "fast-loading copy" in evaluated.stderr
+    invoke("cache", "clean")
+    quiet = invoke("directions", "preview", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "--names",
+                   "sefa:0", "-o", tmp_path / "s.png", "-q")
+    assert quiet.exit_code == 0 and quiet.stderr == "" and len(records(invoke("cache", "list", "--json"))) == 1
 
 
 def test_an_image_given_as_checkpoint_is_named_as_such(tmp_path, face_png):

@@ -314,28 +314,18 @@ def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False
 
 def make_editor(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None,
                 precision: str = "fp32", quiet: bool = False, **options: Any):
-    """The FaceEditor of --checkpoint or --model (options: max_pixels, detector_upsample)."""
-    from stylecli.loader import load_model
+    """The FaceEditor of --checkpoint or --model (options: max_pixels, detector_upsample, steps, w_encoder)."""
     from stylecli.pipeline import FaceEditor, resolve_device
 
     dev = resolve_device(device)
     if checkpoint is None:
         return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision, **options)
-    from stylecli.fidelity_encoders import checkpoint_kind, load_encoder, refuse_fidelity_options
+    return FaceEditor.from_checkpoint(checkpoint, dev, batch_size=batch_size, precision=precision,
+                                      note=None if quiet else say_note, **options)
 
-    steps, w_encoder = options.pop("steps", None), options.pop("w_encoder", None)
-    kind, ckpt = checkpoint_kind(Path(checkpoint))  # ReStyle / HyperStyle files have their own loaders
-    if kind != "e4e":
-        return FaceEditor.from_fidelity(load_encoder(Path(checkpoint), ckpt, kind, steps, w_encoder), dev,
-                                        batch_size=batch_size, precision=precision, **options)
-    refuse_fidelity_options(checkpoint, steps, w_encoder)
-    del ckpt
-    loaded = load_model(checkpoint)
-    if loaded.converted is not None and not quiet:
-        size = loaded.converted.stat().st_size / 1e6
-        typer.echo(f"stylecli: note: kept a fast-loading copy of {checkpoint} ({size:.0f} MB) in "
-                   f"{loaded.converted.parent}; `stylecli cache clean` removes it", err=True)
-    return FaceEditor.from_loaded(loaded, dev, batch_size=batch_size, precision=precision, **options)
+
+def say_note(message: str) -> None:
+    typer.echo(f"stylecli: note: {message}", err=True)
 
 
 def photo_editor(max_pixels: int, detector_upsample: int | None):

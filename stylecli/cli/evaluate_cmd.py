@@ -112,7 +112,8 @@ def _run(config, quiet: bool):
 
     reporter = Reporter(len(config.inputs) * len(config.sources), quiet)
     try:
-        return ev.run_evaluation(config, reporter.advance, warn=lambda m: reporter.say(error_line(m), error=True))
+        return ev.run_evaluation(config, reporter.advance, warn=lambda m: reporter.say(error_line(m), error=True),
+                                 note=lambda m: reporter.say(f"stylecli: note: {m}"))
     finally:
         reporter.stop()
 
