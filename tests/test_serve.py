@@ -647,6 +647,15 @@ def test_edit_through_the_client_api(server, files, tmp_path):
     status = client.predict(photo=handle_file(str(files["broken"])), api_name="/edit")[0]
     assert status.startswith("**Error:** broken.png:")
 
+    # The README's example, as written there but for the address and the photo: Keep holds age to gender and
+    # leaves the GANSpace smile as it is.
+    example = "from gradio_client" + (REPO / "README.md").read_text().split("```python\nfrom gradio_client")[1]
+    example = example.split("```")[0].replace('"http://127.0.0.1:7860/"', f"{url!r}, download_files={str(tmp_path)!r}")
+    scope: dict = {}
+    exec(example.replace('"me.jpg"', repr(str(files["photo"]))), scope)  # noqa: S102 - the README's own code
+    assert "e4e + tuning" in scope["status"] and "GANSpace sliders unconditioned" in scope["status"], scope["status"]
+    assert scope["command"].startswith("# not one stylecli command") and len(scope["files"]) == 5
+
 
 def browser():
     sync = pytest.importorskip("playwright.sync_api")
@@ -657,12 +666,13 @@ def browser():
 
 def test_editor_in_a_real_browser(server, files, tmp_path):
     pytest.importorskip("lpips")  # the server offers tuning
-    url, log, *_ = server
+    url, log, _, tmp = server
+    work = next(tmp.glob("stylecli-serve-*"))
     with browser() as p:
         chrome = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
         try:
             page = chrome.new_page(viewport={"width": 1400, "height": 1000})
-            run_the_editor(page, url, files, tmp_path, log)
+            run_the_editor(page, url, files, tmp_path, log, work)
         finally:
             chrome.close()
     if os.environ.get("STYLECLI_SERVE_SCREENSHOT"):  # docs/serve.png: 1100 px wide, 256 colours
@@ -671,7 +681,7 @@ def test_editor_in_a_real_browser(server, files, tmp_path):
         shot.quantize(256, dither=Image.Dither.NONE).save(os.environ["STYLECLI_SERVE_SCREENSHOT"], optimize=True)
 
 
-def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
+def run_the_editor(page, url: str, files, shots: Path, log: Path, work: Path) -> None:
     outside: list[str] = []
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None)
     page.goto(url)
@@ -693,10 +703,12 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
     assert edited.shape == recon.shape and np.abs(edited.astype(int) - recon.astype(int)).max() > 10
     assert image_of(page, "#compare img", last=True).shape == (512, 896, 3)  # the after preview
     page.locator("#slider-file_turn input[type=range]").focus()
+    renders = rendered(work)
     for _ in range(15):  # rapid moves while renders run: they coalesce, and the latest state is what shows
         page.keyboard.press("ArrowRight")
     edit = "stylecli edit astronauts.png -d sefa:0 -s 6 -d directions/turn.npy -s 1.5 --save-latent --paste-back"
     command_is(page, f"{edit} --checkpoint tiny.pt")  # the names as uploaded and as the server was started
+    assert rendered(work) - renders < 10, "each move rendered: they did not coalesce"
 
     # Another encoder inverts the face again and renders the same sliders; tuning comes closer to the face.
     choose(page, "#encoder", "ReStyle")
@@ -729,9 +741,21 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
     page.screenshot(path=str(shots / "bad_upload.png"), full_page=True)
     assert answers(url)
     page.locator("#photo button[aria-label='Clear']").click()
-    page.set_input_files("#photo input[type=file]", str(files["photo"]))  # and it still edits
-    status_has(page, "astronauts.png: 896x512", log)
+    renamed = shots / "me (1)!.png"  # the web server's copy loses `(`, `)` and `!`: the page keeps the name
+    renamed.write_bytes(files["photo"].read_bytes())
+    page.set_input_files("#photo input[type=file]", str(renamed))  # and it still edits
+    status_has(page, "me (1)!.png: 896x512", log)
+    command_is(page, "stylecli edit 'me (1)!.png' -d sefa:0 -s 0 --save-latent --paste-back --checkpoint tiny.pt "
+               f"--tune {' '.join(TUNING)}")
+    page.get_by_text("Keep", exact=True).click()  # the README's GANSpace slider is there: Keep says what it holds
+    page.wait_for_function("document.querySelector('#keep')?.innerText.includes('GANSpace sliders are left')",
+                           timeout=10_000)
     assert outside == []
+
+
+def rendered(work: Path) -> int:
+    """How many uploads and renders the server's session has numbered (its folders u1, r2, ...)."""
+    return max((int(p.name[1:]) for p in work.iterdir() if p.name[:1] in "ur" and p.name[1:].isdigit()), default=0)
 
 
 def status_has(page, text: str, log: Path) -> None:
@@ -780,3 +804,21 @@ def test_serve_on_a_taken_port_is_one_line_before_the_model_loads(files, monkeyp
         result = invoke("serve", "--checkpoint", files["checkpoint"], "--port", port, "--no-browser")
     assert result.exit_code == 2 and "Traceback" not in result.stderr
     assert f"--port {port}" in result.stderr and f"--port {port + 1}" in result.stderr
+
+
+def test_sigterm_removes_the_servers_files(server, files, tmp_path):
+    """Last (it stops the module's server): SIGTERM ends it as Ctrl-C does, and its working folder goes, with
+    Gradio's copies of the uploads and outputs, which it keeps inside."""
+    import signal
+
+    from gradio_client import Client, handle_file
+
+    url, log, proc, tmp = server
+    client = Client(url, verbose=False, download_files=str(tmp_path))
+    client.predict(photo=handle_file(str(files["photo"])), face=0, sefa_0=1.0, api_name="/edit")
+    work = next(tmp.glob("stylecli-serve-*"))
+    assert list((work / "gradio").rglob("astronauts.png")), "Gradio's copy of the upload is not in the server's folder"
+    assert not (files["root"] / "gradio").exists()  # the GRADIO_TEMP_DIR the server was started with is not used
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    assert not work.exists() and not list(tmp.glob("stylecli-serve-*")), log.read_text()

@@ -98,7 +98,7 @@ def _page(gr, session: EditorSession, title: str, share: bool = False):
     gr.Markdown(f"## {title}\n{INTRO}{'' if share else LOCAL}")
     with gr.Row():
         with gr.Column(scale=1):
-            c.photo = _photo_file(gr)(label="Photo", file_types=["image"], type="filepath", elem_id="photo")
+            c.photo = _photo_file(gr, label="Photo", file_types=["image"], type="filepath", elem_id="photo")
             c.status = gr.Markdown("Upload a photo to start.", label="Status", elem_id="status")
             c.gallery = gr.Gallery(label="Faces: pick one", visible=False, columns=6, height=150,
                                    allow_preview=False, elem_id="faces")
@@ -125,29 +125,30 @@ def _page(gr, session: EditorSession, title: str, share: bool = False):
             c.reset = gr.Button("Reset sliders", elem_id="reset")
             sliders = _sliders(gr, session.directions)
             with gr.Accordion("Keep", open=False):
+                ganspace = any(d.slider.relative for d in session.directions)
                 c.keep = gr.CheckboxGroup(session.keep_choices, label="Edits move orthogonally to these",
-                                          elem_id="keep")
-                if any(d.slider.relative for d in session.directions):
-                    gr.Markdown(KEEP_NOTE, elem_id="keep-note")
+                                          info=KEEP_NOTE if ganspace else None, elem_id="keep")
     return c, sliders
 
 
-def _photo_file(gr):
+def _photo_file(gr, **kwargs):
     """gr.File whose value also carries the name the file had on the user's machine (`orig_name`): the web
-    server strips characters such as `! $ { } :` from its own copy's name."""
+    server strips characters such as `! $ { } :` from its own copy's name. (Wrapped on the instance: a subclass
+    of a Gradio component makes Gradio write a .pyi beside this module.)"""
     from gradio.utils import NamedString
 
-    class PhotoFile(gr.File):
-        is_template = True  # the page draws it as a gr.File
+    photo = gr.File(**kwargs)
+    process = photo._process_single_file
 
-        def _process_single_file(self, f):
-            value = super()._process_single_file(f)
-            if isinstance(value, str):
-                value = NamedString(value)
-                value.orig_name = getattr(f, "orig_name", None)
-            return value
+    def with_name(f):
+        value = process(f)
+        if isinstance(value, str):
+            value = NamedString(value)
+            value.orig_name = getattr(f, "orig_name", None)
+        return value
 
-    return PhotoFile
+    photo._process_single_file = with_name
+    return photo
 
 
 def _encoder_info(session: EditorSession) -> str | None:
