@@ -436,6 +436,16 @@ class EditJob(PhotoJob):
             out["gif"] = out_dir / f"{stem}_{base}.gif"
         return out
 
+    def _outputs(self, stem: str, out_dir: Path, prepared: Prepared) -> dict[str, Path]:
+        """With --save-latent, each edited latent of an aligned face gets its own sidecar (NAME_VARIANT.align.json,
+        what `edit NAME_VARIANT.npy --paste-back` reads), beside the face's NAME.align.json."""
+        outputs = super()._outputs(stem, out_dir, prepared)
+        if self.plan.save_latent:
+            for unit in (u for u in prepared.units if u.index is not None):
+                outputs.update({f"{unit.prefix}{v.name}.alignment": sidecar_path(out_dir, f"{unit.stem}_{v.name}")
+                                for v in self.variants})
+        return outputs
+
     def input_outputs(self, stem: str, out_dir: Path, prepared: Prepared) -> dict[str, Path]:
         """With --paste-back: one photo per variant with every chosen face of the input edited."""
         if not self.plan.paste_back:
@@ -487,6 +497,18 @@ class EditJob(PhotoJob):
             from stylecli.sheets import write_gif
 
             write_gif(list(result.images), files["gif"], overwrite)
+
+    def write(self, task: Task, result: list[Any], overwrite: bool) -> None:
+        from stylecli.faces import write_sidecar
+
+        super().write(task, result, overwrite)
+        prepared: Prepared = task.data
+        for unit in (u for u in prepared.units if u.index is not None):
+            for variant in self.variants:
+                dest = task.outputs.get(f"{unit.prefix}{variant.name}.alignment")
+                if dest is not None:
+                    write_sidecar(dest, task.source, prepared.photo.size, unit.index, unit.face, overwrite,
+                                  found=prepared.found)
 
     def write_input(self, task: Task, results: list[EditResult], overwrite: bool) -> None:
         if not self.plan.paste_back:

@@ -92,7 +92,27 @@ if os.environ.get("STYLECLI_TEST_LPIPS"):  # tuning without torchvision's AlexNe
     sys.path.insert(0, os.environ["STYLECLI_TEST_LPIPS"])
     import stylecli.metric_nets, offline_lpips
     stylecli.metric_nets.lpips_model = offline_lpips.stand_in_lpips
+    import stylecli.serve.sliders as sliders  # the README's sliders, after the tiny model's own
+    _discover = sliders.discover
+    sliders.discover = lambda *a, **k: _discover(*a, **k) + __import__("test_serve").readme_sliders()
 """
+
+
+def readme_sliders():
+    """Random stand-ins for the sliders the README's client example moves and keeps (a tiny model has no named
+    directions): InterFaceGAN's age and gender, GANSpace's smile."""
+    from stylecli.editing.ganspace import ganspace_edit
+    from stylecli.editing.interfacegan import DirectionEdit
+    from stylecli.serve.sliders import Direction, Slider
+
+    gen = torch.Generator().manual_seed(5)
+    pca = {"mean": torch.randn(1, 32, generator=gen), "comp": torch.nn.functional.normalize(
+        torch.randn(4, 1, 32, generator=gen), dim=-1), "std": torch.rand(4, generator=gen) + 0.5}
+    out = [Direction(Slider(name, name, "InterFaceGAN", 3.0, 0.1, name),
+                     DirectionEdit(label=name, direction=torch.randn(1, 32, generator=gen)))
+           for name in ("age", "gender")]
+    smile = Slider("ganspace:smile", "smile", "GANSpace", 30, 0.5, "ganspace_smile", relative=True)
+    return [*out, Direction(smile, ganspace_edit(pca, 2, (0, 1, 2), 5.0, "smile"))]
 
 
 def free_port() -> int:
@@ -109,11 +129,12 @@ def server(files):
     (root / "guard" / "sitecustomize.py").write_text(NETWORK_GUARD)
     outside = root / "outside.txt"
     outside.touch()
+    (root / "tmp").mkdir()  # the server's working folder is made here
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
            "PYTHONPATH": os.pathsep.join([str(root / "guard"), str(REPO)]), "STYLECLI_TEST_OUTSIDE": str(outside),
            "GRADIO_TEMP_DIR": str(root / "gradio"), "STYLECLI_CACHE": str(root / "cache"),
            "HF_HOME": str(root / "hf"), "NO_PROXY": "127.0.0.1,localhost",
-           "STYLECLI_TEST_LPIPS": str(Path(__file__).parent)}
+           "STYLECLI_TEST_LPIPS": str(Path(__file__).parent), "TMPDIR": str(root / "tmp")}
     log = root / "server.log"
     with open(log, "w") as out:  # paths as a user types them in the folder of the models (the command box's)
         proc = subprocess.Popen([sys.executable, "-m", "stylecli", "serve", "--checkpoint", "tiny.pt", "--checkpoint",
@@ -127,7 +148,7 @@ def server(files):
             assert proc.poll() is None, f"server exited: {log.read_text()}"
             assert time.monotonic() < deadline, f"server did not start: {log.read_text()}"
             time.sleep(0.3)
-        yield url, log
+        yield url, log, proc, root / "tmp"
         assert outside.read_text() == "", "the server tried to reach the network"
     finally:
         proc.terminate()
@@ -226,13 +247,13 @@ def test_render_matches_the_command_line_it_shows(session, files, tmp_path, monk
     assert len(upload.faces) == 2
     out = session.render(session.invert(upload, 1), {"sefa_0": 3.0, "file_turn": -1.5})
     assert out.command == (f"stylecli edit astronauts.png --faces 1 -d sefa:0 -s 3 -d {files['directions']}/turn.npy"
-                           f" -s -1.5 --paste-back --checkpoint {files['checkpoint']}")
+                           f" -s -1.5 --save-latent --paste-back --checkpoint {files['checkpoint']}")
     names = sorted(p.name for p in out.files)
     assert names == ["astronauts_face1_sefa-0+3_turn-1.5.align.json", "astronauts_face1_sefa-0+3_turn-1.5.npy",
                      "astronauts_face1_sefa-0+3_turn-1.5.png", "astronauts_sefa-0+3_turn-1.5_pasted.png"]
     monkeypatch.chdir(files["root"])
     cli_out = tmp_path / "cli"
-    args = out.command.split()[2:] + ["--device", "cpu", "--save-latent", "-o", str(cli_out)]
+    args = out.command.split()[2:] + ["--device", "cpu", "-o", str(cli_out)]  # the command as shown
     assert invoke("edit", *args).exit_code == 0
     for path in out.files:
         if path.suffix == ".png":
@@ -240,6 +261,8 @@ def test_render_matches_the_command_line_it_shows(session, files, tmp_path, monk
             assert diff.max() <= 1, path.name
     latent = next(p for p in out.files if p.suffix == ".npy")
     np.testing.assert_allclose(np.load(latent), np.load(cli_out / latent.name), atol=1e-5)
+    page_side, cli_side = (json.loads((d / f"{latent.stem}.align.json").read_text()) for d in (latent.parent, cli_out))
+    assert page_side["quad"] == cli_side["quad"] and page_side["face_index"] == cli_side["face_index"] == 1
 
     # The sidecar names the photo as uploaded, and nothing of the server's folders.
     sidecar = next(p for p in out.files if p.name.endswith(".align.json"))
@@ -276,7 +299,7 @@ def test_encoder_choices_are_each_models_own_and_tuning_from_it(session, files):
     assert e4e.choice.key == "e4e" and session.invert(upload, 0, "e4e") is e4e  # inverted once per choice
     assert np.abs(e4e.reconstruction.astype(int) - restyle.reconstruction.astype(int)).max() > 10
     out = session.render(restyle, {"sefa_0": 3.0}, paste_back=False)
-    assert out.command == f"stylecli edit astronauts.png -d sefa:0 -s 3 --checkpoint {files['restyle']}"
+    assert out.command == f"stylecli edit astronauts.png -d sefa:0 -s 3 --save-latent --checkpoint {files['restyle']}"
     sefa = session.backend.resolve("sefa:0")  # e4e's generator
     own = next(e for e in session.encoders if e.key == "restyle").backend.resolve("sefa:0")
     latent = np.load(next(p for p in out.files if p.suffix == ".npy"))
@@ -305,13 +328,13 @@ def test_tuning_matches_its_command_and_the_download_continues(session, files, t
     assert distance["tuned"] < 0.8 * distance["e4e"], distance
 
     out = session.render(tuned, {"sefa_0": 3.0})
-    assert out.command == (f"stylecli edit astronauts.png -d sefa:0 -s 3 --paste-back --checkpoint "
+    assert out.command == (f"stylecli edit astronauts.png -d sefa:0 -s 3 --save-latent --paste-back --checkpoint "
                            f"{files['checkpoint']} --tune {' '.join(TUNING)}")
     assert sorted(p.name for p in out.files) == [
         f"{TUNED}_sefa-0+3.align.json", f"{TUNED}_sefa-0+3.npy", f"{TUNED}_sefa-0+3.png",
         f"{TUNED}_sefa-0+3.tuned.safetensors", f"{TUNED}_sefa-0+3_pasted.png"]
     monkeypatch.chdir(files["root"])
-    cli = invoke("edit", *out.command.split()[2:], "--device", "cpu", "--save-latent", "-q", "-o", tmp_path / "cli")
+    cli = invoke("edit", *out.command.split()[2:], "--device", "cpu", "-q", "-o", tmp_path / "cli")
     assert cli.exit_code == 0, cli.stderr
     for path in out.files:
         if path.suffix in (".png", ".npy"):
@@ -490,7 +513,8 @@ def test_serve_binds_locally_unless_told(files, monkeypatch):
 
     import stylecli.serve.server as server
 
-    calls = []
+    calls, checked = [], []
+    monkeypatch.setattr(server, "check_address", lambda host, port: checked.append((host, port)))  # binds nothing
     monkeypatch.setattr(server, "prepare", lambda *args: "session")
     monkeypatch.setattr(server, "launch", lambda *args, **kw: calls.append((args, kw)))
     result = invoke("serve", "--checkpoint", files["checkpoint"], "--no-browser")
@@ -499,6 +523,96 @@ def test_serve_binds_locally_unless_told(files, monkeypatch):
     result = invoke("serve", "--checkpoint", files["checkpoint"], "--host", "0.0.0.0", "--port", "8000")
     assert "warning: listening on 0.0.0.0: anyone" in result.stderr
     assert calls[-1] == (("session", "0.0.0.0", 8000, False), {"open_browser": True})
+    result = invoke("serve", "--checkpoint", files["checkpoint"], "--share", "--no-browser")
+    assert result.exit_code == 0 and "warning: --share makes a public link: anyone with it" in result.stderr
+    assert calls[-1] == (("session", "127.0.0.1", 7860, True), {"open_browser": False})
+    assert checked == [("127.0.0.1", 7860), ("0.0.0.0", 8000), ("127.0.0.1", 7860)]
+    monkeypatch.chdir(files["root"])
+    same = invoke("serve", "--checkpoint", "tiny.pt", "--checkpoint", files["checkpoint"], "--no-browser")
+    assert same.exit_code == 2 and f"{files['checkpoint']}: given twice" in same.stderr  # however it is written
+
+
+def test_tuning_settings_are_printed_exactly():
+    from stylecli.serve.encoders import tune_args
+    from stylecli.tuning import TuningConfig
+    from stylecli.tuning.stage import Tuner
+
+    assert tune_args(Tuner(TuningConfig(steps=5, lr=1.234567e-4, lpips_stop=0))) == [
+        "--tune", "--tune-steps", "5", "--tune-lr", "0.0001234567", "--tune-lpips-stop", "0"]
+
+
+def test_keep_holds_what_it_can_and_leaves_ganspace_alone(session, files):
+    """Keep with a GANSpace slider moved: the InterFaceGAN, SeFa and file sliders are conditioned as `--keep`
+    does, GANSpace moves to its target as it is (said in the status); no one command does that (the CLI
+    refuses --keep with GANSpace), and the box says so."""
+    from stylecli.editing import conditioned_edit
+
+    session.directions = [*session.directions, *readme_sliders()]
+    age, gender, smile = (d.edit for d in readme_sliders())
+    inverted = session.invert(session.open(files["photo"]), 0)
+    out = session.render(inverted, {"age": 2.5, "ganspace_smile": 4.0}, paste_back=False, keep=["gender"])
+    assert out.command.startswith("# not one stylecli command: `edit --keep` refuses GANSpace")
+    assert "Keep leaves the GANSpace sliders unconditioned" in out.notes[-1]
+    code = conditioned_edit(age, [gender])[0].apply(torch.from_numpy(inverted.code)[None], 2.5)
+    target = round(float(smile.coordinate(code)[0]) + 4.0, 3)
+    latent = next(p for p in out.files if p.suffix == ".npy")
+    np.testing.assert_allclose(np.load(latent), smile.apply(code, target)[0].numpy(), atol=1e-4)
+    assert latent.name == f"astronauts_age_keep-gender+2.5_smile{target:+g}.npy"
+    alone = session.render(inverted, {"ganspace_smile": 4.0}, paste_back=False, keep=["gender"])
+    assert alone.command.startswith("stylecli edit astronauts.png -d ganspace:smile") and "--keep" not in alone.command
+
+
+def test_command_box_makes_the_downloads(session, files, tmp_path, monkeypatch):
+    """Every slider at 0 with paste-back is a zero-strength edit (an `invert` cannot paste back); the photo is
+    named as the user's machine names it (the web server's copy lost `(`, `)` and `!`); a server reading
+    larger photos says --max-pixels; the command, run where the photo is, makes the same files."""
+    import shlex
+
+    from test_cli import invoke
+
+    (tmp_path / "server").mkdir()
+    copy = tmp_path / "server" / "me 1.png"
+    copy.write_bytes(files["photo"].read_bytes())
+    monkeypatch.setattr(session.backend.editor, "max_pixels", 200_000_000)
+    out = session.render(session.invert(session.open(copy, "me (1)!.png"), 0), {})
+    assert out.command == ("stylecli edit 'me (1)!.png' -d sefa:0 -s 0 --save-latent --paste-back --checkpoint "
+                           f"{files['checkpoint']} --max-pixels 200000000")
+    assert sorted(p.name for p in out.files) == ["me (1)!_sefa-0+0.align.json", "me (1)!_sefa-0+0.npy",
+                                                 "me (1)!_sefa-0+0.png", "me (1)!_sefa-0+0_pasted.png"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "me (1)!.png").write_bytes(files["photo"].read_bytes())
+    monkeypatch.chdir(tmp_path / "mine")
+    result = invoke("edit", *shlex.split(out.command)[2:], "--device", "cpu", "-q", "-o", tmp_path / "cli")
+    assert result.exit_code == 0, result.stderr
+    for path in out.files:
+        theirs = tmp_path / "cli" / path.name
+        if path.suffix == ".png":
+            assert np.abs(pixels(path).astype(int) - pixels(theirs).astype(int)).max() <= 1, path.name
+        elif path.suffix == ".json":
+            assert json.loads(path.read_text())["source"] == "me (1)!.png"
+            assert json.loads(path.read_text())["quad"] == json.loads(theirs.read_text())["quad"]
+
+
+def test_previews_paste_at_preview_size_downloads_at_full(session, files, tmp_path, monkeypatch):
+    """A slider move pastes into the photo's preview (at most PREVIEW_SIZE wide), not into the whole photo;
+    "Prepare downloads" pastes into the full resolution."""
+    from stylecli.serve.session import PREVIEW_SIZE
+
+    big = tmp_path / "big.png"
+    Image.open(files["photo"]).resize((1792, 1024), Image.Resampling.LANCZOS).save(big)
+    inverted = session.invert(session.open(big), 0)
+    backend, into = inverted.choice.backend, []
+    paste = backend.paste
+    monkeypatch.setattr(backend, "paste", lambda photo, *a: into.append(photo.shape[:2]) or paste(photo, *a))
+    small = (round(1024 * PREVIEW_SIZE / 1792), PREVIEW_SIZE)
+    preview = session.render(inverted, {"sefa_0": 4.0}, save=False)
+    assert into == [small] and pixels(preview.after).shape[:2] == small
+    saved = session.render(inverted, {"sefa_0": 4.0})
+    assert into[-1] == (1024, 1792) and pixels(saved.files[0]).shape[:2] == (1024, 1792)
+    shrunk = np.asarray(Image.open(saved.files[0]).resize(small[::-1], Image.Resampling.LANCZOS)).astype(int)
+    assert np.abs(shrunk - pixels(preview.after).astype(int)).mean() < 4  # the same edit, at two sizes
+    quad = np.asarray(inverted.upload.faces[0].quad)
+    assert np.allclose(inverted.upload.small_quad(0), quad * PREVIEW_SIZE / 1792, atol=1)
 
 
 # -- the client API and the browser, against the real server ----------------------------------------------------
@@ -507,7 +621,7 @@ def test_serve_binds_locally_unless_told(files, monkeypatch):
 def test_edit_through_the_client_api(server, files, tmp_path):
     from gradio_client import Client, handle_file
 
-    url, log = server
+    url, log, *_ = server
     client = Client(url, verbose=False, download_files=str(tmp_path))
     status, aligned, recon, edited, (before, after), command, downloads = client.predict(
         photo=handle_file(str(files["photo"])), face=0, sefa_0=4.0, api_name="/edit")
@@ -517,7 +631,7 @@ def test_edit_through_the_client_api(server, files, tmp_path):
     assert np.abs(pixels(recon).astype(int) - pixels(edited).astype(int)).max() > 10
     assert pixels(after).shape == pixels(before).shape == (512, 896, 3)  # previews: photos up to 1280 wide
     assert np.abs(pixels(after).astype(int) - pixels(before).astype(int)).max() > 10
-    assert "-d sefa:0 -s 4 --paste-back" in command
+    assert "-d sefa:0 -s 4 --save-latent --paste-back" in command
     assert sorted(Path(p).name for p in downloads) == [
         "astronauts_sefa-0+4.align.json", "astronauts_sefa-0+4.npy", "astronauts_sefa-0+4.png",
         "astronauts_sefa-0+4_pasted.png"]
@@ -533,6 +647,15 @@ def test_edit_through_the_client_api(server, files, tmp_path):
     status = client.predict(photo=handle_file(str(files["broken"])), api_name="/edit")[0]
     assert status.startswith("**Error:** broken.png:")
 
+    # The README's example, as written there but for the address and the photo: Keep holds age to gender and
+    # leaves the GANSpace smile as it is.
+    example = "from gradio_client" + (REPO / "README.md").read_text().split("```python\nfrom gradio_client")[1]
+    example = example.split("```")[0].replace('"http://127.0.0.1:7860/"', f"{url!r}, download_files={str(tmp_path)!r}")
+    scope: dict = {}
+    exec(example.replace('"me.jpg"', repr(str(files["photo"]))), scope)  # noqa: S102 - the README's own code
+    assert "e4e + tuning" in scope["status"] and "GANSpace sliders unconditioned" in scope["status"], scope["status"]
+    assert scope["command"].startswith("# not one stylecli command") and len(scope["files"]) == 5
+
 
 def browser():
     sync = pytest.importorskip("playwright.sync_api")
@@ -543,12 +666,13 @@ def browser():
 
 def test_editor_in_a_real_browser(server, files, tmp_path):
     pytest.importorskip("lpips")  # the server offers tuning
-    url, log = server
+    url, log, _, tmp = server
+    work = next(tmp.glob("stylecli-serve-*"))
     with browser() as p:
         chrome = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS, headless=True)
         try:
             page = chrome.new_page(viewport={"width": 1400, "height": 1000})
-            run_the_editor(page, url, files, tmp_path, log)
+            run_the_editor(page, url, files, tmp_path, log, work)
         finally:
             chrome.close()
     if os.environ.get("STYLECLI_SERVE_SCREENSHOT"):  # docs/serve.png: 1100 px wide, 256 colours
@@ -557,7 +681,7 @@ def test_editor_in_a_real_browser(server, files, tmp_path):
         shot.quantize(256, dither=Image.Dither.NONE).save(os.environ["STYLECLI_SERVE_SCREENSHOT"], optimize=True)
 
 
-def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
+def run_the_editor(page, url: str, files, shots: Path, log: Path, work: Path) -> None:
     outside: list[str] = []
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith((url, "data:", "blob:")) else None)
     page.goto(url)
@@ -565,7 +689,8 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
     status_has(page, "2 faces, editing face 0 (the largest), e4e.", log)
     page.locator("#faces .thumbnail-item").nth(1).click()  # the gallery: the largest face comes first
     status_has(page, "editing face 1, e4e.", log)
-    command_is(page, "stylecli invert astronauts.png --faces 1 --checkpoint tiny.pt")
+    command_is(page, "stylecli edit astronauts.png --faces 1 -d sefa:0 -s 0 --save-latent --paste-back --checkpoint "
+               "tiny.pt")  # every slider at 0, pasted back: a zero-strength edit makes that photo
     page.locator("#faces .thumbnail-item").first.click()
     status_has(page, "editing face 0 (the largest)", log)
     recon = image_of(page, "#reconstruction img")
@@ -578,10 +703,12 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
     assert edited.shape == recon.shape and np.abs(edited.astype(int) - recon.astype(int)).max() > 10
     assert image_of(page, "#compare img", last=True).shape == (512, 896, 3)  # the after preview
     page.locator("#slider-file_turn input[type=range]").focus()
+    renders = rendered(work)
     for _ in range(15):  # rapid moves while renders run: they coalesce, and the latest state is what shows
         page.keyboard.press("ArrowRight")
-    edit = "stylecli edit astronauts.png -d sefa:0 -s 6 -d directions/turn.npy -s 1.5 --paste-back"
+    edit = "stylecli edit astronauts.png -d sefa:0 -s 6 -d directions/turn.npy -s 1.5 --save-latent --paste-back"
     command_is(page, f"{edit} --checkpoint tiny.pt")  # the names as uploaded and as the server was started
+    assert rendered(work) - renders < 10, "each move rendered: they did not coalesce"
 
     # Another encoder inverts the face again and renders the same sliders; tuning comes closer to the face.
     choose(page, "#encoder", "ReStyle")
@@ -605,7 +732,8 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
     assert json.loads(text)["source"] == "astronauts.png" and "source_absolute" not in text and "/tmp" not in text
     page.screenshot(path=str(shots / "editor.png"), full_page=True)
     page.locator("#reset").click()  # every slider back to 0: the reconstruction again
-    command_is(page, f"stylecli invert astronauts.png --checkpoint tiny.pt --tune {' '.join(TUNING)}")
+    command_is(page, "stylecli edit astronauts.png -d sefa:0 -s 0 --save-latent --paste-back --checkpoint tiny.pt "
+               f"--tune {' '.join(TUNING)}")
 
     page.locator("#photo button[aria-label='Clear']").click()
     page.set_input_files("#photo input[type=file]", str(files["broken"]))
@@ -613,9 +741,21 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path) -> None:
     page.screenshot(path=str(shots / "bad_upload.png"), full_page=True)
     assert answers(url)
     page.locator("#photo button[aria-label='Clear']").click()
-    page.set_input_files("#photo input[type=file]", str(files["photo"]))  # and it still edits
-    status_has(page, "astronauts.png: 896x512", log)
+    renamed = shots / "me (1)!.png"  # the web server's copy loses `(`, `)` and `!`: the page keeps the name
+    renamed.write_bytes(files["photo"].read_bytes())
+    page.set_input_files("#photo input[type=file]", str(renamed))  # and it still edits
+    status_has(page, "me (1)!.png: 896x512", log)
+    command_is(page, "stylecli edit 'me (1)!.png' -d sefa:0 -s 0 --save-latent --paste-back --checkpoint tiny.pt "
+               f"--tune {' '.join(TUNING)}")
+    page.get_by_text("Keep", exact=True).click()  # the README's GANSpace slider is there: Keep says what it holds
+    page.wait_for_function("document.querySelector('#keep')?.innerText.includes('GANSpace sliders are left')",
+                           timeout=10_000)
     assert outside == []
+
+
+def rendered(work: Path) -> int:
+    """How many uploads and renders the server's session has numbered (its folders u1, r2, ...)."""
+    return max((int(p.name[1:]) for p in work.iterdir() if p.name[:1] in "ur" and p.name[1:].isdigit()), default=0)
 
 
 def status_has(page, text: str, log: Path) -> None:
@@ -664,3 +804,21 @@ def test_serve_on_a_taken_port_is_one_line_before_the_model_loads(files, monkeyp
         result = invoke("serve", "--checkpoint", files["checkpoint"], "--port", port, "--no-browser")
     assert result.exit_code == 2 and "Traceback" not in result.stderr
     assert f"--port {port}" in result.stderr and f"--port {port + 1}" in result.stderr
+
+
+def test_sigterm_removes_the_servers_files(server, files, tmp_path):
+    """Last (it stops the module's server): SIGTERM ends it as Ctrl-C does, and its working folder goes, with
+    Gradio's copies of the uploads and outputs, which it keeps inside."""
+    import signal
+
+    from gradio_client import Client, handle_file
+
+    url, log, proc, tmp = server
+    client = Client(url, verbose=False, download_files=str(tmp_path))
+    client.predict(photo=handle_file(str(files["photo"])), face=0, sefa_0=1.0, api_name="/edit")
+    work = next(tmp.glob("stylecli-serve-*"))
+    assert list((work / "gradio").rglob("astronauts.png")), "Gradio's copy of the upload is not in the server's folder"
+    assert not (files["root"] / "gradio").exists()  # the GRADIO_TEMP_DIR the server was started with is not used
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(30)
+    assert not work.exists() and not list(tmp.glob("stylecli-serve-*")), log.read_text()

@@ -17,7 +17,10 @@ from stylecli.serve.session import EditorSession
 log = logging.getLogger("stylecli.serve")
 
 INTRO = ("Upload a photo: its faces are found, the chosen one is aligned and inverted once, and every slider "
-         "renders the edit into the photo. Nothing leaves this machine.")
+         "renders the edit into the photo.")
+LOCAL = " Nothing leaves this machine."  # not said under --share (a public link through Gradio's servers)
+KEEP_NOTE = ("GANSpace sliders are left unconditioned (they move to a target coordinate; `stylecli edit --keep` "
+             "refuses them).")
 # Faces fill their boxes (a small generator's output is scaled up with visible pixels, not left as a speck).
 CSS = """#status p { margin: 0; }
 #command textarea { font-family: monospace; }
@@ -25,14 +28,14 @@ CSS = """#status p { margin: 0; }
   image-rendering: pixelated; }"""
 
 
-def build_app(session: EditorSession, title: str = "stylecli editor"):
-    """The page and its events; every model call goes through `session`."""
+def build_app(session: EditorSession, title: str = "stylecli editor", share: bool = False):
+    """The page and its events; every model call goes through `session`. share: the page is also public."""
     import gradio as gr
     from gradio.utils import get_upload_folder
 
     directions, uploads = session.directions, Path(get_upload_folder())
     with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(900, 1800)) as demo:
-        c, sliders = _page(gr, session, title)
+        c, sliders = _page(gr, session, title, share)
         shown = [c.status, c.aligned, c.recon, c.edited, c.compare, c.command, c.files]
         options = [c.paste, c.blend, c.keep, c.encoder]
         by_name = {"photo": c.photo, "face": c.face, "paste": c.paste, "blend": c.blend, "keep": c.keep,
@@ -87,15 +90,15 @@ def build_app(session: EditorSession, title: str = "stylecli editor"):
     return demo
 
 
-def _page(gr, session: EditorSession, title: str):
+def _page(gr, session: EditorSession, title: str, share: bool = False):
     """The components, in three columns: the photo and its face; the results; the controls."""
     from types import SimpleNamespace
 
     backend, c = session.backend, SimpleNamespace()
-    gr.Markdown(f"## {title}\n{INTRO}")
+    gr.Markdown(f"## {title}\n{INTRO}{'' if share else LOCAL}")
     with gr.Row():
         with gr.Column(scale=1):
-            c.photo = gr.File(label="Photo", file_types=["image"], type="filepath", elem_id="photo")
+            c.photo = _photo_file(gr, label="Photo", file_types=["image"], type="filepath", elem_id="photo")
             c.status = gr.Markdown("Upload a photo to start.", label="Status", elem_id="status")
             c.gallery = gr.Gallery(label="Faces: pick one", visible=False, columns=6, height=150,
                                    allow_preview=False, elem_id="faces")
@@ -122,9 +125,30 @@ def _page(gr, session: EditorSession, title: str):
             c.reset = gr.Button("Reset sliders", elem_id="reset")
             sliders = _sliders(gr, session.directions)
             with gr.Accordion("Keep", open=False):
+                ganspace = any(d.slider.relative for d in session.directions)
                 c.keep = gr.CheckboxGroup(session.keep_choices, label="Edits move orthogonally to these",
-                                          elem_id="keep")
+                                          info=KEEP_NOTE if ganspace else None, elem_id="keep")
     return c, sliders
+
+
+def _photo_file(gr, **kwargs):
+    """gr.File whose value also carries the name the file had on the user's machine (`orig_name`): the web
+    server strips characters such as `! $ { } :` from its own copy's name. (Wrapped on the instance: a subclass
+    of a Gradio component makes Gradio write a .pyi beside this module.)"""
+    from gradio.utils import NamedString
+
+    photo = gr.File(**kwargs)
+    process = photo._process_single_file
+
+    def with_name(f):
+        value = process(f)
+        if isinstance(value, str):
+            value = NamedString(value)
+            value.orig_name = getattr(f, "orig_name", None)
+        return value
+
+    photo._process_single_file = with_name
+    return photo
 
 
 def _encoder_info(session: EditorSession) -> str | None:
@@ -156,7 +180,7 @@ def _sliders(gr, directions) -> list[Any]:
 
 def _gallery(gr, session: EditorSession, photo: str | None):
     """Thumbnails of the faces when there is more than one to choose from."""
-    upload = session.cached(photo) if photo else None
+    upload = session.cached(photo, getattr(photo, "orig_name", None)) if photo else None
     if upload is None or len(upload.faces) < 2:
         return gr.Gallery(value=None, visible=False)
     labels = ["0 (largest)", *map(str, range(1, len(upload.faces)))]
@@ -178,7 +202,7 @@ def _render(session: EditorSession, uploads: Path, photo: str | None, index: int
             progress((step, total), desc=f"Tuning the generator to face {index}: LPIPS {lpips:.3f}", unit="steps")
 
     try:
-        upload = session.open(uploaded(photo, uploads))
+        upload = session.open(uploaded(photo, uploads), getattr(photo, "orig_name", None))
         inverted = session.invert(upload, index, encoder, tuning)
         out = session.render(inverted, strengths, paste, blend or "feather", keep or [], save)
     except StyleCliError as exc:

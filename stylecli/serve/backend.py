@@ -57,6 +57,11 @@ class Backend:
         return self.editor.domain
 
     @property
+    def max_pixels(self) -> int | None:
+        """The largest photo it reads (--max-pixels)."""
+        return getattr(self.editor, "max_pixels", None)
+
+    @property
     def kind(self) -> str:
         """Its encoder: e4e, pSp, ReStyle or HyperStyle."""
         from stylecli.fidelity_encoders import HyperStyleEncoder, ReStyleEncoder
@@ -121,7 +126,7 @@ class Backend:
         """A direction for this model (shape and domain checked)."""
         return self.editor.resolve_edit(spec)
 
-    def condition(self, edits: list[Edit], keep: list[str]) -> tuple[list[Edit], list[str]]:
+    def condition(self, edits: list[Edit], keep: list[Edit | str]) -> tuple[list[Edit], list[str]]:
         """The edits made to move orthogonally to the kept directions (`--keep`), with one note per edit (the
         cosine between its original and its projected direction); unchanged when none is kept."""
         if not keep:

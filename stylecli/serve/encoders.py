@@ -68,10 +68,16 @@ def tune_args(tuner: Tuner) -> list[str]:
     if config.steps != default.steps:
         args += ["--tune-steps", str(config.steps)]
     if config.lr != default.lr:
-        args += ["--tune-lr", f"{config.lr:g}"]
+        args += ["--tune-lr", exact(config.lr)]
     if config.lpips_stop != default.lpips_stop:
-        args += ["--tune-lpips-stop", f"{config.lpips_stop:g}"]
+        args += ["--tune-lpips-stop", exact(config.lpips_stop)]
     return args
+
+
+def exact(value: float) -> str:
+    """The shortest text that reads back as the same float (`:g` keeps only 6 digits): 0.01, 3e-05, 0."""
+    text = repr(float(value))
+    return text.removesuffix(".0")
 
 
 def pick(options: list[Choice], key: str | None) -> Choice:

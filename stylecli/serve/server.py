@@ -54,7 +54,8 @@ def models_of(checkpoint: Path | Sequence[Path] | None, model: str | Sequence[st
     paths = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint or [])
     names = [model] if isinstance(model, str) else list(model or [])
     given = [str(p) for p in paths] + names
-    twice = next((g for i, g in enumerate(given) if g in given[:i]), None)
+    same = [str(Path(p).resolve()) for p in paths] + names  # tiny.pt and ./tiny.pt are one file
+    twice = next((given[i] for i, g in enumerate(same) if g in same[:i]), None)
     if twice is not None:
         raise UsageError(f"{twice}: given twice; name each model once")
     out: list[tuple[Path | None, str | None]] = [(Path(p), None) for p in paths] + [(None, n) for n in names]
@@ -110,13 +111,18 @@ def check_address(host: str, port: int) -> None:
 
 def launch(session: EditorSession, host: str = "127.0.0.1", port: int = 7860, share: bool = False,
            open_browser: bool = True, block: bool = True):
-    """Serve the page until interrupted (block=False: return the running app, for tests and scripts)."""
+    """Serve the page until interrupted (Ctrl-C or SIGTERM: the working folder, Gradio's copies of the uploads
+    and outputs included, is removed); block=False: return the running app, for tests and scripts."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # a local tool: no telemetry, no version check
+    # Gradio keeps uploads and what it serves in its own temporary folder: put it in ours, which close() removes.
+    os.environ["GRADIO_TEMP_DIR"] = str(session.workdir / "gradio")
     from stylecli.errors import UsageError
     from stylecli.serve.app import CSS, build_app
 
-    demo = build_app(session)
+    demo = build_app(session, share=share)
     demo.queue(default_concurrency_limit=1)
+    if block:
+        stop_on_sigterm()
     try:
         demo.launch(server_name=host, server_port=port, share=share, inbrowser=open_browser,
                     prevent_thread_lock=True, allowed_paths=[str(session.workdir)], max_file_size=MAX_UPLOAD, css=CSS,
@@ -125,12 +131,27 @@ def launch(session: EditorSession, host: str = "127.0.0.1", port: int = 7860, sh
         session.close()
         raise UsageError(f"--port {port}: the page could not start on {host}:{port} ({exc}); pick another port, "
                          f"e.g. --port {port + 1}") from None
+    except BaseException:
+        session.close()
+        raise
     print(f"stylecli: the editor is at {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else ""),
           file=sys.stderr, flush=True)
     if block:
         try:
-            demo.block_thread()  # until Ctrl-C
+            demo.block_thread()  # until Ctrl-C or SIGTERM
         finally:
             demo.close()
             session.close()
     return demo
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (kill, systemd, docker stop) ends the server as Ctrl-C does, so its files are removed."""
+    import signal
+    import threading
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)

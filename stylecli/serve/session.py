@@ -14,7 +14,7 @@ import shutil
 import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,16 @@ class Upload:
     notes: list[str]
     faces: list  # stylecli.faces.Face, largest first
     preview: Path  # the decoded photo at most PREVIEW_SIZE wide, the "before" of the comparison
+    small: np.ndarray  # those pixels: slider moves paste into them, not into the full photo
 
     @property
     def size(self) -> tuple[int, int]:
         return self.pixels.shape[1], self.pixels.shape[0]
+
+    def small_quad(self, index: int) -> np.ndarray:
+        """Face `index`'s quad in the preview's pixels."""
+        scale = np.array([self.small.shape[1] / self.size[0], self.small.shape[0] / self.size[1]])
+        return np.asarray(self.faces[index].quad, dtype=np.float64) * scale
 
     def stem(self, index: int, tag: str = "") -> str:
         """Output names as `stylecli edit` writes them: the photo's stem, the model settings' tag (`_tuned`),
@@ -72,6 +78,7 @@ class Edited:
     steps: list[tuple[Direction, float]]  # (slider, strength as --strength takes it), in order
     name: str  # as `stylecli edit` names the variant: sefa-0+3_age-2 ("" when nothing is edited)
     notes: list[str] = field(default_factory=list)  # what --keep left of each direction
+    kept: tuple[str, ...] = ()  # the directions --keep held (none when no slider it conditions moved)
 
 
 @dataclass
@@ -108,12 +115,14 @@ class EditorSession:
 
     # -- upload and inversion (cached) ----------------------------------------------------------------------
 
-    def open(self, path: Path | str) -> Upload:
-        """Read and detect once per uploaded file; InputError (one line) for what cannot be edited."""
+    def open(self, path: Path | str, name: str | None = None) -> Upload:
+        """Read and detect once per uploaded file; InputError (one line) for what cannot be edited. name: the
+        file's name on the user's machine (the web server strips characters such as `!$:` from its copy's)."""
         from stylecli.errors import InputError
 
         path = Path(path).resolve()
-        key = (str(path),)  # the web server names each upload by its content's hash: one path, one photo
+        name = upload_name(name, path)
+        key = (str(path), name)  # the web server names each upload by its content's hash: one path, one photo
         if key in self._uploads:
             self._uploads.move_to_end(key)
             return self._uploads[key]
@@ -122,15 +131,17 @@ class EditorSession:
         try:
             pixels, notes = self.backend.read(path)
         except InputError as exc:  # name the file as the user knows it, not by the server's upload folder
-            raise InputError(str(exc).replace(str(path), path.name)) from None
+            said = str(exc).replace(str(path), name).replace("with --max-pixels", "with `stylecli serve --max-pixels`")
+            raise InputError(said) from None
         faces = self.backend.detect(pixels)
         if not faces:
-            raise InputError(f"{path.name}: no face found; try a photo where the face is larger or seen from the front")
+            raise InputError(f"{name}: no face found; try a photo where the face is larger or seen from the front")
         with self._lock:
             self._count += 1
             folder = self.workdir / f"u{self._count}"  # lives as long as the upload stays in the cache
         folder.mkdir(parents=True)
-        upload = Upload(key, path.name, pixels, notes, faces, _write_preview(pixels, folder / "before.jpg"))
+        small = _shrink(pixels)
+        upload = Upload(key, name, pixels, notes, faces, _write_jpeg(small, folder / "before.jpg"), small)
         return _remember(self._uploads, key, upload, self.cache_size,
                          lambda old: shutil.rmtree(old.preview.parent, ignore_errors=True))
 
@@ -139,9 +150,10 @@ class EditorSession:
         """(label, direction) pairs `--keep` can hold: every slider but GANSpace's (target coordinates)."""
         return [(d.slider.label, d.slider.spec) for d in self.directions if not d.slider.relative]
 
-    def cached(self, path: Path | str) -> Upload | None:
+    def cached(self, path: Path | str, name: str | None = None) -> Upload | None:
         """The upload already opened from this file, if any (no work)."""
-        return self._uploads.get((str(Path(path).resolve()),))
+        path = Path(path).resolve()
+        return self._uploads.get((str(path), upload_name(name, path)))
 
     def invert(self, upload: Upload, index: int = 0, encoder: str | None = None,
                report: TuningReport | None = None) -> Inverted:
@@ -191,34 +203,55 @@ class EditorSession:
     def render(self, inverted: Inverted, values: Mapping[str, float], paste_back: bool = True,
                blend: str = "feather", keep: Sequence[str] = (), save: bool = True) -> Rendered:
         """Apply every slider away from 0 (in slider order, as repeated --direction flags are), render and paste
-        back; `before`/`after` are previews at most PREVIEW_SIZE pixels wide. save: also write the downloads
-        (the edited photo at full resolution, the face, the latent and its sidecar)."""
-        edited = self.edit(inverted, values, keep)
+        back; `before`/`after` are previews at most PREVIEW_SIZE pixels wide. A preview pastes into the photo's
+        preview; save: pastes into the full-resolution photo and writes the downloads (the edited photo, the face,
+        the latent and its sidecar)."""
+        edited = self.edit(inverted, values, keep, paste_back)
         upload, folder = inverted.upload, self._new_folder()
         pasted, split = None, 50.0
         if paste_back:
-            quad = upload.faces[inverted.index].quad
-            pasted = inverted.choice.backend.paste(upload.pixels, edited.image, quad, blend)
-            before, after = upload.preview, _write_preview(pasted, folder / "after.jpg")
-            split = round(100 * float(np.mean(quad[:, 0])) / upload.size[0], 1)
+            backend, index = inverted.choice.backend, inverted.index
+            if save:
+                pasted = backend.paste(upload.pixels, edited.image, upload.faces[index].quad, blend)
+                after = _write_jpeg(_shrink(pasted), folder / "after.jpg")
+            else:
+                small = backend.paste(upload.small, edited.image, upload.small_quad(index), blend)
+                after = _write_jpeg(small, folder / "after.jpg")
+            before = upload.preview
+            split = round(100 * float(np.mean(upload.faces[index].quad[:, 0])) / upload.size[0], 1)
         else:
             before = _write_png(inverted.reconstruction, folder / "reconstruction.png")
             after = _write_png(edited.image, folder / "edited.png")
         files = self._save(inverted, edited, pasted, blend, folder) if save else []
-        command = command_line(upload.name, inverted.index, edited.steps, paste_back, blend, keep,
-                               inverted.choice.args)
+        extra = [*inverted.choice.args, *max_pixels_args(getattr(self.backend, "max_pixels", None))]
+        command = command_line(upload.name, inverted.index, edited.steps, paste_back, blend, edited.kept, extra)
         return Rendered(edited.image, before, after, files, command, edited.steps, split, edited.notes)
 
-    def edit(self, inverted: Inverted, values: Mapping[str, float], keep: Sequence[str] = ()) -> Edited:
+    def edit(self, inverted: Inverted, values: Mapping[str, float], keep: Sequence[str] = (),
+             paste_back: bool = False) -> Edited:
         """The edited code and face for these slider values (the last few are cached: saving after a preview
-        costs no generator pass)."""
+        costs no generator pass). Keep conditions the InterFaceGAN, SeFa and file sliders; GANSpace sliders (a
+        target coordinate, which `--keep` refuses) move as they are. paste_back with every slider at 0: a
+        zero-strength edit of the first slider, so that `stylecli edit --paste-back` makes the same photo."""
         active = [(d, float(values.get(d.slider.key) or 0.0)) for d in self.directions]
         active = [(d, v) for d, v in active if abs(v) > 1e-9]
-        key = (inverted.key, tuple((d.slider.key, v) for d, v in active), tuple(keep))
+        if not active and paste_back:
+            active = [(d, 0.0) for d in self.directions if not d.slider.relative][:1]
+        kept = list(keep) if any(not d.slider.relative and v for d, v in active) else []
+        key = (inverted.key, tuple((d.slider.key, v) for d, v in active), tuple(kept))
         if key in self._edited:
             return self._edited[key]
         backend = inverted.choice.backend
-        edits, notes = backend.condition([self._edit_of(d, backend) for d, _ in active], list(keep))
+        edits = [self._edit_of(d, backend) for d, _ in active]
+        notes: list[str] = []
+        if kept:
+            fixed = [i for i, (d, _) in enumerate(active) if not d.slider.relative]
+            conditioned, notes = backend.condition([edits[i] for i in fixed], [self._kept(k, backend) for k in kept])
+            tag = f"_keep-{keep_tag(kept)}"  # as `stylecli edit --keep` names its files
+            for i, edit in zip(fixed, conditioned):
+                edits[i] = replace(edit, label=f"{edit.label}{tag}")
+        if keep and any(d.slider.relative for d, _ in active):
+            notes.append("Keep leaves the GANSpace sliders unconditioned (they move to a target coordinate)")
         code = inverted.code
         steps: list[tuple[Direction, float]] = []
         for (d, value), edit in zip(active, edits):
@@ -227,10 +260,15 @@ class EditorSession:
                 strength = round(_coordinate(edit, code) + value, 3)
             code = backend.apply(code, edit, strength)
             steps.append((d, strength))
-        image = backend.synthesize(code[None], inverted.weights)[0] if steps else inverted.reconstruction
-        tag = f"_keep-{keep_tag(keep)}" if keep else ""  # as `stylecli edit --keep` names its files
-        name = "_".join(f"{e.label}{tag}{s:+g}" for e, (_, s) in zip(edits, steps))
-        return _remember(self._edited, key, Edited(code, image, steps, name, notes), 4)
+        moved = any(v for _, v in active)
+        image = backend.synthesize(code[None], inverted.weights)[0] if moved else inverted.reconstruction
+        name = "_".join(f"{e.label}{s:+g}" for e, (_, s) in zip(edits, steps))
+        return _remember(self._edited, key, Edited(code, image, steps, name, notes, tuple(kept)), 4)
+
+    def _kept(self, spec: str, backend) -> Edit | str:
+        """A kept direction: the slider's own when there is one, else the spec for the model to resolve."""
+        direction = next((d for d in self.directions if d.slider.spec == spec), None)
+        return spec if direction is None else self._edit_of(direction, backend)
 
     def _edit_of(self, direction: Direction, backend) -> Edit:
         """A slider's direction for the model that encoded the face: resolved again from its spec for a model
@@ -276,20 +314,40 @@ class EditorSession:
 
 
 def command_line(name: str, index: int, steps: Sequence[tuple[Direction, float]], paste_back: bool, blend: str,
-                 keep: Sequence[str], model_args: Sequence[str]) -> str:
-    """The `stylecli` command that makes the same files from the same photo."""
+                 keep: Sequence[str], extra: Sequence[str]) -> str:
+    """The `stylecli` command that makes the same files from the same photo (`--save-latent`: the latent the
+    downloads hold); a comment saying why when no one command does (Keep with a GANSpace slider: `--keep`
+    refuses GANSpace directions)."""
+    if keep and any(d.slider.relative for d, _ in steps):
+        return ("# not one stylecli command: `edit --keep` refuses GANSpace directions, which the page leaves "
+                "unconditioned; untick Keep or set the GANSpace sliders to 0 for the command")
     parts = ["stylecli", "edit" if steps else "invert", name]
     if index:
         parts += ["--faces", str(index)]
     for d, strength in steps:
         parts += ["-d", d.slider.spec, "-s", f"{strength:g}"]
-    if keep and steps:
+    if keep:
         parts += ["--keep", ",".join(keep)]
+    if steps:
+        parts.append("--save-latent")
     if steps and paste_back:
         parts.append("--paste-back")
         if blend != "feather":
             parts += ["--blend", blend]
-    return shlex.join([*parts, *model_args])
+    return shlex.join([*parts, *extra])
+
+
+def max_pixels_args(max_pixels: int | None) -> list[str]:
+    """--max-pixels N when the server reads larger photos than the CLI does by default."""
+    from stylecli.images import DEFAULT_MAX_PIXELS
+
+    return ["--max-pixels", str(max_pixels)] if max_pixels and max_pixels != DEFAULT_MAX_PIXELS else []
+
+
+def upload_name(name: str | None, path: Path) -> str:
+    """The photo's name as the user's machine had it (the browser sends it; no folders), else the upload's."""
+    name = Path(name or "").name
+    return name if name not in ("", ".", "..") and "\0" not in name else path.name
 
 
 def _own(encoders: Sequence[Choice], backend) -> Choice:
@@ -339,13 +397,21 @@ def _remember(cache: OrderedDict, key, value, size: int, evicted: Callable[[Any]
     return value
 
 
-def _write_preview(pixels: np.ndarray, dest: Path) -> Path:
-    """A JPEG at most PREVIEW_SIZE pixels on its longest side: light enough to send after every slider move."""
+def _shrink(pixels: np.ndarray) -> np.ndarray:
+    """The photo at most PREVIEW_SIZE pixels on its longest side: light to paste into and to send."""
     from PIL import Image
 
+    if max(pixels.shape[:2]) <= PREVIEW_SIZE:
+        return pixels
     img = Image.fromarray(np.ascontiguousarray(pixels))
     img.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE), Image.Resampling.LANCZOS)
-    img.save(dest, format="JPEG", quality=92)
+    return np.asarray(img)
+
+
+def _write_jpeg(pixels: np.ndarray, dest: Path) -> Path:
+    from PIL import Image
+
+    Image.fromarray(np.ascontiguousarray(pixels)).save(dest, format="JPEG", quality=92)
     return dest
 
 
