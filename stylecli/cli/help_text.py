@@ -59,7 +59,7 @@ class PlainHelpGroup(TyperGroup):
 
 
 def _show_on_one_line(self: UsageError, file: Any = None) -> None:
-    """`stylecli: error: Invalid value for --blend: ... (see `stylecli edit -h`)` instead of the usage block."""
+    """One error line (cli.common.error_line) naming the help to read, instead of the usage block."""
     from stylecli.cli.common import error_line
 
     see = f" (see `{self.ctx.command_path} -h`)" if self.ctx is not None else ""
