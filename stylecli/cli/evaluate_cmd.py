@@ -96,15 +96,20 @@ def evaluate(
         for note in notes if not quiet else []:
             typer.echo(f"stylecli: {note}", err=True)
         report = _run(config, quiet)
-    document = report.to_dict(per_image)
+    _publish(report.to_dict(per_image), config.metrics, as_json, quiet, csv_path, overwrite)
+    raise typer.Exit(1 if report.failed_inputs else 0)
+
+
+def _publish(document: dict, metrics: list[str], as_json: bool, quiet: bool, csv_path: Path | None,
+             overwrite: bool) -> None:
+    """The results: JSON and the table on stdout (the table on stderr beside --json, even with -q), the CSV."""
     if as_json:
         print_json(document)
     if csv_path is not None:
         with handled():
-            _write_csv(csv_path, document, config.metrics, overwrite)
-    if not as_json or not quiet:  # the results: on stdout (even with -q), beside --json on stderr
-        _print_table(document, config.metrics, stderr=as_json)
-    raise typer.Exit(1 if report.failed_inputs else 0)
+            _write_csv(csv_path, document, metrics, overwrite)
+    if not as_json or not quiet:
+        _print_table(document, metrics, stderr=as_json)
 
 
 def _run(config, quiet: bool):
