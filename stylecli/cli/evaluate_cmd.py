@@ -102,7 +102,7 @@ def evaluate(
 
 def _publish(document: dict, metrics: list[str], as_json: bool, quiet: bool, csv_path: Path | None,
              overwrite: bool) -> None:
-    """The results: JSON and the table on stdout (the table on stderr beside --json, even with -q), the CSV."""
+    """The results: the table on stdout (even with -q), or JSON there and the table on stderr (not with -q); CSV."""
     if as_json:
         print_json(document)
     if csv_path is not None:
