@@ -171,4 +171,4 @@ class Backend:
                 return [write_tuned(self.editor, tuner, code, weights, tuned_path(latent), overwrite=True)]
         from stylecli.fidelity_encoders import save_state, state_path
 
-        return [save_state(weights.state, state_path(latent), overwrite=True)]
+        return [save_state(weights.state, state_path(latent), self.editor.encoder.fingerprint, overwrite=True)]
