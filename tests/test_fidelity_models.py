@@ -301,3 +301,14 @@ def test_registry_lists_the_fidelity_models():
     assert reg["restyle_e4e_ffhq"].size == 808582283 and reg["restyle_e4e_ffhq"].kind == "checkpoint"
     assert reg["hyperstyle_ffhq"].sha256 == "9d4c627724e9f6b7f87f13a03b71731a4bb537875271cb46662be08a9885c364"
     assert reg["faces_w_encoder"].sources[0]["hf"] == "trysem/DualStyleGANplus"
+
+
+def test_shared_hypernetwork_in_column_blocks_gives_the_same_values():
+    from stylecli.models.hyperstyle import COLUMN_BLOCK, SharedWeightsHypernet
+
+    torch.manual_seed(0)
+    net = SharedWeightsHypernet(z_dim=16, in_size=512, out_size=8).requires_grad_(False)
+    assert net.w2.shape[1] > 2 * COLUMN_BLOCK  # several blocks
+    z = torch.randn(9, 16)
+    with torch.no_grad():
+        assert torch.equal(net(z, 2, blocked=True), net(z, 2))
