@@ -1,21 +1,27 @@
 """Speed of ReStyle-e4e and HyperStyle inversion: stylecli against the official formulation, same machine, same run.
 
-    python bench/fidelity.py [--repeats 3] [--steps 5] [--models restyle hyperstyle]
+    python bench/fidelity.py [--repeats 3] [--steps 5] [--rounds 1] [--models restyle hyperstyle]
 
 Full FFHQ configuration (1024 px generator, 18 styles; ReStyle: IR-SE50 on 6 channels; HyperStyle: IR-SE50 W
 encoder, ResNet34 hypernetwork with the default 17 tuned layers), random weights, float32, batch 1. Each variant
 runs in its own process (the heap policy is per process):
 
 - official_like: what the official inference computes, as it computes it: the generator's grouped modulated
-  convolutions (Generator.set_reference), every hypernetwork head on its own (the shared 0.5 GB hypernetwork
-  read once per shared layer), offsets of 3x3 layers repeated over the taps, the C library's default heap;
-- stylecli: the fast generator path with per-photo weights as plain batch-1 convolutions, the shared heads in
-  one batch, offsets kept [out, in, 1, 1] where the official code repeats them, the retained heap.
+  convolutions, ReStyle's 18 style heads one after the other (ReStyle.set_reference / Generator.set_reference),
+  every hypernetwork head on its own (the shared 0.5 GB hypernetwork read once per shared layer), offsets of
+  3x3 layers repeated over the taps, the C library's default heap;
+- stylecli: the fast generator path with per-photo weights as plain batch-1 convolutions, ReStyle's style heads
+  as one operation per layer for all 18 (StyleHeads), HyperStyle's shared heads in one batch, offsets kept
+  [out, in, 1, 1] where the official code repeats them, the retained heap.
 
 One inversion = what `stylecli invert` computes per face: ReStyle's `steps` passes (encoder + generator each; the
 mean latent's image is computed once per model, as the official script does), HyperStyle's W code, its image and
 `steps` passes (hypernetwork + generator each). Prints JSON: medians per inversion and per part, the ratios, and
 the largest output difference between the two formulations.
+
+On a shared machine other processes slow single runs down by up to several times: `--rounds N` runs the two
+variants N times each, alternating which goes first, and reports every round's inversion ratio (a slow spell
+hits both runs of a round alike) beside the ratio of the medians over all rounds.
 """
 
 from __future__ import annotations
@@ -85,7 +91,7 @@ def run_variant(model_name: str, formulation: str, repeats: int, steps: int) -> 
 
     model = build(model_name)
     reference = formulation == "reference"
-    model.decoder.set_reference(reference)
+    (model if model_name == "restyle" else model.decoder).set_reference(reference)
     x = torch.rand(1, 3, 256, 256) * 2 - 1
     result: dict = {}
     with torch.inference_mode():
@@ -125,6 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=1, help="runs of each variant, alternating their order")
     parser.add_argument("--models", nargs="+", default=["restyle", "hyperstyle"], choices=["restyle", "hyperstyle"])
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -144,22 +151,31 @@ def main() -> None:
 
     report: dict = {"config": "FFHQ 1024 px, 18 styles, random weights, float32, batch 1",
                     "torch": torch.__version__, "threads": torch.get_num_threads(), "steps": args.steps,
-                    "repeats": args.repeats}
+                    "repeats": args.repeats, "rounds": args.rounds}
     with tempfile.TemporaryDirectory(prefix="stylecli-fidelity-bench-") as tmp:
         for model_name in args.models:
-            entry: dict = {}
+            runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
             outs = {}
-            for variant in VARIANTS:
-                out_path = os.path.join(tmp, f"{model_name}_{variant}.pt")
-                env = dict(os.environ, FIDELITY_BENCH_OUT=out_path, STYLECLI_KEEP_HEAP="1")
-                cmd = [sys.executable, __file__, "--variant", f"{model_name}:{variant}",
-                       "--repeats", str(args.repeats), "--steps", str(args.steps)]
-                proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-                entry[variant] = json.loads(proc.stdout.strip().splitlines()[-1])
-                outs[variant] = torch.load(out_path, weights_only=True)
-            entry["speedup_inversion"] = entry["official_like"]["inversion_s"] / entry["stylecli"]["inversion_s"]
-            entry["speedup_generator_pass"] = (entry["official_like"]["generator_pass_s"]
-                                               / entry["stylecli"]["generator_pass_s"])
+            for r in range(args.rounds):
+                for variant in (list(VARIANTS) if r % 2 == 0 else list(VARIANTS)[::-1]):
+                    out_path = os.path.join(tmp, f"{model_name}_{variant}.pt")
+                    env = dict(os.environ, FIDELITY_BENCH_OUT=out_path, STYLECLI_KEEP_HEAP="1")
+                    cmd = [sys.executable, __file__, "--variant", f"{model_name}:{variant}",
+                           "--repeats", str(args.repeats), "--steps", str(args.steps)]
+                    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+                    runs[variant].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+                    outs[variant] = torch.load(out_path, weights_only=True)
+            entry: dict = {v: {k: statistics.median(run[k] for run in rs) for k in rs[0]} for v, rs in runs.items()}
+            official, ours = entry["official_like"], entry["stylecli"]
+            entry["speedup_inversion"] = official["inversion_s"] / ours["inversion_s"]
+            entry["speedup_generator_pass"] = official["generator_pass_s"] / ours["generator_pass_s"]
+            for part in ("encoder_pass_s", "hypernetwork_pass_s"):
+                if part in official:
+                    entry[f"speedup_{part[:-2]}"] = official[part] / ours[part]
+            if args.rounds > 1:
+                entry["inversion_s_rounds"] = {v: [run["inversion_s"] for run in rs] for v, rs in runs.items()}
+                entry["speedup_inversion_rounds"] = [a["inversion_s"] / b["inversion_s"]
+                                                     for a, b in zip(runs["official_like"], runs["stylecli"])]
             entry["max_abs_difference"] = float((outs["official_like"] - outs["stylecli"]).abs().max())
             report[model_name] = entry
     print(json.dumps(report, indent=2))

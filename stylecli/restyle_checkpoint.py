@@ -91,6 +91,7 @@ def restyle_from_state(state: dict[str, torch.Tensor], opts: dict[str, Any], lat
 
 def save_restyle(model: ReStyle, path: Path, opts: dict[str, Any]) -> None:
     """Write an official-format ReStyle checkpoint (for tests and conversions)."""
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != "latent_avg"}
+    # clone: a packed model's style heads are views of one tensor per layer; the file keeps one tensor per key
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items() if k != "latent_avg"}
     torch.save({"state_dict": state, "opts": dict(opts), "latent_avg": model.latent_avg.detach().cpu().clone()},
                Path(path))

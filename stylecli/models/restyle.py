@@ -23,6 +23,92 @@ from stylecli.models.stylegan2 import Generator
 
 POOLED_SIZE = 256  # the encoder's input size: reconstructions are average-pooled to it
 FEATURE_SPATIAL = 16  # every style head reads the final 16x16 map
+HEAD_SLOPE = 0.01  # GradualStyleBlock's LeakyReLU
+
+
+class StyleHeads(nn.ModuleList):
+    """GradualStyleBlocks that all read one feature map, in the official layout (`I.convs.K.weight`, ...).
+
+    Without gradients they run together, a layer of all heads at a time: the first layer as one convolution with
+    every head's filters (they read the same map), the later ones one group per head, the linear layers as one
+    batched product; 5 operations instead of 18 x 5 (StyleGAN's 4 strided convolutions from 16 px), with the
+    same kernels as the heads one by one, so the same values (`_per_head_conv`). Each layer's weights of all heads
+    live in one packed tensor and the heads' parameters are views into it (packed on first use, and again after
+    a device move or a replaced parameter), so nothing is stored twice. `reference` (or gradients): each head on
+    its own, as the official code runs them.
+    """
+
+    def __init__(self, n: int, in_ch: int, out_ch: int, spatial: int):
+        super().__init__(GradualStyleBlock(in_ch, out_ch, spatial) for _ in range(n))
+        self.reference = False
+        self._packed: list[tuple[Tensor, Tensor]] = []
+
+    def _layers(self) -> list[list[nn.Module]]:
+        """Per layer (the convolutions, then the linear layer), each head's module."""
+        n_convs = len(self[0].convs) // 2
+        return [[head.convs[2 * k] for head in self] for k in range(n_convs)] + [[head.linear for head in self]]
+
+    def packed(self) -> list[tuple[Tensor, Tensor]]:
+        """Per layer (weights [n, ...], biases [n, out]) of all heads, the heads' parameters being views of them."""
+        layers = self._layers()
+        if len(self._packed) == len(layers) and all(
+                _views(self._packed[k][0], [m.weight for m in layer]) and _views(self._packed[k][1],
+                                                                                  [m.bias for m in layer])
+                for k, layer in enumerate(layers)):
+            return self._packed
+        packed = []
+        with torch.inference_mode(False), torch.no_grad():
+            for layer in layers:
+                pair = []
+                for name in ("weight", "bias"):
+                    params = [getattr(m, name) for m in layer]
+                    stacked = torch.stack([p.detach() for p in params])
+                    for m, p, view in zip(layer, params, stacked):
+                        setattr(m, name, nn.Parameter(view, requires_grad=p.requires_grad))
+                    pair.append(stacked)
+                packed.append((pair[0], pair[1]))
+        self._packed = packed
+        return packed
+
+    def forward(self, x: Tensor) -> Tensor:
+        """The shared map [B, C, S, S] -> every head's vector [B, n, out]."""
+        if self.reference or (torch.is_grad_enabled() and any(p.requires_grad for p in self.parameters())):
+            return torch.stack([head(x) for head in self], dim=1)
+        layers = self.packed()
+        weight, bias = layers[0]
+        n, out = weight.shape[:2]
+        y = F.leaky_relu_(F.conv2d(x, weight.flatten(0, 1), bias.flatten(), 2, 1), HEAD_SLOPE)
+        for weight, bias in layers[1:-1]:
+            y = F.leaky_relu_(_per_head_conv(y, weight, bias), HEAD_SLOPE)
+        weight, bias = layers[-1]
+        linear = self[0].linear
+        vectors = y.reshape(-1, n, out).transpose(0, 1)  # [n, B, out]
+        codes = torch.baddbmm((bias * linear.lr_mul).unsqueeze(1), vectors, (weight * linear.scale).transpose(1, 2))
+        return codes.transpose(0, 1)
+
+
+def _views(packed: Tensor, params: list[Tensor]) -> bool:
+    return all(p.device == packed.device and p.dtype == packed.dtype and p.data_ptr() == v.data_ptr()
+               for p, v in zip(params, packed))
+
+
+# PyTorch's CPU convolution runs a batch-1, 3x3, ungrouped float32 input of at most this many values with im2col
+# and one matrix product (above it, and for groups or batches, with oneDNN).
+_IM2COL_MAX_VALUES = 20480
+
+
+def _per_head_conv(y: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """Each head's strided 3x3 convolution of its own channels: y [B, n * C, S, S], weight [n, O, C, 3, 3] ->
+    [B, n * O, S/2, S/2], with the kernel PyTorch would pick for one head's convolution on its own (so the
+    values are those of the heads one by one): a grouped oneDNN convolution, or im2col and one matrix product
+    per head."""
+    n, o, c = weight.shape[:3]
+    b, size = y.shape[0], y.shape[-1]
+    if y.device.type != "cpu" or b > 1 or y.dtype != torch.float32 or c * size * size > _IM2COL_MAX_VALUES:
+        return F.conv2d(y, weight.flatten(0, 1), bias.flatten(), 2, 1, groups=n)
+    cols = F.unfold(y, 3, padding=1, stride=2).view(n, c * 9, -1)
+    out = torch.stack([torch.addmm(bias[i, :, None], weight[i].view(o, c * 9), cols[i]) for i in range(n)])
+    return out.view(1, n * o, (size + 1) // 2, (size + 1) // 2)
 
 
 class _BackboneStyleHeads(nn.Module):
@@ -37,20 +123,21 @@ class _BackboneStyleHeads(nn.Module):
         self.n_styles = n_styles
         self.progressive = progressive
         self.progressive_stage = INFERENCE_STAGE
-        self.styles = nn.ModuleList(GradualStyleBlock(feature_ch, style_dim, FEATURE_SPATIAL) for _ in range(n_styles))
+        self.styles = StyleHeads(n_styles, feature_ch, style_dim, FEATURE_SPATIAL)
 
     def features(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
-        feats = self.features(x)
+        vectors = self.styles(self.features(x))  # [B, n_styles, style_dim]
         if not self.progressive:
-            return torch.stack([head(feats) for head in self.styles], dim=1)
-        base = self.styles[0](feats)
+            return vectors
+        base = vectors[:, :1]
         n_active = min(self.progressive_stage + 1, self.n_styles)
-        codes = [base] + [base + self.styles[i](feats) for i in range(1, n_active)]
-        codes.extend([base] * (self.n_styles - n_active))
-        return torch.stack(codes, dim=1)
+        codes = vectors + base
+        codes[:, :1] = base
+        codes[:, n_active:] = base
+        return codes
 
 
 class BackboneEncoder(_BackboneStyleHeads):
@@ -109,6 +196,13 @@ class ReStyle(nn.Module):
     def synthesize(self, codes: Tensor) -> Tensor:
         """W+ codes -> full-size generator images with the stored noise."""
         return self.decoder(codes, input_is_latent=True, randomize_noise=False)
+
+    def set_reference(self, reference: bool = True) -> ReStyle:
+        """The official formulation (each style head on its own, the generator's textbook convolutions) or the
+        fast one (default)."""
+        self.encoder.styles.reference = reference
+        self.decoder.set_reference(reference)
+        return self
 
     def average_image(self, size: int = POOLED_SIZE) -> Tensor:
         """The mean latent's image pooled to 256 px [3, 256, 256]: the first pass's partner (computed once)."""
