@@ -19,6 +19,19 @@ def _default_mode() -> int:
 _FILE_MODE = _default_mode()
 
 
+def unwritable_folder(folder: Path) -> str | None:
+    """Why files cannot be created in `folder` (made on first write): its nearest existing ancestor is a file or
+    not writable; None when they can."""
+    probe = Path(folder)
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is a file, not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(dest: Path, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path in dest's folder; on success it becomes `dest`, on failure it is removed.

@@ -189,19 +189,14 @@ def check_output(path: Path | None, overwrite: bool, option: str) -> None:
 def check_out_dir(out_dir: Path, label: str | None = None) -> None:
     """The output folder can hold files: checked once, before any model loads (it is created on first write).
     `label` names the option in the message (default `-o OUT_DIR`)."""
-    import os
 
+    from stylecli.atomic import unwritable_folder
     from stylecli.errors import UsageError
 
-    fix = "choose another folder with -o" if label is None else "choose another place"
-    label = label or f"-o {out_dir}"
-    probe = out_dir
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"{label}: {probe} is a file, not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"{label}: {probe} is not writable ({fix})")
+    problem = unwritable_folder(out_dir)
+    if problem is not None:
+        fix = "choose another folder with -o" if label is None else "choose another place"
+        raise UsageError(f"{label or f'-o {out_dir}'}: {problem} ({fix})")
 
 
 def registry_entry(name: str, option: str | None = None):

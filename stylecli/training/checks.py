@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from stylecli.atomic import unwritable_folder
 from stylecli.errors import UsageError
 from stylecli.training.config import TrainConfig
 
@@ -68,13 +69,9 @@ def check_out(out: Path) -> None:
     if (out / "latest.pt").exists():
         raise UsageError(f"--out {out}: holds a run already (latest.pt); continue it with `stylecli train --resume "
                          f"{out}`, or give another --out")
-    probe = out
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"--out {out}: {probe} is a file, not a folder; give another --out")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: {probe} is not writable; give another --out")
+    problem = unwritable_folder(out)
+    if problem is not None:
+        raise UsageError(f"--out {out}: {problem}; give another --out")
 
 
 def check_generator(value: str) -> None:
