@@ -8,10 +8,8 @@ from typing import Annotated
 import typer
 
 from stylecli.cli import app
-from stylecli.cli.common import Device, DeviceOpt, MaxPixelsOpt, fail, handled
+from stylecli.cli.common import Device, DeviceOpt, MaxPixelsOpt, handled
 from stylecli.cli.tune_opts import TuneLrOpt, TuneStopOpt, make_tuner
-
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 CheckpointsOpt = Annotated[
     list[Path] | None,
@@ -66,25 +64,15 @@ def serve(
       stylecli serve --model e4e_ffhq --model restyle_e4e_ffhq --model hyperstyle_ffhq
       stylecli serve --checkpoint my_e4e.pt --directions my_directions/ --port 8000 --no-browser
     """
-    import importlib.util
-
-    if importlib.util.find_spec("gradio") is None:
-        raise fail("the browser editor needs Gradio: pip install 'stylecli[ui]'", 2)
-    if importlib.util.find_spec("dlib") is None:
-        raise fail("the browser editor finds faces with dlib: pip install 'stylecli[ui]'", 2)
-    if directions is not None and not directions.is_dir():
-        raise fail(f"--directions {directions}: not a folder", 2)
     from stylecli.serve.encoders import TUNE_STEPS
+    from stylecli.serve.server import check_address, check_requirements, exposure_warnings, launch, models_of, prepare
 
+    with handled():
+        check_requirements(directions)
     tuning = make_tuner(True, TUNE_STEPS if tune_steps is None else tune_steps, tune_lr, tune_lpips_stop, False,
                         None, quiet=True).config  # the CLI's checks and defaults, the page's step count
-    if host not in LOCAL_HOSTS:
-        typer.echo(f"stylecli: warning: listening on {host}: anyone who can reach this machine on that network can "
-                   "use the editor (and this machine's compute)", err=True)
-    if share:
-        typer.echo("stylecli: warning: --share makes a public link: anyone with it can use the editor", err=True)
-    from stylecli.serve.server import check_address, launch, models_of, prepare
-
+    for warning in exposure_warnings(host, share):
+        typer.echo(f"stylecli: warning: {warning}", err=True)
     with handled():  # the same model twice, a taken port or an unknown host: said before any model loads (exit 2)
         models_of(checkpoint, model)
         check_address(host, port)

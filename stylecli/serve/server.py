@@ -89,6 +89,34 @@ def page_tuner(config: TuningConfig | None, note: Callable[[str], None]):
     return Tuner(config or TuningConfig(steps=TUNE_STEPS))
 
 
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def check_requirements(directions: Path | None) -> None:
+    """What the editor needs before anything loads: Gradio and dlib installed, --directions a folder."""
+    import importlib.util
+
+    from stylecli.errors import UsageError
+
+    if importlib.util.find_spec("gradio") is None:
+        raise UsageError("the browser editor needs Gradio: pip install 'stylecli[ui]'")
+    if importlib.util.find_spec("dlib") is None:
+        raise UsageError("the browser editor finds faces with dlib: pip install 'stylecli[ui]'")
+    if directions is not None and not directions.is_dir():
+        raise UsageError(f"--directions {directions}: not a folder")
+
+
+def exposure_warnings(host: str, share: bool) -> list[str]:
+    """What to tell the user when the editor is reachable beyond this machine."""
+    warnings = []
+    if host not in LOCAL_HOSTS:
+        warnings.append(f"listening on {host}: anyone who can reach this machine on that network can use the "
+                        "editor (and this machine's compute)")
+    if share:
+        warnings.append("--share makes a public link: anyone with it can use the editor")
+    return warnings
+
+
 def check_address(host: str, port: int) -> None:
     """UsageError when the page could not listen on host:port (the port is taken, or the host is not this
     machine's): found before the model loads, not as a traceback after it."""
