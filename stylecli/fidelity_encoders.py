@@ -26,8 +26,9 @@ from stylecli.models.restyle import ReStyle
 from stylecli.models.stylegan2 import Generator
 
 STATE_SUFFIX = ".hyperstyle.npz"  # NAME.npy -> NAME.hyperstyle.npz
-STATE_FORMAT = "stylecli-hyperstyle-offsets-2"  # 2: with the model's fingerprint
-UNTIED_FORMAT = "stylecli-hyperstyle-offsets-1"  # written before fingerprints: refused (no release wrote it)
+STATE_FORMAT = "stylecli-hyperstyle-offsets-3"  # 3: with the model's fingerprint and the latent's sha256
+# Written before those records (no release wrote them): refused, saying so.
+UNTIED_FORMATS = ("stylecli-hyperstyle-offsets-1", "stylecli-hyperstyle-offsets-2")
 FINGERPRINT_SAMPLE = 4096  # values hashed per tensor
 FACES_W_ENCODER = "faces_w_encoder"
 
@@ -111,32 +112,34 @@ def model_fingerprint(model: HyperStyle) -> str:
     return fingerprint(nn.ModuleDict({"hypernet": model.hypernet, "decoder": model.decoder}), FINGERPRINT_SAMPLE)
 
 
-def save_state(state: HyperStyleState, dest: Path, fingerprint: str, overwrite: bool = False) -> Path:
+def save_state(state: HyperStyleState, dest: Path, fingerprint: str, code: Any, overwrite: bool = False) -> Path:
     """The compact offsets of one photo as .npz (atomically): `n_terms`, `layer_J` [dim] per tuned generator
-    layer J, and the `model_fingerprint` of the model that computed them."""
+    layer J, the `model_fingerprint` of the model that computed them and the sha256 of `code`, the latent they
+    are saved beside (`latent_sha256`)."""
     from stylecli.atomic import atomic_path
     from stylecli.images import check_free
+    from stylecli.tuning.store import code_digest
 
     arrays = {f"layer_{j}": c[0].detach().float().cpu().numpy() for j, c in enumerate(state.codes) if c is not None}
     check_free(dest, overwrite)
     with atomic_path(dest, overwrite=overwrite) as tmp, open(tmp, "wb") as f:
         np.savez(f, format=np.array(STATE_FORMAT), model_fingerprint=np.array(fingerprint),
-                 n_terms=np.array(state.n_terms), **arrays)
+                 latent_sha256=np.array(code_digest(code)), n_terms=np.array(state.n_terms), **arrays)
     return dest
 
 
-def load_state(path: Path, model: HyperStyle, fingerprint: str | None = None) -> HyperStyleState:
+def load_state(path: Path, model: HyperStyle, fingerprint: str | None = None, code: Any = None) -> HyperStyleState:
     """Read what save_state wrote, refused unless `model` (its `model_fingerprint`, or `fingerprint` when given)
-    is the model that wrote it."""
+    is the model that wrote it and (given `code`, the latent beside the file) it was written for that latent."""
     try:
         with np.load(path, allow_pickle=False) as data:
             kind = str(data["format"])
-            if kind == UNTIED_FORMAT:
+            if kind in UNTIED_FORMATS:
                 raise InputError(f"{path}: HyperStyle offsets from an earlier stylecli, which did not record the "
-                                 "model that wrote them; invert the photo again with this model")
+                                 "model and latent they belong to; invert the photo again with this model")
             if kind != STATE_FORMAT:
                 raise ValueError(f"format {kind}")
-            theirs = str(data["model_fingerprint"])
+            theirs, latent_sha = str(data["model_fingerprint"]), str(data["latent_sha256"])
             n_terms = int(data["n_terms"])
             found = {int(k.split("_")[1]): torch.from_numpy(data[k].astype(np.float32))[None]
                      for k in data.files if k.startswith("layer_")}
@@ -147,6 +150,12 @@ def load_state(path: Path, model: HyperStyle, fingerprint: str | None = None) ->
         raise InputError(f"{path}: offsets written by another HyperStyle model or generator (fingerprint "
                          f"{theirs[:12]}, this model's is {ours[:12]}); edit with the model that inverted the "
                          "photo, or invert it again with this one")
+    if code is not None:
+        from stylecli.tuning.store import code_digest
+
+        if code_digest(code) != latent_sha:
+            raise InputError(f"{path}: offsets written for another latent (the .npy beside them changed since); "
+                             "invert the photo again, or keep each latent with its own offsets file")
     blocks = model.hypernet.refinement_blocks
     tuned = {j for j, b in enumerate(blocks) if b is not None}
     if set(found) != tuned or n_terms < 1:
@@ -159,9 +168,9 @@ def state_path(latent: Path) -> Path:
     return latent.with_name(latent.stem + STATE_SUFFIX)
 
 
-def saved_state(encoder: Any, latent: Path) -> HyperStyleState | None:
-    """The offsets a saved latent is rendered with: for a HyperStyle encoder, those of the file `invert` wrote
-    beside the latent; None for the other encoders."""
+def saved_state(encoder: Any, latent: Path, code: Any) -> HyperStyleState | None:
+    """The offsets a saved latent (`code`, read from `latent`) is rendered with: for a HyperStyle encoder, those
+    of the file `invert` wrote beside the latent; None for the other encoders."""
     path = state_path(Path(latent))
     if not isinstance(encoder, HyperStyleEncoder):
         if path.is_file():  # rendering it without its offsets would silently lose what HyperStyle reconstructed
@@ -171,7 +180,7 @@ def saved_state(encoder: Any, latent: Path) -> HyperStyleState | None:
     if not path.is_file():
         raise InputError(f"{latent}: a HyperStyle latent is rendered with its offsets, {path.name}, which `invert` "
                          "writes beside it; it is missing (invert the photo again, or edit the photo itself)")
-    return load_state(path, encoder.model, encoder.fingerprint)
+    return load_state(path, encoder.model, encoder.fingerprint, code)
 
 
 def weights_from_state(encoder: Any, state: HyperStyleState | None) -> HyperStyleWeights | None:

@@ -46,6 +46,7 @@ class Unit:
     offsets: Any = None  # a saved HyperStyle latent's compact offsets (fidelity_encoders.HyperStyleState)
     target: np.ndarray | None = None  # with --tune: the face at the generator's resolution
     weights: Any = None  # a saved latent's tuned GeneratorWeights (from NAME.tuned.safetensors)
+    tuning: dict[str, str] | None = None  # and how they were tuned (that file's record), for edited latents
 
 
 @dataclass
@@ -155,6 +156,7 @@ class PhotoJob:
                                  " (it writes the tuned weights beside the latent) or edit the photo itself")
             elif tuned_path(source).is_file():
                 unit.weights = load_tuned(tuned_path(source), self.editor.generator, self._fingerprint(), unit.code)
+                unit.tuning = tuning_record(tuned_path(source))
                 task.notes.append(f"rendering through {tuned_path(source)} (--no-tune ignores it)")
 
     def _fingerprint(self) -> str:
@@ -173,7 +175,8 @@ class PhotoJob:
                 raise InputError(f"{source}: a latent file; this command needs an image")
             from stylecli.fidelity_encoders import saved_state
 
-            unit = Unit(stem, "", code=self.read_latent(source), offsets=saved_state(self.editor.encoder, source))
+            code = self.read_latent(source)
+            unit = Unit(stem, "", code=code, offsets=saved_state(self.editor.encoder, source, code))
             prepared = Prepared([unit])
             return Task(source, self._outputs(stem, out_dir, prepared), 1, prepared)
         photo = self.editor.read(source)
@@ -226,6 +229,25 @@ class PhotoJob:
                 weights.append(encoded.weights[k] if encoded.weights is not None else None)
                 k += 1
         return torch.stack(codes), (weights if any(w is not None for w in weights) else None)
+
+    def weights_outputs(self, unit: Unit, latent: Path) -> dict[str, Path]:
+        """The per-photo weights a latent written for `unit` renders with, beside it (write_weights)."""
+        from stylecli.fidelity_encoders import HyperStyleEncoder, state_path
+        from stylecli.tuning import tuned_path
+
+        if isinstance(self.editor.encoder, HyperStyleEncoder):
+            return {"offsets": state_path(latent)}
+        if self.tuner is not None or unit.tuning is not None:
+            return {"tuned": tuned_path(latent)}
+        return {}
+
+    def write_weights(self, unit: Unit, latent: Path, code: np.ndarray, weights: Any, overwrite: bool) -> None:
+        """Beside a written latent, the per-photo weights it renders with (write_photo_weights)."""
+        if self.tuner is not None:
+            tuning, base = self.tuner.metadata(), self.tuner.fingerprint(self.editor.generator)
+        else:
+            tuning, base = unit.tuning, (self._fingerprint() if unit.tuning is not None else None)
+        write_photo_weights(self.editor, latent, code, weights, tuning, base, overwrite)
 
     def compute(self, tasks: list[Task]) -> list[list[Any]]:
         units = [u for t in tasks for u in t.data.units]
@@ -314,20 +336,13 @@ class InvertJob(PhotoJob):
         self.save_steps = save_steps
 
     def unit_outputs(self, stem: str, out_dir: Path) -> dict[str, Path]:
-        from stylecli.fidelity_encoders import STATE_SUFFIX, HyperStyleEncoder
-
         out = {"latent": out_dir / f"{stem}.npy"}
-        if isinstance(self.editor.encoder, HyperStyleEncoder):  # its offsets, to edit the latent later
-            out["offsets"] = out_dir / f"{stem}{STATE_SUFFIX}"
         if not self.latent_only:
             out["image"] = out_dir / f"{stem}_inversion.png"
         if self.save_steps:  # every pass but the last, which is the reconstruction
             out.update({f"step{t}": out_dir / f"{stem}_step{t}.png" for t in range(1, self.editor.encoder.steps)})
-        if self.tuner is not None:
-            from stylecli.tuning import tuned_path
-
-            out["tuned"] = tuned_path(out["latent"])
-        return out
+        # HyperStyle's offsets or the tuned weights, to edit the latent later
+        return {**out, **self.weights_outputs(Unit(stem, ""), out["latent"])}
 
     def compute_units(self, units: list[Unit]) -> list[Inversion]:
         if self.save_steps:
@@ -354,27 +369,43 @@ class InvertJob(PhotoJob):
 
     def write_unit(self, unit: Unit, result: Inversion, files: dict[str, Path], overwrite: bool) -> None:
         write_latent(result.code, files["latent"], overwrite)
-        if "offsets" in files:
-            from stylecli.fidelity_encoders import save_state
-
-            save_state(result.weights.state, files["offsets"], self.editor.encoder.fingerprint, overwrite)
+        if "offsets" in files or "tuned" in files:
+            self.write_weights(unit, files["latent"], result.code, result.weights, overwrite)
         if "image" in files:
             write_png(result.image, files["image"], overwrite)
         for t, image in enumerate(result.steps or [], start=1):
             write_png(image, files[f"step{t}"], overwrite)
-        if "tuned" in files:
-            write_tuned(self.editor, self.tuner, result.code, result.weights, files["tuned"], overwrite)
 
 
-def write_tuned(editor: FaceEditor, tuner: Tuner, code: np.ndarray, weights: Any, dest: Path,
-                overwrite: bool = False) -> Path:
-    """A face's tuned generator weights, tied to the base generator and to `code`, the latent written beside
-    them (`edit LATENT` renders it through them)."""
+# The tuned-weights file's own records, not how the weights were tuned (tuning_record leaves them out).
+_STORE_KEYS = ("format", "version", "base_fingerprint", "pivot_sha256")
+
+
+def tuning_record(path: Path) -> dict[str, str]:
+    """How the weights in a tuned-generator file were tuned (its metadata without the file's own records)."""
+    from stylecli.tuning.store import read_metadata
+
+    return {k: v for k, v in read_metadata(path).items() if k not in _STORE_KEYS}
+
+
+def write_photo_weights(editor: FaceEditor, latent: Path, code: np.ndarray, weights: Any,
+                        tuning: dict[str, str] | None = None, base_fingerprint: str | None = None,
+                        overwrite: bool = False) -> Path | None:
+    """What `edit LATENT` needs beside a latent to render it as it was rendered here, tied to `code` (the
+    latent's values): HyperStyle's offsets (NAME.hyperstyle.npz, with the model's fingerprint) or tuned
+    generator weights (NAME.tuned.safetensors, with `tuning`, how they were tuned, and the base generator's
+    fingerprint); None for the shared generator."""
+    from stylecli.fidelity_encoders import HyperStyleWeights, save_state, state_path
+
+    if weights is None:
+        return None
+    if isinstance(weights, HyperStyleWeights):
+        return save_state(weights.state, state_path(latent), editor.encoder.fingerprint, code, overwrite)
+    from stylecli.tuning import tuned_path
     from stylecli.tuning.store import code_digest, save_tuned
 
-    generator = editor.generator
-    metadata = {**tuner.metadata(), "pivot_sha256": code_digest(code)}
-    return save_tuned(dest, generator, weights, metadata, base_fingerprint=tuner.fingerprint(generator),
+    metadata = {**(tuning or {}), "pivot_sha256": code_digest(code)}
+    return save_tuned(tuned_path(latent), editor.generator, weights, metadata, base_fingerprint=base_fingerprint,
                       overwrite=overwrite)
 
 
@@ -409,6 +440,7 @@ class EditResult:
     images: list[np.ndarray]  # one per variant
     recon: np.ndarray | None = None  # for grids
     extra: dict[str, Any] = field(default_factory=dict)
+    weights: Any = None  # the face's own generator weights (HyperStyle offsets, tuning), for --save-latent
 
 
 class EditJob(PhotoJob):
@@ -456,6 +488,12 @@ class EditJob(PhotoJob):
     def prepare(self, source: Path, stem: str, out_dir: Path) -> Task:
         task = super().prepare(source, stem, out_dir)
         task.notes = [*task.notes, *self.plan.notes]
+        if self.plan.save_latent:  # each edited latent renders with the face's own weights, beside it
+            for unit in task.data.units:
+                for v in self.variants:
+                    key = f"{unit.prefix}{v.name}"
+                    task.outputs.update({f"{key}.{kind}": path for kind, path in
+                                         self.weights_outputs(unit, task.outputs[f"{key}.latent"]).items()})
         if self.plan.paste_back:
             prepared: Prepared = task.data
             if prepared.photo is None and prepared.units[0].code is not None:
@@ -479,13 +517,17 @@ class EditJob(PhotoJob):
         images = self.editor.synthesize(batch, batch_weights)
         edited_np = edited.cpu().numpy()
         return [EditResult(edited_np[i], list(images[i * v : (i + 1) * v]),
-                           images[n * v + i] if self.plan.grid else None) for i in range(n)]
+                           images[n * v + i] if self.plan.grid else None,
+                           weights=None if weights is None else weights[i]) for i in range(n)]
 
     def write_unit(self, unit: Unit, result: EditResult, files: dict[str, Path], overwrite: bool) -> None:
         for variant, image, code in zip(self.variants, result.images, result.codes):
             write_png(image, files[variant.name], overwrite)
             if self.plan.save_latent:
-                write_latent(code, files[f"{variant.name}.latent"], overwrite)
+                latent = files[f"{variant.name}.latent"]
+                write_latent(code, latent, overwrite)
+                if self.weights_outputs(unit, latent):
+                    self.write_weights(unit, latent, code, result.weights, overwrite)
         if self.plan.grid:
             from stylecli.sheets import contact_sheet
 

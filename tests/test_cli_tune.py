@@ -69,6 +69,20 @@ def test_invert_tune_then_edit_the_latent_through_the_tuned_weights(tmp_path, ti
     edited = (code + 2 * direction.reshape(1, -1)).astype(np.float32)
     assert np.abs(png(out / "e" / f"{STEM}_sefa-0+2.png") - rendered(generator, edited, weights)).max() <= 1
     assert (out / "e" / f"{STEM}_sefa-0+2_pasted.png").exists()
+    # --save-latent: each edited latent gets the face's tuned weights beside it, tied to it, with the tuning record
+    result = invoke("edit", out / f"{STEM}.npy", "-d", "sefa:0", "-s", "1", "--checkpoint", tiny_checkpoint,
+                    "--save-latent", "-o", out / "s", "--json")
+    assert result.exit_code == 0, result.stderr
+    step = out / "s" / f"{STEM}_sefa-0+1"
+    assert records(result)[0]["outputs"]["sefa-0+1.tuned"] == f"{step}.tuned.safetensors"
+    again = invoke("edit", f"{step}.npy", "-d", "sefa:0", "-s", "1", "--checkpoint", tiny_checkpoint,
+                   "-o", out / "s2")
+    assert again.exit_code == 0 and "rendering through" in again.output, again.output
+    twice = (code + 2 * direction.reshape(1, -1)).astype(np.float32)
+    assert np.abs(png(out / "s2" / f"{STEM}_sefa-0+1_sefa-0+1.png") - rendered(generator, twice, weights)).max() <= 1
+    from stylecli.tuning.store import read_metadata
+
+    assert read_metadata(f"{step}.tuned.safetensors")["max_steps"] == "5"  # how it was tuned travels along
     result = invoke(*args, "--no-tune", "-o", out / "plain")
     assert result.exit_code == 0, result.stderr
     assert np.abs(png(out / "plain" / f"{STEM}_sefa-0+2.png") - rendered(generator, edited)).max() <= 1

@@ -153,6 +153,23 @@ def test_cli_hyperstyle_invert_then_edit_the_saved_latent(tmp_path, hyperstyle_f
     assert a_png.name == b_png.name == "face_steps2_sefa-1+2.png"  # the latent's name says --steps 2 once
     a, b = (np.asarray(Image.open(p)).astype(int) for p in (a_png, b_png))
     assert np.abs(a - b).max() <= 1
+    # --save-latent: each edited latent gets the photo's offsets beside it, and continues from there
+    result = invoke("edit", out / "face_steps2.npy", *common, "-d", "sefa:1", "-s", 1, "--save-latent",
+                    "-o", tmp_path / "s")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "s" / "face_steps2_sefa-1+1.hyperstyle.npz").is_file()
+    result = invoke("edit", tmp_path / "s" / "face_steps2_sefa-1+1.npy", *common, "-d", "sefa:1", "-s", 1,
+                    "-o", tmp_path / "s2")
+    assert result.exit_code == 0, result.output
+    (c_png,) = (tmp_path / "s2").glob("face_*.png")
+    assert np.abs(np.asarray(Image.open(c_png)).astype(int) - a).max() <= 1  # +1 twice is +2
+    # a latent replaced after `invert` wrote its offsets: refused, naming the file
+    code = np.load(out / "face_steps2.npy")
+    np.save(out / "face_steps2.npy", code + 0.5)
+    result = invoke("edit", out / "face_steps2.npy", *common, "-d", "sefa:1", "-o", tmp_path / "x")
+    assert result.exit_code == 1 and "offsets written for another latent" in result.output
+    assert str(offsets) in result.output and "Traceback" not in result.output
+    np.save(out / "face_steps2.npy", code)
     # a truncated offsets file is one line naming it, not a traceback
     good = offsets.read_bytes()
     offsets.write_bytes(good[:200])
@@ -193,7 +210,7 @@ def test_hyperstyle_offsets_are_tied_to_the_model_that_wrote_them(tmp_path, hype
     # a file from before the fingerprint: refused, saying so
     with np.load(offsets) as data:
         old = {k: data[k] for k in data.files if k != "model_fingerprint"}
-    old["format"] = np.array("stylecli-hyperstyle-offsets-1")
+    old["format"] = np.array("stylecli-hyperstyle-offsets-2")
     with open(offsets, "wb") as f:
         np.savez(f, **old)
     result = edit(path, w_path, "c")

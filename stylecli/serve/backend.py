@@ -161,14 +161,9 @@ class Backend:
         """What `edit LATENT` needs beside a latent to render it as the page did: the tuned generator
         (NAME.tuned.safetensors, tied to this code) or HyperStyle's offsets (NAME.hyperstyle.npz); nothing when
         it renders with the shared generator."""
-        if weights is None:
-            return []
-        if tuner is not None:
-            from stylecli.jobs import write_tuned
-            from stylecli.tuning import tuned_path
+        from stylecli.jobs import write_photo_weights
 
-            with self._lock:
-                return [write_tuned(self.editor, tuner, code, weights, tuned_path(latent), overwrite=True)]
-        from stylecli.fidelity_encoders import save_state, state_path
-
-        return [save_state(weights.state, state_path(latent), self.editor.encoder.fingerprint, overwrite=True)]
+        with self._lock:
+            tuning, base = (tuner.metadata(), tuner.fingerprint(self.editor.generator)) if tuner else (None, None)
+            written = write_photo_weights(self.editor, latent, code, weights, tuning, base, overwrite=True)
+        return [] if written is None else [written]
