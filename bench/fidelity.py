@@ -17,7 +17,9 @@ runs in its own process (the heap policy is per process):
 One inversion = what `stylecli invert` computes per face: ReStyle's `steps` passes (encoder + generator each; the
 mean latent's image is computed once per model, as the official script does), HyperStyle's W code, its image and
 `steps` passes (hypernetwork + generator each). Prints JSON: medians per inversion and per part, the ratios, and
-the largest output difference between the two formulations.
+the largest output difference between the two formulations; and the ceiling: stylecli's matrix work per inversion
+(convolutions and products, counted) at the best rate this CPU gives a convolution of these models, the speedup
+that would give, and the fraction of that rate a 2.5x speedup needs against the one achieved.
 
 On a shared machine other processes slow single runs down by up to several times: `--rounds N` runs the two
 variants N times each, alternating which goes first, and reports every round's inversion ratio (a slow spell
@@ -89,7 +91,7 @@ def run_variant(model_name: str, formulation: str, repeats: int, steps: int) -> 
 
     from stylecli.models.restyle import pool
 
-    model = build(model_name)
+    model = build(model_name).requires_grad_(False)  # (the FLOP counter needs it under no_grad)
     reference = formulation == "reference"
     (model if model_name == "restyle" else model.decoder).set_reference(reference)
     x = torch.rand(1, 3, 256, 256) * 2 - 1
@@ -123,8 +125,42 @@ def run_variant(model_name: str, formulation: str, repeats: int, steps: int) -> 
         codes = model.latent_avg[None]
         result["generator_pass_s"], _ = median_time(lambda: model.synthesize(codes), repeats)
         result["inversion_s"], out = median_time(invert, repeats)
+    if not reference:
+        result["gflop_per_inversion"] = matrix_gflop(invert)
+        result["best_conv_gflops_per_s"] = best_conv_rate(repeats)
     torch.save(out, os.environ["FIDELITY_BENCH_OUT"])
     return result
+
+
+def matrix_gflop(fn) -> float:
+    """The convolutions' and matrix products' work in one call of fn (what the CPU's matrix units must do)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:  # (the counter's module hooks do not work under inference_mode)
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
+def best_conv_rate(repeats: int) -> float:
+    """GFLOP/s of the generator's heaviest convolution shape (3x3, 512 -> 512 channels on a 64 px map,
+    channels-last, batch 1), its fastest of several runs: about the best rate this CPU gives any convolution of
+    these models."""
+    import time
+
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.randn(1, 512, 64, 64).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(512, 512, 3, 3)
+    F.conv2d(x, w, padding=1)  # warm-up
+    times = []
+    for _ in range(max(repeats, 9)):  # the fastest run: what the CPU can do when nothing else runs
+        start = time.perf_counter()
+        F.conv2d(x, w, padding=1)
+        times.append(time.perf_counter() - start)
+    return 2 * 64 * 64 * 512 * 512 * 9 / min(times) / 1e9
 
 
 def main() -> None:
@@ -177,6 +213,12 @@ def main() -> None:
                 entry["speedup_inversion_rounds"] = [a["inversion_s"] / b["inversion_s"]
                                                      for a, b in zip(runs["official_like"], runs["stylecli"])]
             entry["max_abs_difference"] = float((outs["official_like"] - outs["stylecli"]).abs().max())
+            # The ceiling: every FLOP at the best convolution rate, with no memory-bound work at all.
+            floor_s = ours["gflop_per_inversion"] / ours["best_conv_gflops_per_s"]
+            entry["inversion_s_if_all_at_best_conv_rate"] = floor_s
+            entry["speedup_ceiling"] = official["inversion_s"] / floor_s
+            entry["fraction_of_best_rate_for_2.5x"] = 2.5 * floor_s / official["inversion_s"]
+            entry["achieved_fraction_of_best_rate"] = floor_s / ours["inversion_s"]
             report[model_name] = entry
     print(json.dumps(report, indent=2))
 

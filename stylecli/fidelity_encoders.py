@@ -136,7 +136,7 @@ def load_state(path: Path, model: HyperStyle, fingerprint: str | None = None, co
             kind = str(data["format"])
             if kind in UNTIED_FORMATS:
                 raise InputError(f"{path}: HyperStyle offsets from an earlier stylecli, which did not record the "
-                                 "model and latent they belong to; invert the photo again with this model")
+                                 "latent they belong to; invert the photo again with this model")
             if kind != STATE_FORMAT:
                 raise ValueError(f"format {kind}")
             theirs, latent_sha = str(data["model_fingerprint"]), str(data["latent_sha256"])

@@ -128,8 +128,9 @@ class PhotoJob:
         else:
             indices = [int(which)]
         suffixed = aligned and which != "largest"
+        tuning = self._saved_tuning_record(source) if latent else None
         units = [Unit(f"{stem}_face{i}" if suffixed else stem, f"face{i}." if aligned else "",
-                      index=i if aligned else None) for i in indices]
+                      index=i if aligned else None, tuning=tuning) for i in indices]
         prepared = Prepared(units, found=len(units))
         return list(self._outputs(stem, out_dir, prepared).values())
 
@@ -154,10 +155,17 @@ class PhotoJob:
             elif self.tuner is not None:
                 raise InputError(f"{source}: --tune needs the photo, not a latent: run `stylecli invert PHOTO --tune`"
                                  " (it writes the tuned weights beside the latent) or edit the photo itself")
-            elif tuned_path(source).is_file():
+            elif unit.tuning is not None:
                 unit.weights = load_tuned(tuned_path(source), self.editor.generator, self._fingerprint(), unit.code)
-                unit.tuning = tuning_record(tuned_path(source))
                 task.notes.append(f"rendering through {tuned_path(source)} (--no-tune ignores it)")
+
+    def _saved_tuning_record(self, latent: Path) -> dict[str, str] | None:
+        """How the weights beside a saved latent were tuned, when it renders through them (else None)."""
+        from stylecli.tuning import tuned_path
+
+        if self.tuner is None and self.saved_tuning and tuned_path(latent).is_file():
+            return tuning_record(tuned_path(latent))
+        return None
 
     def _fingerprint(self) -> str:
         """The generator's fingerprint, computed once (saved tuned weights are checked against it)."""
@@ -176,7 +184,8 @@ class PhotoJob:
             from stylecli.fidelity_encoders import saved_state
 
             code = self.read_latent(source)
-            unit = Unit(stem, "", code=code, offsets=saved_state(self.editor.encoder, source, code))
+            unit = Unit(stem, "", code=code, offsets=saved_state(self.editor.encoder, source, code),
+                        tuning=self._saved_tuning_record(source))
             prepared = Prepared([unit])
             return Task(source, self._outputs(stem, out_dir, prepared), 1, prepared)
         photo = self.editor.read(source)
@@ -235,19 +244,31 @@ class PhotoJob:
         from stylecli.fidelity_encoders import HyperStyleEncoder, state_path
         from stylecli.tuning import tuned_path
 
+        if self.tuner is not None or unit.tuning is not None:  # (tuned weights win, as in `codes`)
+            return {"tuned": tuned_path(latent)}
         if isinstance(self.editor.encoder, HyperStyleEncoder):
             return {"offsets": state_path(latent)}
-        if self.tuner is not None or unit.tuning is not None:
-            return {"tuned": tuned_path(latent)}
         return {}
 
-    def write_weights(self, unit: Unit, latent: Path, code: np.ndarray, weights: Any, overwrite: bool) -> None:
-        """Beside a written latent, the per-photo weights it renders with (write_photo_weights)."""
-        if self.tuner is not None:
-            tuning, base = self.tuner.metadata(), self.tuner.fingerprint(self.editor.generator)
-        else:
-            tuning, base = unit.tuning, (self._fingerprint() if unit.tuning is not None else None)
-        write_photo_weights(self.editor, latent, code, weights, tuning, base, overwrite)
+    def write_weights(self, unit: Unit, latent: Path, code: np.ndarray, weights: Any, files: dict[str, Path],
+                      overwrite: bool) -> None:
+        """Beside a written latent, the per-photo weights it renders with (write_photo_weights), as declared in
+        `files` (weights_outputs); with `overwrite`, a weights file left beside it by an earlier run goes."""
+        from stylecli.fidelity_encoders import state_path
+        from stylecli.tuning import tuned_path
+
+        declared = set(self.weights_outputs(unit, latent).values()) & set(files.values())
+        if declared:
+            if self.tuner is not None:
+                tuning, base = self.tuner.metadata(), self.tuner.fingerprint(self.editor.generator)
+            else:
+                tuning, base = unit.tuning, (self._fingerprint() if unit.tuning is not None else None)
+            written = write_photo_weights(self.editor, latent, code, weights, tuning, base, overwrite)
+            if written not in declared:
+                raise RuntimeError(f"{latent}: wrote {written}, declared {sorted(map(str, declared))}")
+        for stale in {state_path(latent), tuned_path(latent)} - declared:
+            if overwrite and stale.is_file():  # it would belong to the latent this run replaced
+                stale.unlink()
 
     def compute(self, tasks: list[Task]) -> list[list[Any]]:
         units = [u for t in tasks for u in t.data.units]
@@ -369,8 +390,7 @@ class InvertJob(PhotoJob):
 
     def write_unit(self, unit: Unit, result: Inversion, files: dict[str, Path], overwrite: bool) -> None:
         write_latent(result.code, files["latent"], overwrite)
-        if "offsets" in files or "tuned" in files:
-            self.write_weights(unit, files["latent"], result.code, result.weights, overwrite)
+        self.write_weights(unit, files["latent"], result.code, result.weights, files, overwrite)
         if "image" in files:
             write_png(result.image, files["image"], overwrite)
         for t, image in enumerate(result.steps or [], start=1):
@@ -469,13 +489,17 @@ class EditJob(PhotoJob):
         return out
 
     def _outputs(self, stem: str, out_dir: Path, prepared: Prepared) -> dict[str, Path]:
-        """With --save-latent, each edited latent of an aligned face gets its own sidecar (NAME_VARIANT.align.json,
-        what `edit NAME_VARIANT.npy --paste-back` reads), beside the face's NAME.align.json."""
+        """With --save-latent, each edited latent gets the face's own generator weights beside it (HyperStyle's
+        offsets or tuned weights, weights_outputs) and, for an aligned face, its own sidecar
+        (NAME_VARIANT.align.json, what `edit NAME_VARIANT.npy --paste-back` reads)."""
         outputs = super()._outputs(stem, out_dir, prepared)
         if self.plan.save_latent:
-            for unit in (u for u in prepared.units if u.index is not None):
-                outputs.update({f"{unit.prefix}{v.name}.alignment": sidecar_path(out_dir, f"{unit.stem}_{v.name}")
-                                for v in self.variants})
+            for unit, v in ((u, v) for u in prepared.units for v in self.variants):
+                key = f"{unit.prefix}{v.name}"
+                outputs.update({f"{key}.{kind}": path for kind, path in
+                                self.weights_outputs(unit, outputs[f"{key}.latent"]).items()})
+                if unit.index is not None:
+                    outputs[f"{key}.alignment"] = sidecar_path(out_dir, f"{unit.stem}_{v.name}")
         return outputs
 
     def input_outputs(self, stem: str, out_dir: Path, prepared: Prepared) -> dict[str, Path]:
@@ -488,12 +512,6 @@ class EditJob(PhotoJob):
     def prepare(self, source: Path, stem: str, out_dir: Path) -> Task:
         task = super().prepare(source, stem, out_dir)
         task.notes = [*task.notes, *self.plan.notes]
-        if self.plan.save_latent:  # each edited latent renders with the face's own weights, beside it
-            for unit in task.data.units:
-                for v in self.variants:
-                    key = f"{unit.prefix}{v.name}"
-                    task.outputs.update({f"{key}.{kind}": path for kind, path in
-                                         self.weights_outputs(unit, task.outputs[f"{key}.latent"]).items()})
         if self.plan.paste_back:
             prepared: Prepared = task.data
             if prepared.photo is None and prepared.units[0].code is not None:
@@ -526,8 +544,7 @@ class EditJob(PhotoJob):
             if self.plan.save_latent:
                 latent = files[f"{variant.name}.latent"]
                 write_latent(code, latent, overwrite)
-                if self.weights_outputs(unit, latent):
-                    self.write_weights(unit, latent, code, result.weights, overwrite)
+                self.write_weights(unit, latent, code, result.weights, files, overwrite)
         if self.plan.grid:
             from stylecli.sheets import contact_sheet
 

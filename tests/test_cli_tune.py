@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,11 +103,28 @@ def test_invert_tune_then_edit_the_latent_through_the_tuned_weights(tmp_path, ti
 
 def test_edit_tune_from_the_photo_with_paste_back(tmp_path, tiny_checkpoint, face_png):
     out = tmp_path / "out"
-    result = invoke("edit", face_png, *TUNE, "--locality", "-d", "sefa:1", "-s", "3",
+    result = invoke("edit", face_png, *TUNE, "--locality", "-d", "sefa:1", "-s", "3", "--save-latent",
                     "--paste-back", "--checkpoint", tiny_checkpoint, "-o", out, "--json")
     assert result.exit_code == 0, result.stderr
     outputs = records(result)[0]["outputs"]
-    assert set(outputs) >= {"face0.sefa-1+3", "sefa-1+3.pasted", "face0.aligned", "face0.alignment"}
+    assert set(outputs) >= {"face0.sefa-1+3", "sefa-1+3.pasted", "face0.aligned", "face0.alignment",
+                            "face0.sefa-1+3.latent", "face0.sefa-1+3.tuned", "face0.sefa-1+3.alignment"}
+    # the edited latent continues through the tuned weights written beside it
+    latent = Path(outputs["face0.sefa-1+3.latent"])
+    assert Path(outputs["face0.sefa-1+3.tuned"]) == latent.with_suffix(".tuned.safetensors")
+    again = invoke("edit", latent, "-d", "sefa:1", "-s", "0", "--checkpoint", tiny_checkpoint, "-o", out / "again")
+    assert again.exit_code == 0 and "rendering through" in again.output, again.output
+    (same,) = (out / "again").glob("*.png")
+    assert np.abs(png(same) - png(outputs["face0.sefa-1+3"])).max() <= 1
+    # --no-tune --overwrite of that latent's edit: the stale tuned file of the replaced output goes
+    args = ("edit", latent, "-d", "sefa:1", "-s", "0", "--checkpoint", tiny_checkpoint, "--save-latent",
+            "-o", out / "n")
+    assert invoke(*args).exit_code == 0
+    replaced = out / "n" / f"{latent.stem}_sefa-1+0.tuned.safetensors"
+    assert replaced.is_file()
+    result = invoke(*args, "--no-tune", "--overwrite", "--json")
+    assert result.exit_code == 0 and "sefa-1+0.tuned" not in records(result)[0]["outputs"], result.stderr
+    assert not replaced.exists() and (out / "n" / f"{latent.stem}_sefa-1+0.npy").is_file()
     plain = invoke("edit", face_png, "-d", "sefa:1", "-s", "3", "--checkpoint", tiny_checkpoint,
                    "-o", tmp_path / "plain", "--json")
     assert plain.exit_code == 0, plain.stderr

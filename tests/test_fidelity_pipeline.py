@@ -163,6 +163,14 @@ def test_cli_hyperstyle_invert_then_edit_the_saved_latent(tmp_path, hyperstyle_f
     assert result.exit_code == 0, result.output
     (c_png,) = (tmp_path / "s2").glob("face_*.png")
     assert np.abs(np.asarray(Image.open(c_png)).astype(int) - a).max() <= 1  # +1 twice is +2
+    # --skip-existing redoes an input whose offsets file is missing (it is one of the declared outputs)
+    edited_offsets = tmp_path / "s" / "face_steps2_sefa-1+1.hyperstyle.npz"
+    edited_offsets.unlink()
+    result = invoke("edit", out / "face_steps2.npy", *common, "-d", "sefa:1", "-s", 1, "--save-latent",
+                    "--skip-existing", "--json", "-o", tmp_path / "s")
+    (rec,) = records(result)
+    assert rec["status"] == "done" and rec["outputs"]["sefa-1+1.offsets"] == str(edited_offsets), result.output
+    assert edited_offsets.is_file()
     # a latent replaced after `invert` wrote its offsets: refused, naming the file
     code = np.load(out / "face_steps2.npy")
     np.save(out / "face_steps2.npy", code + 0.5)
@@ -207,14 +215,22 @@ def test_hyperstyle_offsets_are_tied_to_the_model_that_wrote_them(tmp_path, hype
     model.decoder = other_model.decoder
     with pytest.raises(InputError, match="another HyperStyle model or generator"):
         load_state(offsets, model)
-    # a file from before the fingerprint: refused, saying so
+    # files from before the fingerprint (1) or the latent's sha256 (2): refused, saying so
     with np.load(offsets) as data:
-        old = {k: data[k] for k in data.files if k != "model_fingerprint"}
-    old["format"] = np.array("stylecli-hyperstyle-offsets-2")
+        current = {k: data[k] for k in data.files}
+    for version, dropped in ((1, ("model_fingerprint", "latent_sha256")), (2, ("latent_sha256",))):
+        old = {k: v for k, v in current.items() if k not in dropped}
+        old["format"] = np.array(f"stylecli-hyperstyle-offsets-{version}")
+        with open(offsets, "wb") as f:
+            np.savez(f, **old)
+        result = edit(path, w_path, f"c{version}")
+        assert result.exit_code == 1 and "earlier stylecli" in result.output, result.output
+        assert "invert the photo again" in result.output
+    # the current format without the latent's sha256 is a damaged file
     with open(offsets, "wb") as f:
-        np.savez(f, **old)
-    result = edit(path, w_path, "c")
-    assert result.exit_code == 1 and "earlier stylecli" in result.output and "invert the photo again" in result.output
+        np.savez(f, **{k: v for k, v in current.items() if k != "latent_sha256"})
+    result = edit(path, w_path, "d")
+    assert result.exit_code == 1 and "unreadable HyperStyle offsets" in result.output
 
 
 def test_evaluate_compares_e4e_restyle_and_hyperstyle_in_one_table(tmp_path, monkeypatch, isolated_cache,

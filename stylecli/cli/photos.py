@@ -208,7 +208,9 @@ PasteBackOpt = Annotated[
     typer.Option("--paste-back", help="Also blend the edited face back into the original photo (with --faces all: "
                  "every chosen face, in one photo per variant, NAME_<variant>_pasted.png)."),
 ]
-SaveLatentOpt = Annotated[bool, typer.Option("--save-latent", help="Also write each edited latent (.npy).")]
+SaveLatentOpt = Annotated[bool, typer.Option(
+    "--save-latent", help="Also write each edited latent (NAME_<variant>.npy), with what `edit` needs to continue from "
+    "it: its .align.json, and the face's own generator weights (.hyperstyle.npz or .tuned.safetensors).")]
 KeepOpt = Annotated[
     str | None,
     typer.Option("--keep", help="Comma-separated directions to hold: each edit moves orthogonally to them (e.g. "
@@ -247,8 +249,8 @@ def edit(
     """Edit photos (or saved latents) along semantic directions and render the results.
 
     Images are aligned and inverted first; a .npy latent written by `invert` is edited directly (no re-encoding;
-    its .align.json makes --paste-back work, its .tuned.safetensors is used unless --no-tune). Outputs are named
-    NAME_<direction><strength>.png.
+    its .align.json makes --paste-back work, its .tuned.safetensors is used unless --no-tune, a HyperStyle
+    latent's .hyperstyle.npz always). Outputs are named NAME_<direction><strength>.png.
 
     \b
     Examples:
