@@ -128,7 +128,7 @@ class PhotoJob:
         else:
             indices = [int(which)]
         suffixed = aligned and which != "largest"
-        tuning = self._saved_tuning_record(source) if latent else None
+        tuning = {} if latent and self._renders_saved_tuning(source) else None  # (names only: not read here)
         units = [Unit(f"{stem}_face{i}" if suffixed else stem, f"face{i}." if aligned else "",
                       index=i if aligned else None, tuning=tuning) for i in indices]
         prepared = Prepared(units, found=len(units))
@@ -159,13 +159,17 @@ class PhotoJob:
                 unit.weights = load_tuned(tuned_path(source), self.editor.generator, self._fingerprint(), unit.code)
                 task.notes.append(f"rendering through {tuned_path(source)} (--no-tune ignores it)")
 
+    def _renders_saved_tuning(self, latent: Path) -> bool:
+        """Whether a saved latent renders through the tuned weights beside it."""
+        from stylecli.tuning import tuned_path
+
+        return self.tuner is None and self.saved_tuning and tuned_path(latent).is_file()
+
     def _saved_tuning_record(self, latent: Path) -> dict[str, str] | None:
         """How the weights beside a saved latent were tuned, when it renders through them (else None)."""
         from stylecli.tuning import tuned_path
 
-        if self.tuner is None and self.saved_tuning and tuned_path(latent).is_file():
-            return tuning_record(tuned_path(latent))
-        return None
+        return tuning_record(tuned_path(latent)) if self._renders_saved_tuning(latent) else None
 
     def _fingerprint(self) -> str:
         """The generator's fingerprint, computed once (saved tuned weights are checked against it)."""
@@ -264,8 +268,11 @@ class PhotoJob:
             else:
                 tuning, base = unit.tuning, (self._fingerprint() if unit.tuning is not None else None)
             written = write_photo_weights(self.editor, latent, code, weights, tuning, base, overwrite)
-            if written not in declared:
-                raise RuntimeError(f"{latent}: wrote {written}, declared {sorted(map(str, declared))}")
+            if written not in declared:  # a bug, reported for this input only (its declared outputs are removed)
+                if written is not None:
+                    written.unlink(missing_ok=True)
+                raise InputError(f"{latent}: no generator weights of the kind declared ({sorted(map(str, declared))})"
+                                 " were computed; please report this")
         for stale in {state_path(latent), tuned_path(latent)} - declared:
             if overwrite and stale.is_file():  # it would belong to the latent this run replaced
                 stale.unlink()
@@ -353,6 +360,8 @@ class InvertJob(PhotoJob):
         super().__init__(editor, options, tuner)
         if save_steps and not isinstance(editor.encoder, (ReStyleEncoder, HyperStyleEncoder)):
             raise UsageError("--save-steps: this model encodes in one pass (use a ReStyle or HyperStyle model)")
+        if save_steps and tuner is not None:
+            raise UsageError("--save-steps shows the encoder's passes; it does not combine with --tune")
         self.latent_only = latent_only
         self.save_steps = save_steps
 

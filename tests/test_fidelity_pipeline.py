@@ -171,6 +171,9 @@ def test_cli_hyperstyle_invert_then_edit_the_saved_latent(tmp_path, hyperstyle_f
     (rec,) = records(result)
     assert rec["status"] == "done" and rec["outputs"]["sefa-1+1.offsets"] == str(edited_offsets), result.output
     assert edited_offsets.is_file()
+    result = invoke("edit", out / "face_steps2.npy", *common, "-d", "sefa:1", "-s", 1, "--save-latent",
+                    "--skip-existing", "--json", "-o", tmp_path / "s")
+    assert records(result)[0]["status"] == "skipped"  # complete now
     # a latent replaced after `invert` wrote its offsets: refused, naming the file
     code = np.load(out / "face_steps2.npy")
     np.save(out / "face_steps2.npy", code + 0.5)
