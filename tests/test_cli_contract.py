@@ -196,24 +196,14 @@ def test_mix_follows_the_output_contract(tmp_path, tiny_checkpoint):
 
 
 def test_weights_import_without_a_published_hash_checks_the_architecture(tmp_path, tiny_checkpoint, monkeypatch):
-    from conftest import randomize
-
-    from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint
-
-    reg = tmp_path / "weights.toml"
-    reg.write_text('[e4e_horse]\nwhat = "t"\nkind = "checkpoint"\ndomain = "horse"\nfile = "h.pt"\nlicense = "t"\n'
-                   'sources = [{ manual = "https://example.invalid" }]\n')
-    monkeypatch.setenv("STYLECLI_WEIGHTS_TOML", str(reg))
+    _horse_registry(tmp_path, monkeypatch)
     (tmp_path / "notes.txt").write_text("not a model")
     text = invoke("weights", "import", "e4e_horse", tmp_path / "notes.txt")
     assert text.exit_code == 1 and text.stderr.count("nothing was installed") == 1
     assert text.stderr.count("notes.txt") == 1 and "cannot be e4e_horse: not a PyTorch checkpoint" in text.stderr
     wrong = invoke("weights", "import", "e4e_horse", tiny_checkpoint)  # 8 style layers, not 14
     assert wrong.exit_code == 1 and "14" in wrong.stderr and wrong.stderr.count("nothing was installed") == 1
-    config = ModelConfig(size=256, kind="e4e", style_dim=32, widths=(16, 16, 32, 32),
-                         channels={4: 16, 8: 16, 16: 16, 32: 8, 64: 8, 128: 8, 256: 8}, n_mlp=2)
-    horse = tmp_path / "horse.pt"
-    save_checkpoint(randomize(config.build()), horse, default_opts(config, dataset_type="horse_encode"))
+    horse = _horse(tmp_path, "e4e")
     ok = invoke("weights", "import", "e4e_horse", horse)
     assert ok.exit_code == 0 and "not verified against a published hash" in ok.stderr, ok.stderr
     assert invoke("weights", "import", "nosuch", horse).exit_code == 2
@@ -531,8 +521,9 @@ def test_records_note_conversions_and_cpu_batches_hold_one_face(tmp_path, tiny_c
     gray, pal = records(result)
     assert "grayscale image converted to RGB" in gray["notes"] and "palette image converted to RGB" in pal["notes"]
     assert FaceEditor.from_checkpoint(tiny_checkpoint, "cpu").batch_size == 1
-    again = invoke("edit", tmp_path / "o" / "gray.npy", "-d", "sefa:0", "--checkpoint", tiny_checkpoint, "-o",
+    first = invoke("edit", tmp_path / "o" / "gray.npy", "-d", "sefa:0", "--checkpoint", tiny_checkpoint, "-o",
                    tmp_path / "o", "-q")
+    assert first.exit_code == 0, first.stderr
     again = invoke("edit", tmp_path / "o" / "gray.npy", "-d", "sefa:0", "--checkpoint", tiny_checkpoint, "-o",
                    tmp_path / "o", "-q")
     assert again.exit_code == 1 and again.stderr.count("exists") == 1  # quiet, yet the error is said

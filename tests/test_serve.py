@@ -476,6 +476,17 @@ def test_bad_upload_is_one_line_naming_the_file(session, files):
     assert "\n" not in str(info.value) and str(files["root"]) not in str(info.value)
 
 
+def test_a_photo_over_the_pixel_limit_names_the_servers_option(session, files, monkeypatch):
+    from stylecli.errors import InputError
+
+    monkeypatch.setattr(session.backend.editor, "max_pixels", 100)
+    with pytest.raises(InputError) as info:
+        session.open(files["photo"], "big.png")  # (a name of its own: the photo is not taken from the cache)
+    said = str(info.value)
+    assert said.startswith("big.png: ") and "`stylecli serve --max-pixels`" in said, said
+    assert str(files["root"]) not in said and "\n" not in said
+
+
 def test_only_uploads_are_opened(files, tmp_path):
     """A request naming any other server path (the model, /etc/...) is refused before anything reads it."""
     from stylecli.errors import InputError

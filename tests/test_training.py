@@ -440,12 +440,6 @@ def test_a_bad_learning_rate_is_a_usage_error_before_any_work(tmp_path, flag, va
     assert not (tmp_path / "run").exists()
 
 
-def test_a_missing_data_folder_is_said_before_any_weights_are_resolved(tmp_path):
-    result = invoke("train", "--data", tmp_path / "nope", "--out", tmp_path / "run", "-q")
-    assert result.exit_code == 2 and "no such folder" in result.stderr and "download" not in result.stderr
-    assert not (tmp_path / "run").exists()
-
-
 @pytest.mark.parametrize("args, message", [
     (("--generator", "nosuch.pt"), "--generator nosuch.pt: no such file"),
     (("--generator", "sub/gen"), "--generator sub/gen: no such file"),
@@ -457,6 +451,8 @@ def test_a_missing_data_folder_is_said_before_any_weights_are_resolved(tmp_path)
     (("--data", "{tmp}/one/a0.png"), "a0.png: not a folder"),
     (("--val-data", "{tmp}/nope"), "--val-data {tmp}/nope: no such folder"),
     (("--out", "{tmp}/tiny.pt/run"), "tiny.pt is a file, not a folder"),
+    (("--out", "{tmp}/tiny.pt"), "--out {tmp}/tiny.pt: a file, not a folder; give the run folder"),
+    (("--generator", "{tmp}/one"), "--generator {tmp}/one: a folder; give the generator's .pt file"),
     (("--encoder-init", "nope.pth"), "--encoder-init nope.pth: no such file"),
     (("--optimizer", "sgd"), "--optimizer sgd: expected ranger or adam"),
     (("--resume", "{tmp}/nope"), "--resume {tmp}/nope: no such checkpoint"),

@@ -59,7 +59,7 @@ class Backend:
     @property
     def max_pixels(self) -> int | None:
         """The largest photo it reads (--max-pixels)."""
-        return getattr(self.editor, "max_pixels", None)
+        return self.editor.max_pixels
 
     @property
     def kind(self) -> str:

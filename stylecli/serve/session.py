@@ -223,7 +223,7 @@ class EditorSession:
             before = _write_png(inverted.reconstruction, folder / "reconstruction.png")
             after = _write_png(edited.image, folder / "edited.png")
         files = self._save(inverted, edited, pasted, blend, folder) if save else []
-        extra = [*inverted.choice.args, *max_pixels_args(getattr(self.backend, "max_pixels", None))]
+        extra = [*inverted.choice.args, *max_pixels_args(self.backend.max_pixels)]
         command = command_line(upload.name, inverted.index, edited.steps, paste_back, blend, edited.kept, extra)
         return Rendered(edited.image, before, after, files, command, edited.steps, split, edited.notes)
 
