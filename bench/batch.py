@@ -30,8 +30,8 @@ def main() -> None:
     from skimage import data
     from typer.testing import CliRunner
 
-    from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint
     from stylecli.cli import app
+    from stylecli.encoders.formats.e4e import ModelConfig, default_opts, save_checkpoint
     from stylecli.models.e4e import build_e4e
 
     report: dict = {"images": args.images, "torch": torch.__version__, "threads": torch.get_num_threads()}

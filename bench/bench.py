@@ -49,8 +49,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="stylecli-bench-") as tmp:
         os.environ["STYLECLI_CACHE"] = str(Path(tmp) / "cache")
-        from stylecli.checkpoint import ModelConfig, default_opts, read_checkpoint, save_checkpoint
-        from stylecli.loader import load_model
+        from stylecli.encoders.formats.e4e import ModelConfig, default_opts, save_checkpoint
+        from stylecli.encoders.loader import load_model
+        from stylecli.files.checkpoints import read_checkpoint
         from stylecli.models.e4e import build_e4e
 
         torch.manual_seed(0)

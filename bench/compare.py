@@ -115,7 +115,7 @@ def worker(formulation: str, heap: str, out: Path, repeats: int, batch: int, bf1
             report[f"batch{batch}_seconds_per_image"] = per_image
             report[f"batch{batch}_throughput_vs_batch1"] = (report["encode_s"] + report["synthesize_s"]) / per_image
     if bf16 and formulation == "fast":
-        from stylecli.pipeline import precision_context, to_uint8
+        from stylecli.pipeline.editor import precision_context, to_uint8
 
         with torch.inference_mode(), precision_context(torch.device("cpu"), "bf16"):
             report["bf16_encode_s"] = median_time(lambda: model.encode(x1), 1)
@@ -139,8 +139,8 @@ def run_variant(name: str, tmp: Path, args: argparse.Namespace) -> dict:
 
 
 def load_times(tmp: Path) -> dict:
-    from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint
-    from stylecli.loader import load_model
+    from stylecli.encoders.formats.e4e import ModelConfig, default_opts, save_checkpoint
+    from stylecli.encoders.loader import load_model
 
     os.environ["STYLECLI_CACHE"] = str(tmp / "cache")
     path = tmp / "e4e.pt"
@@ -166,7 +166,8 @@ def cli_one_image(tmp: Path) -> dict:
     subprocess.run(cmd, check=True, capture_output=True)
     total = time.perf_counter() - start
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import torch, stylecli.pipeline, stylecli.loader"], check=True)
+    imports = "import torch, stylecli.pipeline.editor, stylecli.encoders.loader"
+    subprocess.run([sys.executable, "-c", imports], check=True)
     return {"cli_invert_one_image_cached_s": total, "cli_imports_s": time.perf_counter() - start}
 
 

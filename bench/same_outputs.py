@@ -9,6 +9,8 @@ after a change and compare the two JSON files.
     python bench/same_outputs.py run /tmp/same after.json
     python bench/same_outputs.py compare before.json after.json
 
+Run both in the same folder: the alignment sidecars record the photo's absolute path.
+
 `make` builds tiny random models of the real architectures (e4e, ReStyle, HyperStyle) in their official
 formats with the test suite's helpers, a real photo (scikit-image's astronaut), an aligned crop and direction
 files. `run` calls the CLI in a fresh process per command, offline; `--tune` uses a deterministic stand-in for
@@ -34,7 +36,7 @@ import importlib, sys
 import torch
 def stand_in(device):
     return lambda a, b: (a - b).abs().mean(dim=(1, 2, 3))
-for name in ("stylecli.metric_nets", "stylecli.models.networks", "stylecli.registry.networks"):
+for name in ("stylecli.metric_nets", "stylecli.registry.networks"):
     try:
         module = importlib.import_module(name)
     except ImportError:
@@ -104,7 +106,7 @@ def tensor_sums(path: Path) -> dict[str, float]:
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
-        return {k: float(f.get_tensor(k).double().abs().sum()) for k in f.keys()}
+        return {k: float(f.get_tensor(k).double().abs().sum()) for k in f.keys()}  # noqa: SIM118 - not a dict
 
 
 def run(folder: Path, out_json: Path) -> None:

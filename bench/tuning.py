@@ -51,7 +51,7 @@ def lpips_fn():
     """(function, 'pretrained' | 'random backbone')."""
     import torch
 
-    from stylecli.metric_nets import lpips_model
+    from stylecli.registry.networks import lpips_model
 
     if (Path(torch.hub.get_dir()) / "checkpoints" / "alexnet-owt-7be5be79.pth").is_file():
         return lpips_model(torch.device("cpu")), "pretrained"

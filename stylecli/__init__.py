@@ -16,18 +16,18 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "FaceEditor": "stylecli.pipeline",
-    "PhotoResult": "stylecli.results",
-    "FaceResult": "stylecli.results",
-    "EditedFace": "stylecli.results",
-    "Variant": "stylecli.results",
-    "Encoded": "stylecli.encoders",
-    "Encoder": "stylecli.encoders",
-    "GeneratorWeights": "stylecli.encoders",
-    "load_model": "stylecli.loader",
-    "load_generator": "stylecli.loader",
-    "save_checkpoint": "stylecli.checkpoint",
-    "read_image": "stylecli.images",
+    "FaceEditor": "stylecli.pipeline.editor",
+    "PhotoResult": "stylecli.pipeline.results",
+    "FaceResult": "stylecli.pipeline.results",
+    "EditedFace": "stylecli.pipeline.results",
+    "Variant": "stylecli.pipeline.results",
+    "Encoded": "stylecli.encoders.base",
+    "Encoder": "stylecli.encoders.base",
+    "GeneratorWeights": "stylecli.encoders.base",
+    "load_model": "stylecli.encoders.loader",
+    "load_generator": "stylecli.encoders.loader",
+    "save_checkpoint": "stylecli.encoders.formats.e4e",
+    "read_image": "stylecli.files.images",
     "StyleCliError": "stylecli.errors",
 }
 

@@ -14,6 +14,8 @@ PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float
 class DeviceError(StyleCliError):
     """An unavailable device or precision: a usage error, said once before any input is read."""
 
+    exit_code = 2
+
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """'auto' picks CUDA, then MPS, then CPU; asking for an absent accelerator is an error."""

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
-# Offline and isolated before anything imports huggingface_hub (it reads these at import time).
+# Offline and isolated before anything imports huggingface_hub (it reads these at import time); the folders made
+# here are removed when the session ends (pytest_unconfigure).
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="stylecli-hf-"))
-os.environ.setdefault("STYLECLI_CACHE", tempfile.mkdtemp(prefix="stylecli-cache-"))
+_SESSION_FOLDERS: list[str] = []
+for _var, _prefix in (("HF_HOME", "stylecli-hf-"), ("STYLECLI_CACHE", "stylecli-cache-")):
+    if not os.environ.get(_var):
+        os.environ[_var] = tempfile.mkdtemp(prefix=_prefix)
+        _SESSION_FOLDERS.append(os.environ[_var])
 
 from pathlib import Path  # noqa: E402
 
@@ -16,7 +21,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint  # noqa: E402
+from stylecli.encoders.formats.e4e import ModelConfig, default_opts, save_checkpoint  # noqa: E402
 from stylecli.models.e4e import E4E  # noqa: E402
 
 TINY_CHANNELS = {4: 32, 8: 32, 16: 16, 32: 16}
@@ -55,6 +60,11 @@ def tiny_model(kind: str = "e4e", seed: int = 0, size: int = 32) -> E4E:
     return model.eval()
 
 
+def pytest_unconfigure(config) -> None:
+    for folder in _SESSION_FOLDERS:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
     """Each test gets its own stylecli cache and Hub cache."""
@@ -66,24 +76,29 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return root
 
 
-@pytest.fixture
-def tiny_checkpoint(tmp_path) -> Path:
-    """An official-format e4e checkpoint of a tiny 32-px configuration."""
-    path = tmp_path / "tiny_e4e.pt"
-    save_checkpoint(tiny_model(), path, default_opts(tiny_config()))
-    return path
-
-
-@pytest.fixture
-def face_png(tmp_path) -> Path:
-    """A real photo (scikit-image's astronaut), cropped around the face and resized to 256x256."""
+@pytest.fixture(scope="session")
+def session_files(tmp_path_factory) -> Path:
+    """The files that tiny_checkpoint and face_png copy (made once: the same bytes for every test)."""
     from PIL import Image
     from skimage import data
 
+    root = tmp_path_factory.mktemp("session_files")
+    save_checkpoint(tiny_model(), root / "tiny_e4e.pt", default_opts(tiny_config()))
     img = Image.fromarray(data.astronaut()).crop((140, 20, 300, 180)).resize((256, 256), Image.BILINEAR)
-    path = tmp_path / "face.png"
-    img.save(path)
-    return path
+    img.save(root / "face.png")
+    return root
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path, session_files) -> Path:
+    """An official-format e4e checkpoint of a tiny 32-px configuration (the test's own copy)."""
+    return Path(shutil.copyfile(session_files / "tiny_e4e.pt", tmp_path / "tiny_e4e.pt"))
+
+
+@pytest.fixture
+def face_png(tmp_path, session_files) -> Path:
+    """A real photo (scikit-image's astronaut), cropped around the face and resized to 256x256 (the test's copy)."""
+    return Path(shutil.copyfile(session_files / "face.png", tmp_path / "face.png"))
 
 
 def shifted_faces(folder: Path, face_png: Path, count: int, step: int, prefix: str, axis: int = 1) -> Path:
@@ -96,3 +111,18 @@ def shifted_faces(folder: Path, face_png: Path, count: int, step: int, prefix: s
     for i in range(count):
         Image.fromarray(np.roll(src, step * i, axis=axis)).save(folder / f"{prefix}{i:0{width}d}.png")
     return folder
+
+
+@pytest.fixture
+def offline_lpips(monkeypatch):
+    """The real LPIPS heads on a random AlexNet backbone (torchvision's pretrained one would be downloaded)."""
+    import warnings
+
+    lpips = pytest.importorskip("lpips")
+    from stylecli.models.lpips import LPIPSDistance
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval().requires_grad_(False)
+    monkeypatch.setattr("stylecli.registry.networks.lpips_model", lambda device: LPIPSDistance(net))

@@ -15,5 +15,5 @@ def pixel_distance(a: Tensor, b: Tensor) -> Tensor:
 
 
 def stand_in_lpips(device) -> object:
-    """What `stylecli.metric_nets.lpips_model(device)` returns: a distance between image batches."""
+    """What `stylecli.registry.networks.lpips_model(device)` returns: a distance between image batches."""
     return pixel_distance

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from stylecli import atomic
 from stylecli.errors import InputError
-from stylecli.images import write_png
+from stylecli.files import atomic
+from stylecli.files.images import write_png
 
 
 @pytest.fixture(params=[errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV], ids=errno.errorcode.get)
@@ -79,8 +79,8 @@ KILLED_BEFORE_THE_RENAME = """
 import errno, os, sys
 from pathlib import Path
 import numpy as np
-from stylecli import atomic
-from stylecli.images import write_png
+from stylecli.files import atomic
+from stylecli.files.images import write_png
 
 def refuse(*args, **kwargs):
     raise OSError(errno.EPERM, "no hard links")

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import shifted_faces
+from helpers import invoke, records
 from PIL import Image
-from test_cli import invoke, records
 
-from stylecli.inputs import expand_inputs, shard_of, take_shard
-from stylecli.progress import Reporter
-from stylecli.runner import Summary
+from stylecli.batch.inputs import expand_inputs, shard_of, take_shard
+from stylecli.batch.progress import Reporter
+from stylecli.batch.runner import Summary
 
 
 @pytest.fixture
@@ -27,6 +27,7 @@ def folder(tmp_path, face_png):
     return d
 
 
+@pytest.mark.slow
 def test_stdin_kill_then_resume_does_every_good_input_once(tmp_path, folder, tiny_checkpoint):
     out = tmp_path / "out"
     listing = "".join(f"{p}\n" for p in sorted(folder.iterdir()))

@@ -7,8 +7,9 @@ import pytest
 import torch
 from conftest import tiny_config, tiny_model
 
-from stylecli.checkpoint import CheckpointError, default_opts, read_checkpoint, save_checkpoint
-from stylecli.loader import converted_path, load_generator, load_model
+from stylecli.encoders.formats.e4e import CheckpointError, default_opts, save_checkpoint
+from stylecli.encoders.loader import converted_path, load_generator, load_model
+from stylecli.files.checkpoints import read_checkpoint
 
 
 def official_dict(model, kind="e4e"):

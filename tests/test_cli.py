@@ -9,21 +9,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_model
+from helpers import invoke, records
 from PIL import Image
-from typer.testing import CliRunner
 
-from stylecli.cli import app
-from stylecli.pipeline import preprocess, to_uint8
-
-runner = CliRunner()
-
-
-def invoke(*args, input=None):
-    return runner.invoke(app, [str(a) for a in args], input=input)
-
-
-def records(result):
-    return [json.loads(line) for line in result.stdout.splitlines()]
+from stylecli.pipeline.editor import preprocess, to_uint8
 
 
 def test_invert_writes_latent_and_image_matching_the_model(tmp_path, tiny_checkpoint, face_png):
@@ -213,18 +202,26 @@ def test_align_every_face_no_face_is_a_per_file_error(tmp_path, photos):
     assert not list(out.glob("wall*"))
 
 
-def test_precision_option(tmp_path, tiny_checkpoint, face_png):
-    from stylecli.pipeline import cpu_supports
-
+@pytest.mark.parametrize("native_bf16", [True, False], ids=["cpu-with-bf16", "cpu-without-bf16"])
+def test_precision_option_depends_on_the_cpu(tmp_path, tiny_checkpoint, face_png, monkeypatch, native_bf16):
+    """bf16 on the CPU runs where oneDNN has native kernels (AMX / AVX512-BF16) and is refused elsewhere: both
+    branches, whatever this machine's CPU (`cpu_supports` is looked up in stylecli.devices)."""
+    monkeypatch.setattr("stylecli.devices.cpu_supports", lambda precision: native_bf16)
     args = ("invert", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "-o", tmp_path / "o", "--json")
     result = invoke(*args, "--precision", "bf16", "--device", "cpu")
-    if cpu_supports("bf16"):
-        assert result.exit_code == 0
-        code16 = np.load(tmp_path / "o" / "face.npy")
-        assert invoke(*args, "--overwrite").exit_code == 0
-        assert np.abs(np.load(tmp_path / "o" / "face.npy") - code16).max() < 0.5
+    if native_bf16:
+        assert result.exit_code == 0, result.stderr
+        (rec16,) = records(result)
+        assert rec16["outputs"]["latent"] == str(tmp_path / "o" / "face_bf16.npy")  # the name says bf16
+        fp32 = invoke(*args)
+        assert fp32.exit_code == 0, fp32.stderr
+        (rec32,) = records(fp32)
+        assert rec32["outputs"]["latent"] == str(tmp_path / "o" / "face.npy")
+        code16, code32 = np.load(rec16["outputs"]["latent"]), np.load(rec32["outputs"]["latent"])
+        assert 0 < np.abs(code32 - code16).max() < 0.5  # autocast ran: close to fp32, not equal
     else:
         assert result.exit_code == 2 and "no native bf16" in result.stderr
+        assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
     assert invoke(*args, "--precision", "fp8").exit_code == 2
 
 
@@ -241,7 +238,7 @@ def test_weights_verify_reports_a_changed_file_and_tables_render(tmp_path, monke
     assert invoke("weights", "import", "m", f).exit_code == 0
     ok = invoke("weights", "verify", "m")
     assert ok.exit_code == 0 and "m: ok" in ok.stderr
-    from stylecli import weights
+    from stylecli.registry import weights
 
     weights.local_copy(weights.get_entry("m")).write_bytes(b"tampered!!!")
     bad = invoke("weights", "verify", "m")

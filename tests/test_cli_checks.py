@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import invoke
 from PIL import Image
-from test_cli import invoke
 
 
 @pytest.fixture
 def no_model(monkeypatch):
     """No model may be resolved (nothing is cached here: resolving one would mean a download)."""
-    from stylecli import weights
+    from stylecli.registry import weights
 
     resolved = []
 
@@ -68,18 +68,18 @@ def test_mix_finds_usage_errors_before_the_model_loads(tmp_path, codes, no_model
 
 
 def test_mix_keeps_the_first_photos_generator_weights(tmp_path, tiny_checkpoint, face_png, monkeypatch):
-    from test_pipeline import Tuned
+    from helpers import Tuned
 
     from stylecli.cli import photos
     from stylecli.editing.mixing import mix
-    from stylecli.jobs import face_code
-    from stylecli.pipeline import FaceEditor
+    from stylecli.pipeline.editor import FaceEditor
+    from stylecli.pipeline.sources import source_code
 
     editor = FaceEditor.from_checkpoint(tiny_checkpoint, "cpu")
     editor.encoder = Tuned(editor)
     other = tmp_path / "other.png"
     Image.fromarray(np.roll(np.asarray(Image.open(face_png)), 40, axis=1)).save(other)
-    first, second = face_code(editor, face_png, align=False), face_code(editor, other, align=False)
+    first, second = source_code(editor, face_png, align=False), source_code(editor, other, align=False)
     assert first.codes.shape == (1, 8, 32) and len(first.weights) == 1 and first.weights[0] is not None
     monkeypatch.setattr(photos, "make_editor", lambda *args, **kwargs: editor)
     result = invoke("mix", face_png, other, "--no-align", "--checkpoint", tiny_checkpoint, "--layers", "4-7", "-o",
@@ -92,16 +92,18 @@ def test_mix_keeps_the_first_photos_generator_weights(tmp_path, tiny_checkpoint,
 
 
 def test_every_error_line_has_one_form():
-    """Error lines are formatted by cli.common.error_line alone (the progress reporter, weights and evaluate
-    commands included)."""
+    """Error, note and warning lines are formatted in stylecli/errors.py alone (the progress reporter, weights
+    and evaluate commands included)."""
     import stylecli
-    from stylecli.cli.common import error_line
+    from stylecli.errors import error_line, note_line, warning_line
 
     assert error_line("x.png: no such file") == "stylecli: error: x.png: no such file"
+    assert (note_line("a"), warning_line("b")) == ("stylecli: note: a", "stylecli: warning: b")
     root = Path(stylecli.__file__).parent
     for path in root.rglob("*.py"):
-        if path != root / "cli" / "common.py":
-            assert "stylecli: error" not in path.read_text(), path
+        if path != root / "errors.py":
+            for form in ("stylecli: error", "stylecli: note", "stylecli: warning"):
+                assert form not in path.read_text(), (path, form)
     result = invoke("weights", "pull", "nosuch")
     assert result.exit_code == 2 and result.stderr.startswith(error_line("unknown weights name 'nosuch'"))
 

@@ -8,13 +8,38 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import invoke, records
 from PIL import Image
-from test_cli import invoke, records
 
 
 def clean(result) -> bool:
-    """Ended by the CLI itself (an exit code), not by an exception escaping it (a traceback for a user)."""
-    return result.exception is None or isinstance(result.exception, SystemExit)
+    """Ended by the CLI itself (an exit code), not by an exception it did not expect (which the CLI says in one
+    line too, as `unexpected TYPE: ...`, pointing at STYLECLI_DEBUG)."""
+    return (result.exception is None or isinstance(result.exception, SystemExit)) \
+        and "STYLECLI_DEBUG=1 shows the traceback" not in result.stderr
+
+
+def test_an_unexpected_error_is_one_line_and_stylecli_debug_shows_its_traceback(monkeypatch):
+    from stylecli.cli import photos
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(photos, "expand_paths", broken)
+    result = invoke("invert", "x.png")
+    assert result.exit_code == 1 and not clean(result)
+    assert result.stderr == "stylecli: error: unexpected RuntimeError: boom (STYLECLI_DEBUG=1 shows the traceback)\n"
+    monkeypatch.setenv("STYLECLI_DEBUG", "1")
+    debug = invoke("invert", "x.png")
+    assert debug.exit_code == 1 and debug.stderr.startswith("Traceback (most recent call last):")
+    assert 'raise RuntimeError("boom")' in debug.stderr
+    assert debug.stderr.endswith("\nstylecli: error: unexpected RuntimeError: boom\n")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(photos, "expand_paths", interrupted)
+    assert invoke("invert", "x.png").exit_code == 130  # Ctrl-C
 
 
 def test_quiet_silences_progress_but_never_errors(tmp_path, tiny_checkpoint, face_png):
@@ -72,7 +97,7 @@ def test_usage_errors_exit_2_said_once_before_inputs(tmp_path, tiny_checkpoint, 
 
 
 def test_layers_of_a_registry_model_are_checked_before_it_is_downloaded(tmp_path, face_png, monkeypatch):
-    from stylecli import weights
+    from stylecli.registry import weights
 
     monkeypatch.setattr(weights, "resolve", lambda *a, **k: pytest.fail("a model was resolved"))
     result = invoke("edit", face_png, "-d", "age", "--layers", "0-18", "--model", "e4e_ffhq", "-o", tmp_path / "o")
@@ -114,7 +139,7 @@ def test_output_files_of_options_are_checked_before_any_work(tmp_path, tiny_chec
 
 
 def test_output_folder_is_checked_before_the_model_loads(tmp_path, face_png, monkeypatch):
-    from stylecli import weights
+    from stylecli.registry import weights
 
     monkeypatch.setattr(weights, "resolve", lambda *a, **k: pytest.fail("a model was resolved"))
     (tmp_path / "file").write_text("x")
@@ -130,7 +155,7 @@ def test_output_folder_is_checked_before_the_model_loads(tmp_path, face_png, mon
 
 
 def test_a_sweep_is_capped_before_any_work(tmp_path, face_png, monkeypatch):
-    from stylecli import weights
+    from stylecli.registry import weights
 
     monkeypatch.setattr(weights, "resolve", lambda *a, **k: pytest.fail("a model was resolved"))
     result = invoke("edit", face_png, "-d", "age", "--sweep", "-4:4:1000", "-o", tmp_path / "o")
@@ -222,7 +247,7 @@ def _horse(tmp_path, kind: str) -> Path:
     """A 256-px (14 style layers) checkpoint of `kind` trained on horses, tiny otherwise."""
     from conftest import randomize
 
-    from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint
+    from stylecli.encoders.formats.e4e import ModelConfig, default_opts, save_checkpoint
 
     config = ModelConfig(size=256, kind=kind, style_dim=32, widths=(16, 16, 32, 32),
                          channels={4: 16, 8: 16, 16: 16, 32: 8, 64: 8, 128: 8, 256: 8}, n_mlp=2)
@@ -232,7 +257,7 @@ def _horse(tmp_path, kind: str) -> Path:
 
 
 def test_weights_import_refuses_a_psp_file_for_an_e4e_entry_and_back(tmp_path, monkeypatch):
-    from stylecli import weights
+    from stylecli.registry import weights
 
     _horse_registry(tmp_path, monkeypatch)
     e4e, psp = _horse(tmp_path, "e4e"), _horse(tmp_path, "psp")
@@ -250,7 +275,7 @@ def test_weights_import_refuses_a_psp_file_for_an_e4e_entry_and_back(tmp_path, m
 def test_weights_verify_checks_the_hash_recorded_at_import(tmp_path, monkeypatch):
     import hashlib
 
-    from stylecli import weights
+    from stylecli.registry import weights
 
     _horse_registry(tmp_path, monkeypatch)
     horse = _horse(tmp_path, "e4e")
@@ -272,7 +297,7 @@ def test_weights_verify_checks_the_hash_recorded_at_import(tmp_path, monkeypatch
 
 
 def test_weights_verify_refuses_an_unknown_name_before_any_hashing(monkeypatch):
-    from stylecli import weights
+    from stylecli.registry import weights
 
     hashed = []
     monkeypatch.setattr(weights, "sha256_file", lambda path, progress=None: hashed.append(path) or "0" * 64)
@@ -297,7 +322,7 @@ def test_a_cache_that_cannot_be_written_is_one_line(tmp_path, monkeypatch):
 
 
 def test_evaluate_out_of_the_box(tmp_path, tiny_checkpoint, face_png, monkeypatch):
-    from stylecli import evaluation
+    from stylecli.evaluation import driver as evaluation
 
     real = evaluation.missing_package
     monkeypatch.setattr(evaluation, "missing_package", lambda m: "pip install 'stylecli[eval]'" if m in (
@@ -348,7 +373,7 @@ def test_an_image_given_as_checkpoint_is_named_as_such(tmp_path, face_png):
 
 
 def test_conversions_are_noted_and_an_empty_folder_is_named(tmp_path, face_png):
-    from stylecli.images import read_image
+    from stylecli.files.images import read_image
 
     Image.open(face_png).convert("L").save(tmp_path / "grey.png")
     Image.open(face_png).convert("P").save(tmp_path / "pal.png")
@@ -440,7 +465,7 @@ def test_help_placeholders_are_plain_words():
 def test_directions_lists_what_fits_a_local_checkpoint(tmp_path, tiny_checkpoint):
     from conftest import tiny_config, tiny_model
 
-    from stylecli.checkpoint import default_opts, save_checkpoint
+    from stylecli.encoders.formats.e4e import default_opts, save_checkpoint
 
     cars = tmp_path / "cars.pt"
     save_checkpoint(tiny_model(), cars, default_opts(tiny_config(), dataset_type="cars_encode"))
@@ -458,7 +483,7 @@ def test_directions_lists_what_fits_a_local_checkpoint(tmp_path, tiny_checkpoint
 def test_direction_defaults_and_bad_files_are_said_plainly(tmp_path, tiny_checkpoint, capsys):
     from types import SimpleNamespace
 
-    from test_editing import real_format_pca
+    from helpers import real_format_pca
 
     from stylecli.cli.photos import edit_plan, resolve_plan
     from stylecli.editing.resolve import resolve_edit
@@ -496,23 +521,8 @@ def test_damaged_checkpoints_and_lec_edits_are_named_plainly(tmp_path, tiny_chec
     assert lec.exit_code == 2 and "--lec-edit sefa:99: only" in lec.stderr
 
 
-def test_model_settings_that_change_the_pixels_are_in_the_names():
-    from types import SimpleNamespace
-
-    from stylecli.jobs import settings_tag
-    from stylecli.tuning.pti import TuningConfig
-    from stylecli.tuning.stage import Tuner
-
-    plain = SimpleNamespace(encoder=SimpleNamespace(), precision="fp32")
-    assert settings_tag(plain, None) == "" and settings_tag(plain, Tuner()) == "_tuned"
-    restyle = SimpleNamespace(encoder=SimpleNamespace(steps=3), precision="bf16")
-    tuner = Tuner(TuningConfig(steps=100, lr=0.01, locality=True), pivot="project")
-    assert settings_tag(restyle, tuner) == "_steps3_bf16_tuned-s100-lr0.01-locality-project"
-    assert settings_tag(SimpleNamespace(encoder=SimpleNamespace(steps=5), precision="fp32"), None) == ""
-
-
 def test_records_note_conversions_and_cpu_batches_hold_one_face(tmp_path, tiny_checkpoint, face_png):
-    from stylecli.pipeline import FaceEditor
+    from stylecli.pipeline.editor import FaceEditor
 
     Image.open(face_png).convert("L").save(tmp_path / "gray.png")
     Image.open(face_png).convert("P").save(tmp_path / "pal.png")

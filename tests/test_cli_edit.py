@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_model
+from helpers import invoke, records
 from PIL import Image
-from test_cli import invoke, records
 
-from stylecli.pipeline import to_uint8
+from stylecli.pipeline.editor import to_uint8
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_edit_from_image_with_registry_direction(tmp_path, tiny_checkpoint, face
     assert set(rec["outputs"]) == {"age+2", "age+2.latent"}
     edited = np.load(out / "face_age+2.npy")
     model = tiny_model()
-    from stylecli.pipeline import preprocess
+    from stylecli.pipeline.editor import preprocess
 
     with torch.no_grad():
         code = model.encode(preprocess(np.asarray(Image.open(face_png).convert("RGB")))[None])
@@ -100,6 +100,7 @@ def test_paste_back_from_image_and_from_saved_latent(tmp_path, tiny_checkpoint):
     assert result.exit_code == 1 and ".align.json" in records(result)[0]["error"]
 
 
+@pytest.mark.slow
 def test_paste_back_of_every_face_gives_one_photo_per_variant(tmp_path, tiny_checkpoint):
     pytest.importorskip("dlib")
     from skimage import data

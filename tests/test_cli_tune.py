@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import tiny_config, tiny_model
+from helpers import invoke, records
 from PIL import Image
-from test_cli import invoke, records
 
-from stylecli.checkpoint import default_opts, save_checkpoint
 from stylecli.editing.sefa import sefa_directions
-from stylecli.models.lpips import LPIPSDistance
-from stylecli.pipeline import to_uint8
+from stylecli.encoders.formats.e4e import default_opts, save_checkpoint
+from stylecli.pipeline.editor import to_uint8
 from stylecli.tuning import load_tuned, render
 
 TUNE = ("--tune", "--tune-steps", "5", "--tune-lr", "1e-2", "--tune-lpips-stop", "0")
 STEM = "face_tuned-s5-lr0.01-stop0"  # the tuning settings are in the output names
 
 
-@pytest.fixture(autouse=True)
-def offline_lpips(monkeypatch):
-    """The real LPIPS heads on a random AlexNet backbone (torchvision's pretrained one would be downloaded)."""
-    lpips = pytest.importorskip("lpips")
-    torch.manual_seed(0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False).eval().requires_grad_(False)
-    monkeypatch.setattr("stylecli.metric_nets.lpips_model", lambda device: LPIPSDistance(net))
+pytestmark = pytest.mark.usefixtures("offline_lpips")
 
 
 def png(path) -> np.ndarray:
@@ -42,6 +32,7 @@ def rendered(generator, code, weights=None) -> np.ndarray:
         return to_uint8(render(generator, torch.as_tensor(code)[None], weights))[0].astype(int)
 
 
+@pytest.mark.slow
 def test_invert_tune_then_edit_the_latent_through_the_tuned_weights(tmp_path, tiny_checkpoint, face_png):
     out = tmp_path / "out"
     result = invoke("invert", face_png, *TUNE, "--checkpoint", tiny_checkpoint, "-o", out, "--json")
@@ -101,6 +92,7 @@ def test_invert_tune_then_edit_the_latent_through_the_tuned_weights(tmp_path, ti
     assert result.exit_code == 1 and "tuned for another latent" in records(result)[0]["error"]
 
 
+@pytest.mark.slow
 def test_edit_tune_from_the_photo_with_paste_back(tmp_path, tiny_checkpoint, face_png):
     out = tmp_path / "out"
     result = invoke("edit", face_png, *TUNE, "--locality", "-d", "sefa:1", "-s", "3", "--save-latent",
@@ -144,7 +136,7 @@ def test_tuning_options_need_tune(tmp_path, face_png):
 
 
 def test_face_editor_tunes_between_encoding_and_editing(tiny_checkpoint, face_png):
-    from stylecli.pipeline import FaceEditor
+    from stylecli.pipeline.editor import FaceEditor
     from stylecli.tuning import ProjectionConfig, TuningConfig
     from stylecli.tuning.stage import Tuner
 

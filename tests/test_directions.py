@@ -10,19 +10,18 @@ import pytest
 import torch
 import torch.serialization as ts
 from conftest import shifted_faces, tiny_model
+from helpers import invoke, official_ganspace, real_format_pca
 from PIL import Image, ImageFont
-from test_cli import invoke
-from test_editing import official_ganspace, real_format_pca
 
-from stylecli import weights
 from stylecli.editing import resolve_edit
 from stylecli.editing.base import EditError
 from stylecli.editing.catalog import check_domain, model_domain, named_directions
 from stylecli.editing.conditional import condition, condition_edits, conditioned_edit
 from stylecli.editing.ganspace import NAMED_EDITS, ganspace_edit
 from stylecli.editing.interfacegan import DirectionEdit
-from stylecli.pipeline import to_uint8
-from stylecli.sheets import LABEL_HEIGHT
+from stylecli.files.sheets import LABEL_HEIGHT
+from stylecli.pipeline.editor import to_uint8
+from stylecli.registry import weights
 
 NADA = {
     "gender": "c402b7f02285609cb14894d5b2d18a3276f8dc25c8d24d8859547ec937809fe9",
@@ -263,6 +262,7 @@ def test_learn_refuses_too_few_examples_and_warns_on_poor_accuracy(tmp_path):
     assert missing.exit_code == 2 and "gone.jpg: no such file or folder" in missing.stderr
 
 
+@pytest.mark.slow
 def test_learn_from_photos_end_to_end(tmp_path, tiny_checkpoint, face_png):
     """Bright versus dark crops, inverted by a tiny e4e: a direction of the model's width, from the photos."""
     pos = shifted_faces(tmp_path / "bright", face_png, 5, 9, "b")
@@ -280,7 +280,7 @@ def test_learn_from_photos_end_to_end(tmp_path, tiny_checkpoint, face_png):
     side = json.loads((tmp_path / "bright.npy.json").read_text())
     assert (side["positive"], side["negative"]) == (5, 5) and side["model"] == str(tiny_checkpoint)
     # The codes the same weights give the photos: the direction points from the dark ones to the bright ones.
-    from stylecli.pipeline import FaceEditor
+    from stylecli.pipeline.editor import FaceEditor
 
     photos = [np.asarray(Image.open(p)) for p in (pos / "b0.png", neg / "d0.png", neg / "d3.png")]
     codes = FaceEditor.from_checkpoint(tiny_checkpoint, "cpu").encode(photos).codes.numpy().mean(axis=1)
@@ -362,7 +362,7 @@ def test_edit_keep_end_to_end(tmp_path, tiny_checkpoint):
 
 
 def test_face_editor_keeps_directions(tmp_path, tiny_checkpoint, face_png):
-    from stylecli.pipeline import FaceEditor
+    from stylecli.pipeline.editor import FaceEditor
 
     editor = FaceEditor.from_checkpoint(tiny_checkpoint, "cpu")
     np.save(tmp_path / "d.npy", unit((1, 32), 15).numpy() * 2)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import tiny_model
+from helpers import official_ganspace, real_format_pca
 
 from stylecli.editing import apply_edits, parse_layers, resolve_edit
 from stylecli.editing.base import EditError
@@ -11,15 +12,6 @@ from stylecli.editing.ganspace import NAMED_EDITS, ganspace_edit, load_pca
 from stylecli.editing.interfacegan import DirectionEdit, load_direction
 from stylecli.editing.mixing import mix
 from stylecli.editing.sefa import modulation_weights, sefa_directions
-
-
-def real_format_pca(path, dim=512, n=80, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    comp = torch.randn(n, 1, dim, generator=gen)
-    comp = comp / comp.norm(dim=-1, keepdim=True)
-    pca = {"mean": torch.randn(1, dim, generator=gen), "comp": comp, "std": torch.rand(n, generator=gen) + 0.5}
-    torch.save(pca, path)
-    return pca
 
 
 def test_interfacegan_adds_the_direction_to_every_layer(tmp_path):
@@ -59,17 +51,6 @@ def test_user_direction_file_shapes(tmp_path):
         load_direction(tmp_path / "bad.npy")
     with pytest.raises(EditError, match="no such direction file"):
         resolve_edit(str(tmp_path / "missing.pt"), 18)
-
-
-def official_ganspace(latent, pca, idx, start, end, strength):
-    """The published GANSpace edit, written out for one latent [n, 512] with numpy."""
-    mean, comp, std = pca["mean"].numpy(), pca["comp"].numpy(), pca["std"].numpy()
-    centred = latent - mean
-    coord = float((centred[0].reshape(-1) * comp[idx].reshape(-1)).sum() / std[idx])
-    delta = (strength - coord) * comp[idx] * std[idx]
-    out = latent.copy()
-    out[start:end] += np.repeat(delta, end - start, axis=0)
-    return out
 
 
 @pytest.mark.parametrize("name", list(NAMED_EDITS["ffhq_pca"]))

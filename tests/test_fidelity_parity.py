@@ -19,28 +19,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import reference_dir
 from PIL import Image
 
 from stylecli.models.hyperstyle import generator_layers
 from stylecli.models.restyle import pool
-from stylecli.pipeline import preprocess, to_uint8
+from stylecli.pipeline.editor import preprocess, to_uint8
+
+pytestmark = pytest.mark.slow  # full-size official models on the CPU
 
 FULL = os.environ.get("STYLECLI_FULL_REFERENCE") == "1"
-SHARED_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared"))
-
-
-def reference_dir(env: str, sub: str) -> Path | None:
-    if os.environ.get(env):
-        path = Path(os.environ[env])
-        return path if path.is_dir() else None
-    for base in SHARED_CANDIDATES:
-        if (base / "reference" / "fidelity" / sub).is_dir():
-            return base / "reference" / "fidelity" / sub
-    return None
-
-
-RESTYLE_REF = reference_dir("STYLECLI_RESTYLE_REFERENCE", "restyle")
-HYPERSTYLE_REF = reference_dir("STYLECLI_HYPERSTYLE_REFERENCE", "hyperstyle")
 
 
 def build_checkpoint(ref: Path, folder: Path) -> Path:
@@ -48,8 +36,7 @@ def build_checkpoint(ref: Path, folder: Path) -> Path:
     fixture = json.loads((ref / "fixture.json").read_text())
     recipe = ref.parent / "recipe.py"
     if not recipe.is_file():
-        recipe = next(b / "reference/fidelity/recipe.py" for b in SHARED_CANDIDATES
-                      if (b / "reference/fidelity/recipe.py").is_file())
+        recipe = reference_dir("fidelity/recipe.py")
     out = folder / f"{fixture['kind']}.pt"
     subprocess.run([sys.executable, str(recipe), fixture["kind"], str(out), "--seed", str(fixture.get("seed", 0))],
                    check=True, capture_output=True, text=True)
@@ -71,19 +58,20 @@ def report(capsys, name: str, values: dict) -> None:
         print(f"\n{name} max deviations vs the official code:", json.dumps(values))
 
 
-@pytest.mark.skipif(RESTYLE_REF is None, reason="the ReStyle reference folder is absent")
 def test_restyle_matches_the_official_code(tmp_path, capsys):
-    from stylecli.restyle_checkpoint import load_restyle
+    from stylecli.encoders.formats.restyle import load_restyle
 
-    model = load_restyle(build_checkpoint(RESTYLE_REF, tmp_path)).model
-    ref_codes = np.load(RESTYLE_REF / "ref_latents.npy")
-    ref_images = np.load(RESTYLE_REF / "ref_images_pooled256.npy", mmap_mode="r")
+    ref = reference_dir("fidelity/restyle", "STYLECLI_RESTYLE_REFERENCE")
+
+    model = load_restyle(build_checkpoint(ref, tmp_path)).model
+    ref_codes = np.load(ref / "ref_latents.npy")
+    ref_images = np.load(ref / "ref_images_pooled256.npy", mmap_mode="r")
     n_iters = ref_codes.shape[1] if FULL else 2
     dev = {"avg_image": 0.0, "codes": 0.0, "pooled": 0.0, "png_grey_levels": 0}
     with torch.inference_mode():
         avg = model.average_image().numpy()
-        dev["avg_image"] = float(np.abs(avg - np.load(RESTYLE_REF / "avg_image.npy")).max())
-        for i, (name, x) in enumerate(inputs(RESTYLE_REF)):
+        dev["avg_image"] = float(np.abs(avg - np.load(ref / "avg_image.npy")).max())
+        for i, (name, x) in enumerate(inputs(ref)):
             steps = list(model.iterate(x, n_iters, render_last=not FULL))
             for t, step in enumerate(steps[: n_iters - 1] if FULL else steps):
                 dev["codes"] = max(dev["codes"], float(np.abs(step.codes[0].numpy() - ref_codes[i, t]).max()))
@@ -93,7 +81,7 @@ def test_restyle_matches_the_official_code(tmp_path, capsys):
                 dev["codes"] = max(dev["codes"], float(np.abs(last[0].numpy() - ref_codes[i, -1]).max()))
                 raw = model.synthesize(last)
                 dev["pooled"] = max(dev["pooled"], float(np.abs(pool(raw)[0].numpy() - ref_images[i, -1]).max()))
-                dev["png_grey_levels"] = max(dev["png_grey_levels"], png_deviation(raw, RESTYLE_REF / "ref_png" / name))
+                dev["png_grey_levels"] = max(dev["png_grey_levels"], png_deviation(raw, ref / "ref_png" / name))
     report(capsys, "ReStyle", dev)
     assert dev["avg_image"] < 1e-3
     assert dev["codes"] < 1e-4
@@ -101,23 +89,24 @@ def test_restyle_matches_the_official_code(tmp_path, capsys):
     assert dev["png_grey_levels"] <= 1
 
 
-@pytest.mark.skipif(HYPERSTYLE_REF is None, reason="the HyperStyle reference folder is absent")
 def test_hyperstyle_matches_the_official_code(tmp_path, capsys):
-    from stylecli.hyperstyle_checkpoint import load_hyperstyle
+    from stylecli.encoders.formats.hyperstyle import load_hyperstyle
 
-    path = build_checkpoint(HYPERSTYLE_REF, tmp_path)
+    ref = reference_dir("fidelity/hyperstyle", "STYLECLI_HYPERSTYLE_REFERENCE")
+
+    path = build_checkpoint(ref, tmp_path)
     model = load_hyperstyle(path, path.with_name(path.stem + "_w_encoder.pt")).model
     shapes = [s for _, s in generator_layers(model.decoder)]
-    ref_codes = np.load(HYPERSTYLE_REF / "ref_latents.npy")
-    ref_w = np.load(HYPERSTYLE_REF / "ref_w_inversion_pooled256.npy", mmap_mode="r")
-    ref_images = np.load(HYPERSTYLE_REF / "ref_images_pooled256.npy", mmap_mode="r")
-    ref_l2 = np.load(HYPERSTYLE_REF / "ref_delta_l2.npy")
-    ref_probe = np.load(HYPERSTYLE_REF / "ref_delta_probe.npy")
+    ref_codes = np.load(ref / "ref_latents.npy")
+    ref_w = np.load(ref / "ref_w_inversion_pooled256.npy", mmap_mode="r")
+    ref_images = np.load(ref / "ref_images_pooled256.npy", mmap_mode="r")
+    ref_l2 = np.load(ref / "ref_delta_l2.npy")
+    ref_probe = np.load(ref / "ref_delta_probe.npy")
     n_iters = ref_images.shape[1] if FULL else 1
     dev = {"codes": 0.0, "w_pooled": 0.0, "pooled": 0.0, "offset_l2_rel": 0.0, "offset_probe": 0.0,
            "png_grey_levels": 0}
     with torch.inference_mode():
-        for i, (name, x) in enumerate(inputs(HYPERSTYLE_REF)):
+        for i, (name, x) in enumerate(inputs(ref)):
             codes = model.w_codes(x)
             dev["codes"] = max(dev["codes"], float(np.abs(codes[0].numpy() - ref_codes[i]).max()))
             partner = pool(model.synthesize(codes))
@@ -137,7 +126,7 @@ def test_hyperstyle_matches_the_official_code(tmp_path, capsys):
             if FULL:
                 raw = model.synthesize(codes, step.offsets)
                 dev["png_grey_levels"] = max(dev["png_grey_levels"],
-                                             png_deviation(raw, HYPERSTYLE_REF / "ref_png" / name))
+                                             png_deviation(raw, ref / "ref_png" / name))
     report(capsys, "HyperStyle", dev)
     assert dev["codes"] < 1e-4
     assert dev["w_pooled"] < 1e-3 and dev["pooled"] < 1e-3

@@ -9,7 +9,7 @@ from PIL import Image
 from skimage import data
 
 from stylecli.errors import InputError
-from stylecli.images import read_image, read_latent, write_latent, write_png
+from stylecli.files.images import read_image, read_latent, write_latent, write_png
 
 ASTRO = data.astronaut()
 

@@ -3,19 +3,21 @@ and inputs checked before any model is resolved."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
 import pytest
+from helpers import invoke, records
 from PIL import Image
 from skimage import data
-from test_cli import invoke, records
 
 
+@pytest.mark.slow
 def test_edit_batches_the_encoder_across_inputs(tmp_path, tiny_checkpoint, face_png, monkeypatch):
     from conftest import shifted_faces
 
-    from stylecli.encoders import E4EEncoder
+    from stylecli.encoders.e4e import E4EEncoder
 
     folder = shifted_faces(tmp_path / "in", face_png, 4, 9, "f")
     calls = []
@@ -38,6 +40,7 @@ def test_a_latent_of_another_width_fails_alone_with_both_shapes(tmp_path, tiny_c
     assert recs[0]["error"] == f"{tmp_path / 'wide.npy'}: latent is [8, 16]; this model takes [8, 32]"
 
 
+@pytest.mark.slow
 def test_paste_back_from_a_latent_works_from_another_folder(tmp_path, tiny_checkpoint, monkeypatch):
     pytest.importorskip("dlib")
     (tmp_path / "a").mkdir()
@@ -72,7 +75,7 @@ def test_resume_of_every_face_uses_exact_names(tmp_path):
 
 
 def test_missing_inputs_fail_before_any_model_is_resolved(tmp_path, monkeypatch):
-    from stylecli import weights
+    from stylecli.registry import weights
 
     def no_download(*args, **kwargs):
         raise AssertionError("a model was resolved for inputs that do not exist")
@@ -104,3 +107,47 @@ def test_a_sidecar_across_windows_drives_keeps_the_absolute_path(tmp_path, monke
     data = json.loads(side.read_text())
     assert data["source"] == data["source_absolute"] == str(photo.resolve())
     assert sidecar_photo(side, read_sidecar(side)) == photo.resolve()
+
+
+def test_expected_outputs_name_what_prepare_declares(tmp_path, tiny_checkpoint):
+    """--skip-existing decides from expected_outputs, before any work; it must name exactly the files prepare then
+    declares: every face (--faces all, an index), an aligned crop, a saved latent, a tuned latent, --save-latent."""
+    from stylecli.batch.jobs import EditJob, EditPlan, FaceOptions, InvertJob
+    from stylecli.pipeline.editor import FaceEditor
+    from stylecli.pipeline.sources import open_source
+
+    editor = FaceEditor.from_checkpoint(tiny_checkpoint, "cpu")
+    photo, crop = tmp_path / "photo.png", tmp_path / "crop.png"
+    Image.fromarray(data.astronaut()).save(photo)
+    Image.fromarray(data.astronaut()[20:180, 140:300]).save(crop)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def same(job, source, stem):
+        declared = list(job.prepare(source, stem, out).outputs.values())
+        assert job.expected_outputs(source, stem, out) == declared
+        return declared
+
+    plan = EditPlan([(editor.resolve_edit("sefa:0"), 2.0)], paste_back=True, save_latent=True)
+    faces_all = EditJob(editor, FaceOptions(True, "all"), plan)
+    declared = faces_all.prepare(photo, "photo", out).outputs
+    # --faces all counts the faces from the first face's sidecar, which a finished run wrote
+    (out / "photo_face0.align.json").write_text(json.dumps({"faces_found": len(open_source(
+        editor, photo, faces="all").faces)}))
+    assert faces_all.expected_outputs(photo, "photo", out) == list(declared.values())
+    same(EditJob(editor, FaceOptions(True, "0"), plan), photo, "photo")
+    same(InvertJob(editor, FaceOptions(False)), crop, "crop")
+    latent = tmp_path / "crop.npy"
+    np.save(latent, np.zeros((8, 32), np.float32))
+    names = same(EditJob(editor, FaceOptions(False), EditPlan([(editor.resolve_edit("sefa:0"), 1.0)],
+                                                              save_latent=True)), latent, "crop")
+    assert [p.name for p in names] == ["crop_sefa-0+1.png", "crop_sefa-0+1.npy"]
+    # a latent with tuned weights beside it: its edited latents carry their own
+    from stylecli.photo_weights import write_photo_weights
+
+    name, base = next(iter(editor.generator.state_dict().items()))
+    write_photo_weights(editor, latent, np.load(latent), {name: base + 0.25}, {"lr": "0.01"},
+                        editor.generator_fingerprint)
+    names = same(EditJob(editor, FaceOptions(False), EditPlan([(editor.resolve_edit("sefa:0"), 1.0)],
+                                                              save_latent=True)), latent, "crop")
+    assert [p.name for p in names] == ["crop_sefa-0+1.png", "crop_sefa-0+1.npy", "crop_sefa-0+1.tuned.safetensors"]

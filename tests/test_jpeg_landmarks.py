@@ -8,7 +8,7 @@ from skimage import data
 dlib = pytest.importorskip("dlib")
 
 from stylecli.faces import FaceAligner, align_crop, landmark_pixels_for  # noqa: E402
-from stylecli.images import read_image  # noqa: E402
+from stylecli.files.images import read_image  # noqa: E402
 
 ASTRO = data.astronaut()
 

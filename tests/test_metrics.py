@@ -7,12 +7,13 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import invoke, tiny_arcface
 from skimage import data
-from test_cli import invoke
 
-from stylecli import evaluation, metric_nets
 from stylecli.editing.interfacegan import DirectionEdit
-from stylecli.metrics import ArcFace, identity_similarity, l2, lec_distances, msssim, trim_outliers
+from stylecli.evaluation import driver as evaluation
+from stylecli.evaluation.metrics import identity_similarity, l2, lec_distances, msssim, trim_outliers
+from stylecli.registry import networks as metric_nets
 
 ASTRO = torch.from_numpy(data.astronaut()[:256, 128:384].copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
 
@@ -75,16 +76,6 @@ def test_percentile_trimming_matches_hand_computation():
     assert trim_outliers([5.0, 5.0, 5.0]).tolist() == [5.0, 5.0, 5.0]
 
 
-def tiny_arcface(seed=0):
-    torch.manual_seed(seed)
-    net = ArcFace((16, 16, 32, 32), 24).eval()
-    with torch.no_grad():
-        for name, t in net.state_dict().items():
-            if name.endswith("running_var"):
-                t.fill_(1.0)
-    return net
-
-
 def test_identity_similarity_and_arcface_loading(tmp_path):
     net = tiny_arcface()
     assert identity_similarity(net, ASTRO, ASTRO).item() == pytest.approx(1.0, abs=1e-5)
@@ -106,7 +97,7 @@ def eval_folder(tmp_path, face_png):
 def test_evaluate_command_compares_checkpoints(tmp_path, eval_folder, tiny_checkpoint, monkeypatch):
     from conftest import tiny_config, tiny_model
 
-    from stylecli.checkpoint import default_opts, save_checkpoint
+    from stylecli.encoders.formats.e4e import default_opts, save_checkpoint
 
     other = tmp_path / "other.pt"
     save_checkpoint(tiny_model(seed=9), other, default_opts(tiny_config()))

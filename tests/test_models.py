@@ -2,37 +2,35 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 from conftest import tiny_model
+from helpers import reference_dir
 
 from stylecli.models import stylegan2
 from stylecli.models.e4e import build_e4e
 from stylecli.models.stylegan2 import Generator, ModulatedConv2d, standard_normal
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "e4e_ffhq_state_dict.tsv"
-
 
 def reference_shapes() -> dict[str, tuple[list[int], str]]:
     rows = {}
-    for line in REFERENCE.read_text().splitlines():
+    for line in reference_dir("e4e_ffhq_state_dict.tsv").read_text().splitlines():
         if line and not line.startswith("#"):
             key, shape, dtype = line.split("\t")
             rows[key] = (eval(shape), dtype)
     return rows
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="../shared/reference is not present")
 @pytest.mark.parametrize("kind", ["e4e", "psp"])
 def test_full_ffhq_layout_matches_official_state_dict(kind):
+    official = reference_shapes()
     with torch.device("meta"):
         model = build_e4e(1024, kind)
     ours = {k: (list(v.shape), str(v.dtype).replace("torch.", "")) for k, v in model.state_dict().items()}
     assert ours.pop("latent_avg") == ([18, 512], "float32")
-    assert ours == reference_shapes()
+    assert ours == official
 
 
 def test_generator_layout_without_prefix_is_rosinality_g_ema():

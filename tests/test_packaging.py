@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stylecli import weights
+from stylecli.registry import weights
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP_LEVEL = ROOT / "weights.toml"
@@ -59,7 +59,7 @@ def test_sdist_and_wheel_carry_the_registry(tmp_path):
 
     (tmp_path / "site" / "pyproject.toml").write_text('[project]\nname = "someone-elses-project"\n')
     (tmp_path / "site" / "weights.toml").write_text('[unrelated]\nfile = "x.bin"\n')
-    shown = _run(sys.executable, "-c", "from stylecli import weights; print(weights.REGISTRY_FILE); "
+    shown = _run(sys.executable, "-c", "from stylecli.registry import weights; print(weights.REGISTRY_FILE); "
                  "print(len(weights.load_registry()))", cwd=tmp_path, PYTHONPATH=str(tmp_path / "site"))
     path, count = shown.split()
     assert Path(path) == tmp_path / "site" / "stylecli" / "weights.toml"

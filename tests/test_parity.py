@@ -3,11 +3,10 @@
 The reference checkpoint is rebuilt from its recipe with ../shared/reference/parity_checkpoint.py (1.2 GB,
 in a temporary folder), loaded through stylecli's own loader and run through the inference path; the
 outputs must match what the official code computed: latents within 1e-4, the 256-px pooled image within
-1e-3, the PNG within 1 grey level. Skipped where ../shared is absent.
+1e-3, the PNG within 1 grey level. Skipped where ../shared is absent (see helpers.reference_dir).
 """
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,41 +15,45 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import reference_dir
 from PIL import Image
 
-from stylecli.loader import load_model
-from stylecli.pipeline import FaceEditor, preprocess, to_uint8
+from stylecli.encoders.loader import load_model
+from stylecli.pipeline.editor import FaceEditor, preprocess, to_uint8
 
-SHARED = Path(os.environ.get("STYLECLI_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-PARITY = SHARED / "reference" / "parity"
+pytestmark = pytest.mark.slow  # full-size official models on the CPU
+
 FINGERPRINT = "ab77a03ca34aa801068e2b58f8aded7c3149266f9ecece47dfb7405fd5dcac5f"
-
-pytestmark = pytest.mark.skipif(not (PARITY / "official").is_dir(), reason="../shared/reference/parity is absent")
 
 
 @pytest.fixture(scope="module")
-def parity_checkpoint(tmp_path_factory):
+def parity() -> Path:
+    return reference_dir("parity")
+
+
+@pytest.fixture(scope="module")
+def parity_checkpoint(parity, tmp_path_factory):
     path = tmp_path_factory.mktemp("parity") / "parity.pt"
-    out = subprocess.run([sys.executable, str(SHARED / "reference" / "parity_checkpoint.py"), str(path)],
+    out = subprocess.run([sys.executable, str(reference_dir("parity_checkpoint.py")), str(path)],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == FINGERPRINT
     yield path
     path.unlink(missing_ok=True)
 
 
-def test_matches_official_outputs(parity_checkpoint, capsys):
+def test_matches_official_outputs(parity, parity_checkpoint, capsys):
     loaded = load_model(parity_checkpoint, use_cache=False)
     assert loaded.config.size == 1024 and loaded.config.kind == "e4e" and loaded.model.n_styles == 18
     editor = FaceEditor.from_loaded(loaded, "cpu")
     report = {}
     for name in ("astronaut", "chelsea"):
-        pixels = np.asarray(Image.open(PARITY / "inputs" / f"{name}.png").convert("RGB"))
+        pixels = np.asarray(Image.open(parity / "inputs" / f"{name}.png").convert("RGB"))
         with torch.inference_mode():
             codes = editor.encode(preprocess(pixels)[None]).codes
             raw = editor.render(codes)
-        latent = np.load(PARITY / "official" / f"{name}_latent.npy")
-        pooled = np.load(PARITY / "official" / f"{name}_pooled256.npy")
-        png = np.asarray(Image.open(PARITY / "official" / f"{name}_image.png").convert("RGB")).astype(int)
+        latent = np.load(parity / "official" / f"{name}_latent.npy")
+        pooled = np.load(parity / "official" / f"{name}_pooled256.npy")
+        png = np.asarray(Image.open(parity / "official" / f"{name}_image.png").convert("RGB")).astype(int)
         ours_png = to_uint8(raw)[0].astype(int)
         report[name] = {
             "latent_max_abs": float(np.abs(codes[0].numpy() - latent).max()),

@@ -6,13 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers import Tuned
 from skimage import data
 
 from stylecli.convert import preprocess, to_uint8
-from stylecli.encoders import E4EEncoder, Encoded, Encoder
+from stylecli.encoders.base import Encoded, Encoder
+from stylecli.encoders.e4e import E4EEncoder
 from stylecli.errors import InputError
-from stylecli.pipeline import FaceEditor
-from stylecli.results import PhotoResult
+from stylecli.pipeline.editor import FaceEditor
+from stylecli.pipeline.results import PhotoResult
 
 ASTRO = data.astronaut()
 
@@ -27,7 +29,7 @@ def crops(n: int) -> list[np.ndarray]:
 
 
 def test_encode_matches_the_model_and_batches_in_chunks(editor, tiny_checkpoint):
-    from stylecli.loader import load_model
+    from stylecli.encoders.loader import load_model
 
     model = load_model(tiny_checkpoint).model
     images = crops(5)
@@ -76,21 +78,6 @@ def test_generator_weights_override_one_photo_only(editor):
     assert np.array_equal(editor.synthesize(codes, [None, None, None]), to_uint8(plain))
 
 
-class Tuned(torch.nn.Module):
-    """An encoder that also returns generator weights (as HyperStyle or PTI do)."""
-
-    def __init__(self, editor: FaceEditor):
-        super().__init__()
-        self.inner = editor.encoder
-        self.n_styles = editor.n_styles
-        self.inner_weight = editor.generator.state_dict()["to_rgb1.conv.weight"]
-
-    def encode(self, x):
-        out = self.inner.encode(x)
-        w = self.inner_weight * 0.5
-        return Encoded(out.codes, [{"to_rgb1.conv.weight": w} for _ in range(len(x))], [out.codes, out.codes])
-
-
 def test_encoded_weights_flow_into_the_results(editor):
     tuned = Tuned(editor)
     plain = editor(crops(3), align=False)
@@ -126,9 +113,9 @@ def test_photo_stages_detect_align_and_paste_back(editor):
 def test_registry_directions_are_refused_on_a_model_of_another_domain(tmp_path):
     from conftest import tiny_config, tiny_model
 
-    from stylecli.checkpoint import default_opts, save_checkpoint
     from stylecli.editing import resolve_edit
     from stylecli.editing.base import EditError
+    from stylecli.encoders.formats.e4e import default_opts, save_checkpoint
 
     cars = tmp_path / "cars.pt"
     save_checkpoint(tiny_model(), cars, default_opts(tiny_config(), dataset_type="cars_encode"))
@@ -147,7 +134,7 @@ def test_registry_directions_are_refused_on_a_model_of_another_domain(tmp_path):
 def test_evaluation_timings_wait_for_the_device(editor, monkeypatch):
     """Each timer read around encode and synthesize comes after the device has finished its queued work, and the
     work goes through the FaceEditor's stages (its batching and precision)."""
-    from stylecli import evaluation
+    from stylecli.evaluation import driver as evaluation
 
     events = []
     monkeypatch.setattr(evaluation, "synchronize", lambda device: events.append("sync"))
@@ -162,9 +149,9 @@ def test_evaluation_timings_wait_for_the_device(editor, monkeypatch):
 
 
 def test_lec_draws_each_photo_with_its_own_generator_weights(editor):
-    from stylecli import evaluation
     from stylecli.editing.interfacegan import DirectionEdit
-    from stylecli.metrics import pool256
+    from stylecli.evaluation import driver as evaluation
+    from stylecli.evaluation.metrics import pool256
 
     direction = torch.randn(1, editor.style_dim, generator=torch.Generator().manual_seed(3))
     edit = DirectionEdit(label="d", direction=direction)
@@ -205,10 +192,10 @@ def test_an_ffhq_claim_needs_an_ffhq_generator_and_a_registry_model_has_its_entr
     model claiming ffhq has an unknown domain; from_pretrained takes the registry entry's."""
     from conftest import randomize
 
-    from stylecli import weights
-    from stylecli.checkpoint import ModelConfig, default_opts, save_checkpoint
+    from stylecli.domains import domain_of
     from stylecli.editing.base import EditError
-    from stylecli.pipeline import domain_of
+    from stylecli.encoders.formats.e4e import ModelConfig, default_opts, save_checkpoint
+    from stylecli.registry import weights
 
     config = ModelConfig(size=512, kind="e4e", style_dim=32, widths=(16, 16, 32, 32),
                          channels={4: 16, 8: 16, 16: 16, 32: 8, 64: 8, 128: 8, 256: 8, 512: 8}, n_mlp=2)
@@ -234,3 +221,5 @@ def test_an_ffhq_claim_needs_an_ffhq_generator_and_a_registry_model_has_its_entr
     assert domain_of({"dataset_type": "ffhq_encode"}, 18) == "ffhq"
     assert domain_of({"dataset_type": "ffhq_encode"}, 14) is None and domain_of({}, 18) is None
     assert domain_of({"dataset_type": "cars_encode"}, 16) == "cars"  # a deliberate choice is taken as written
+    hypernet = {"dataset_type": "ffhq_hypernet"}  # HyperStyle's default: the same rule
+    assert domain_of(hypernet, 18) == "ffhq" and domain_of(hypernet, 8) is None

@@ -25,7 +25,7 @@ from offline_lpips import stand_in_lpips
 from PIL import Image
 from tiny_fidelity import save_tiny_restyle
 
-from stylecli.checkpoint import default_opts, save_checkpoint
+from stylecli.encoders.formats.e4e import default_opts, save_checkpoint
 
 if importlib.util.find_spec("gradio") is None:  # found, not imported: the server imports it, not these tests
     pytest.skip("the browser editor needs gradio: pip install 'stylecli[ui]'", allow_module_level=True)
@@ -90,8 +90,8 @@ socket.getaddrinfo, socket.socket.connect = getaddrinfo, connect
 if os.environ.get("STYLECLI_TEST_LPIPS"):  # tuning without torchvision's AlexNet (see offline_lpips)
     import sys
     sys.path.insert(0, os.environ["STYLECLI_TEST_LPIPS"])
-    import stylecli.metric_nets, offline_lpips
-    stylecli.metric_nets.lpips_model = offline_lpips.stand_in_lpips
+    import stylecli.registry.networks, offline_lpips
+    stylecli.registry.networks.lpips_model = offline_lpips.stand_in_lpips
     import stylecli.serve.sliders as sliders  # the README's sliders, after the tiny model's own
     _discover = sliders.discover
     sliders.discover = lambda *a, **k: _discover(*a, **k) + __import__("test_serve").readme_sliders()
@@ -184,7 +184,7 @@ def loaded(files):
 
     notes: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("stylecli.metric_nets.lpips_model", stand_in_lpips)
+        patch.setattr("stylecli.registry.networks.lpips_model", stand_in_lpips)
         session = prepare([files["checkpoint"], files["restyle"]], device="cpu", directions_dir=files["directions"],
                           note=notes.append, tuning=TuningConfig(steps=5, lr=0.01, lpips_stop=0))
         yield session, notes
@@ -240,7 +240,7 @@ def test_named_sliders_for_an_ffhq_model():
 
 def test_render_matches_the_command_line_it_shows(session, files, tmp_path, monkeypatch):
     """The browser's files equal what `stylecli edit` makes from the command in the page's box."""
-    from test_cli import invoke
+    from helpers import invoke
 
     upload = session.open(files["photo"])
     assert [f.area for f in upload.faces] == sorted((f.area for f in upload.faces), reverse=True)
@@ -313,10 +313,10 @@ def test_tuning_matches_its_command_and_the_download_continues(session, files, t
     """Tuning a face: the page hears every step, the reconstruction comes closer to the face than e4e's, the
     files equal what the command in the box makes, and the downloaded latent renders through its
     .tuned.safetensors in the CLI."""
-    from test_cli import invoke
+    from helpers import invoke
 
     pytest.importorskip("lpips")
-    monkeypatch.setattr("stylecli.metric_nets.lpips_model", stand_in_lpips)
+    monkeypatch.setattr("stylecli.registry.networks.lpips_model", stand_in_lpips)
     upload = session.open(files["photo"])
     heard: list[tuple[int, int]] = []
     tuned = session.invert(upload, 0, "e4e+tuning", lambda step, total, lpips: heard.append((step, total)))
@@ -360,8 +360,8 @@ def test_hyperstyle_offers_no_tuning_and_downloads_its_offsets(files, tmp_path):
     official 5 is in the names (`_steps1`), as the CLI names them."""
     from tiny_fidelity import save_tiny_hyperstyle
 
-    from stylecli.jobs import face_code
-    from stylecli.pipeline import FaceEditor
+    from stylecli.pipeline.editor import FaceEditor
+    from stylecli.pipeline.sources import source_code
     from stylecli.serve.backend import Backend
     from stylecli.serve.encoders import choices
     from stylecli.serve.session import EditorSession
@@ -377,14 +377,14 @@ def test_hyperstyle_offers_no_tuning_and_downloads_its_offsets(files, tmp_path):
     latent = next(p for p in out.files if p.suffix == ".npy")
     assert [p.name for p in out.files] == [f"astronauts_steps1_sefa-1+2{end}" for end in (
         ".png", ".npy", ".align.json", ".hyperstyle.npz")]
-    again = face_code(backend.editor, latent)  # how `stylecli edit LATENT` reads it
+    again = source_code(backend.editor, latent)  # how `stylecli edit LATENT` reads it
     rendered = backend.editor.synthesize(again.codes, again.weights)[0]
     assert np.abs(rendered.astype(int) - pixels(out.files[0]).astype(int)).max() <= 1
     session.close()
 
 
 def test_models_of_one_page_take_the_same_codes(files, tmp_path):
-    from test_cli import invoke
+    from helpers import invoke
 
     from stylecli.errors import UsageError
     from stylecli.serve.server import prepare
@@ -502,14 +502,14 @@ def test_only_uploads_are_opened(files, tmp_path):
 
 
 def test_serve_usage_errors(files):
-    from test_cli import invoke
+    from helpers import invoke
 
     result = invoke("serve", "--checkpoint", files["checkpoint"], "--directions", files["root"] / "nope")
     assert result.exit_code == 2 and "--directions" in result.stderr
 
 
 def test_serve_without_gradio_says_how_to_install(files, monkeypatch):
-    from test_cli import invoke
+    from helpers import invoke
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "gradio" else find_spec(name, *a))
@@ -520,7 +520,7 @@ def test_serve_without_gradio_says_how_to_install(files, monkeypatch):
 
 def test_serve_binds_locally_unless_told(files, monkeypatch):
     """127.0.0.1 by default; another --host works but warns; --share only when asked."""
-    from test_cli import invoke
+    from helpers import invoke
 
     import stylecli.serve.server as server
 
@@ -579,7 +579,7 @@ def test_command_box_makes_the_downloads(session, files, tmp_path, monkeypatch):
     larger photos says --max-pixels; the command, run where the photo is, makes the same files."""
     import shlex
 
-    from test_cli import invoke
+    from helpers import invoke
 
     (tmp_path / "server").mkdir()
     copy = tmp_path / "server" / "me 1.png"
@@ -803,7 +803,7 @@ def fetch_bytes(url: str) -> bytes:
 
 
 def test_serve_on_a_taken_port_is_one_line_before_the_model_loads(files, monkeypatch):
-    from test_cli import invoke
+    from helpers import invoke
 
     import stylecli.serve.server as server
 
@@ -833,3 +833,18 @@ def test_sigterm_removes_the_servers_files(server, files, tmp_path):
     proc.send_signal(signal.SIGTERM)
     proc.wait(30)
     assert not work.exists() and not list(tmp.glob("stylecli-serve-*")), log.read_text()
+
+
+def test_photo_input_hands_on_the_name_the_file_had_on_the_users_machine(tmp_path):
+    """The page's photo input keeps the upload's own name (the server's copy loses `! { } :`), through Gradio's
+    public `preprocess` and `gr.FileData`: this fails if Gradio moves either."""
+    photo = two_astronauts(tmp_path / "astronauts.png")
+    code = ("import sys, gradio as gr; from stylecli.serve.app import _photo_file; "
+            "c = _photo_file(gr, file_types=['image'], type='filepath'); "
+            "v = c.preprocess(gr.FileData(path=sys.argv[1], orig_name='my {best}: photo!.png')); "
+            "print(str(v)); print(v.orig_name)")
+    (tmp_path / "gradio").mkdir()
+    env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "gradio"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    out = subprocess.run([sys.executable, "-c", code, str(photo)], capture_output=True, text=True, check=True,
+                         env=env).stdout.splitlines()
+    assert out == [str(photo), "my {best}: photo!.png"]

@@ -4,9 +4,9 @@ The folder (README.md there) holds the official run's configuration, its per-ste
 the mapping network, the pools' random calls and the training images; `recipe.py` rebuilds the initial weights.
 This test starts our Trainer from the same weights, feeds it the same draws through a `Draws` object, and compares
 every loss term of every step within the README's tolerances. It reads the folder from STYLECLI_TRAIN_REFERENCE,
-else ../shared/reference/train-step beside the repository, and skips when neither exists. By default it runs the
-first DEFAULT_STEPS steps (each is two IR-SE50 passes and a backward pass at 256 px: the suite stays fast);
-STYLECLI_FULL_REFERENCE=1 runs all of them.
+else ../shared/reference/train-step beside the repository, and skips when neither exists (helpers.reference_dir).
+By default it runs the first DEFAULT_STEPS steps (each is two IR-SE50 passes and a backward pass at 256 px: the
+suite stays fast); STYLECLI_FULL_REFERENCE=1 runs all of them.
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import reference_dir
+
+pytestmark = pytest.mark.slow  # the official networks at full width on the CPU
 
 DEFAULT_STEPS = 2  # without STYLECLI_FULL_REFERENCE=1 (about 40 s a step on 2 cores)
 
@@ -28,12 +31,6 @@ DEFAULT_STEPS = 2  # without STYLECLI_FULL_REFERENCE=1 (about 40 s a step on 2 c
 TOLERANCES = ((0, 1e-5), (8, 3e-4), (16, 2e-3))
 ATOL = 1e-7
 RECORD_ONLY = ("step", "stage", "seconds")
-
-
-def reference_folder() -> Path | None:
-    env = os.environ.get("STYLECLI_TRAIN_REFERENCE")
-    folder = Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "reference" / "train-step"
-    return folder if (folder / "records.json").is_file() else None
 
 
 def rtol_at(step: int) -> float:
@@ -103,8 +100,8 @@ def config_of(records: dict, out: Path, steps: int):
 def build_trainer(folder: Path, records: dict, out: Path, steps: int):
     """Our Trainer on the recipe's weights, fed the official draws; skips when the weights cannot be rebuilt."""
     lpips = pytest.importorskip("lpips")
-    from stylecli.checkpoint import model_from_state
-    from stylecli.metrics import ArcFace
+    from stylecli.encoders.formats.e4e import model_from_state
+    from stylecli.evaluation.metrics import ArcFace
     from stylecli.models.latent_discriminator import LatentDiscriminator
     from stylecli.training.losses import FeatureSimilarityLoss
     from stylecli.training.setup import lpips_alex, training_model
@@ -139,9 +136,7 @@ def build_trainer(folder: Path, records: dict, out: Path, steps: int):
 
 
 def test_training_steps_match_the_official_coach(tmp_path):
-    folder = reference_folder()
-    if folder is None:
-        pytest.skip("no train-step reference folder (set STYLECLI_TRAIN_REFERENCE)")
+    folder = reference_dir("train-step", "STYLECLI_TRAIN_REFERENCE")
     records = json.loads((folder / "records.json").read_text())
     wanted = records["steps_records"]
     if os.environ.get("STYLECLI_FULL_REFERENCE") != "1":

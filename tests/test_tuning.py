@@ -131,6 +131,7 @@ def test_early_stop_at_the_lpips_threshold(setup, lpips_fn):
     assert all(torch.equal(already.weights[k], v) for k, v in generator.named_parameters() if k in already.weights)
 
 
+@pytest.mark.slow
 def test_locality_keeps_far_codes_closer_to_the_original(setup, lpips_fn):
     generator, pivot, target = setup
     # alpha 10 here: this tiny W+ code has 8 x 32 numbers (FFHQ's: 18 x 512, alpha 30)

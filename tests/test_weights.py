@@ -4,16 +4,15 @@ import hashlib
 import http.server
 import sys
 import threading
-from pathlib import Path
 
 import pytest
+from helpers import build_hub_cache, write_registry
 
-from stylecli import weights
 from stylecli.errors import StyleCliError
+from stylecli.registry import weights
 
 REQUIRED = ["e4e_ffhq", "e4e_cars", "e4e_horse", "e4e_church", "psp_ffhq", "stylegan2_ffhq", "dlib_landmarks68",
             "arcface_ir_se50", "age", "smile", "pose", "ffhq_pca", "cars_pca"]
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
 def test_bundled_registry_is_complete_and_well_formed():
@@ -27,26 +26,6 @@ def test_bundled_registry_is_complete_and_well_formed():
     assert reg["e4e_ffhq"].size == 1_201_649_680
     assert reg["e4e_cars"].manual_only and not reg["e4e_ffhq"].manual_only
     assert "99ea50578695d2e8a1cf7259d8ee89b23eea942b" in reg["age"].sources[0]["url"]
-
-
-def write_registry(tmp_path, monkeypatch, body: str) -> None:
-    path = tmp_path / "weights.toml"
-    path.write_text(body)
-    monkeypatch.setenv("STYLECLI_WEIGHTS_TOML", str(path))
-
-
-def build_hub_cache(hf_home: Path, repo: str, filename: str, content: bytes, revision: str = "main") -> Path:
-    """The Hub cache layout: blobs/<hash>, snapshots/<commit>/<file> -> blob, refs/<branch> = commit."""
-    root = hf_home / "hub" / ("models--" + repo.replace("/", "--"))
-    blob = root / "blobs" / hashlib.sha256(content).hexdigest()
-    blob.parent.mkdir(parents=True)
-    blob.write_bytes(content)
-    snap = root / "snapshots" / COMMIT / filename
-    snap.parent.mkdir(parents=True)
-    snap.symlink_to(blob)
-    (root / "refs").mkdir()
-    (root / "refs" / revision).write_text(COMMIT)
-    return snap
 
 
 def entry_toml(name, sha, source, file="model.bin"):

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
-from stylecli.hyperstyle_checkpoint import save_hyperstyle
+from stylecli.encoders.formats.hyperstyle import save_hyperstyle
+from stylecli.encoders.formats.restyle import save_restyle
 from stylecli.models.hyperstyle import DEFAULT_LAYERS_TO_TUNE, HyperNetwork, HyperStyle, WEncoder, generator_layers
 from stylecli.models.restyle import BackboneEncoder, ResNetBackboneEncoder, ReStyle
 from stylecli.models.stylegan2 import Generator
-from stylecli.restyle_checkpoint import save_restyle
 
 WIDTHS = (16, 16, 32, 32)  # the squeeze-excite units divide by 16
 STYLE_DIM = 32

@@ -1,20 +1,83 @@
 """The `stylecli` command: a thin Typer shell over the library (no model math here).
 
-Heavy modules (torch, the models) are imported inside the commands so `stylecli --help` stays instant.
+The commands are registered here, explicitly and in their help order; the command modules only define them.
+Errors end a command in one place (StyleCliGroup.main): a one-line message and an exit code, never a traceback
+unless STYLECLI_DEBUG=1. Heavy modules (torch, the models) are imported inside the commands so `stylecli --help`
+stays instant.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 
 from stylecli import __version__
-from stylecli.cli.help_text import PlainHelpGroup
+from stylecli.cli import cache_cmd, directions_cmd, evaluate_cmd, photos, serve_cmd, train_cmd, weights_cmd
+from stylecli.cli.help_text import ClickException, ClickUsageError, PlainHelpGroup, usage_error_line
+from stylecli.errors import StyleCliError, error_line, exit_code
+
+DEBUG_VARIABLE = "STYLECLI_DEBUG"
+
+
+def error_exit_code(exc: BaseException) -> int:
+    """The one mapping of an exception that ends a command to its line on stderr and its exit code.
+
+    StyleCliError: its message, its class's exit code; a usage error of the command line: one line naming the
+    help to read, 2; Ctrl-C: 130; a file that cannot be written: the file and the likely fix, 1; anything else:
+    `unexpected TYPE: message`, 1. STYLECLI_DEBUG=1 prints the traceback (of all but usage errors) before the
+    line."""
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, typer.Abort):  # end of input at a prompt: as click says it
+        print("Aborted!", file=sys.stderr, flush=True)
+        return 1
+    if isinstance(exc, ClickUsageError):  # the command line itself: no traceback to show
+        if type(exc).show is not ClickUsageError.show:  # no arguments where some are needed: the help itself
+            exc.show()
+        else:
+            print(usage_error_line(exc), file=sys.stderr, flush=True)
+        return exc.exit_code
+    if os.environ.get(DEBUG_VARIABLE) == "1":
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, StyleCliError):
+        line, code = str(exc), exit_code(exc)
+    elif isinstance(exc, OSError):  # a read-only cache, a full disk: one line naming the file
+        where = exc.filename or "a file"
+        line, code = f"{where}: {exc.strerror or exc} (check the folder's permissions and free space)", 1
+    elif isinstance(exc, ClickException):  # click's other errors (a file option that cannot be opened)
+        line, code = exc.format_message(), exc.exit_code
+    else:
+        hint = "" if os.environ.get(DEBUG_VARIABLE) == "1" else f" ({DEBUG_VARIABLE}=1 shows the traceback)"
+        line, code = f"unexpected {type(exc).__name__}: {exc}{hint}", 1
+    print(error_line(line), file=sys.stderr, flush=True)
+    return code
+
+
+class StyleCliGroup(PlainHelpGroup):
+    """The `stylecli` group: runs the command line with click's documented `standalone_mode=False` and maps
+    whatever ends it through error_exit_code (so every front end, the test runner included, gets the same
+    lines and codes)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = result if isinstance(result, int) else 0  # typer returns the code of a `typer.Exit`
+        except (Exception, KeyboardInterrupt) as exc:  # SystemExit (a broken pipe, said by typer) passes
+            code = error_exit_code(exc)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
 
 app = typer.Typer(
     name="stylecli",
-    cls=PlainHelpGroup,
+    cls=StyleCliGroup,
     help=(
         "Edit real face photos with StyleGAN2 and the e4e encoder.\n\n"
         "\b\nExamples:\n"
@@ -30,18 +93,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
-weights_app = typer.Typer(
-    help="List, download, verify and import the model files stylecli uses (weights.toml).",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(weights_app, name="weights")
-cache_app = typer.Typer(
-    help="List and clean the converted (fast-loading) copies of checkpoints in stylecli's cache.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(cache_app, name="cache")
 
 
 def version_callback(value: bool) -> None:
@@ -62,12 +113,14 @@ def main_callback(
     retain_freed_memory()  # large activations reuse warm heap memory (STYLECLI_KEEP_HEAP=0 to opt out)
 
 
+# The commands, in their help order (single commands first, then the groups).
+for command in (photos.invert, photos.align, photos.edit, photos.mix, evaluate_cmd.evaluate, serve_cmd.serve,
+                train_cmd.train):
+    app.command()(command)
+app.add_typer(weights_cmd.weights_app, name="weights")
+app.add_typer(cache_cmd.cache_app, name="cache")
+app.add_typer(directions_cmd.directions_app, name="directions")
+
+
 def main() -> None:
     app()
-
-
-# The commands register themselves on `app` when their modules load, in this (help) order.
-# isort: off
-from stylecli.cli import photos  # noqa: E402,F401
-from stylecli.cli import cache_cmd, directions_cmd, evaluate_cmd, serve_cmd, train_cmd, weights_cmd  # noqa: E402,F401
-# isort: on

@@ -6,8 +6,13 @@ from typing import Annotated
 
 import typer
 
-from stylecli.cli import cache_app
 from stylecli.cli.common import JsonOpt, print_rows
+
+cache_app = typer.Typer(
+    help="List and clean the converted (fast-loading) copies of checkpoints in stylecli's cache.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @cache_app.command("list")
@@ -18,7 +23,7 @@ def cache_list(as_json: JsonOpt = False) -> None:
     """
     import time
 
-    from stylecli.cache import converted_copies
+    from stylecli.registry.cache import converted_copies
 
     rows = converted_copies()
     print_rows(rows, {"source": lambda r: r["source"], "size": lambda r: f"{r['size'] / 1e6:.0f} MB",
@@ -35,7 +40,7 @@ def cache_clean(
 
     Example: stylecli cache clean --older-than 30d
     """
-    from stylecli.cache import clean_converted, parse_age
+    from stylecli.registry.cache import clean_converted, parse_age
 
     try:
         age = parse_age(older_than) if older_than else None

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from stylecli.errors import error_line, note_line
 
 
 class Device(str, Enum):
@@ -60,13 +61,9 @@ def print_rows(rows: list[dict], columns: dict[str, Callable[[dict], str]], as_j
     stream.flush()
 
 
-def error_line(message: str) -> str:
-    """The one form of an error on stderr, whoever reports it: `stylecli: error: MESSAGE`."""
-    return f"stylecli: error: {message}"
-
-
 def fail(message: str, code: int = 1) -> typer.Exit:
-    """Say the error and return the Exit to raise."""
+    """Say the error and return the Exit to raise (for errors the command itself finds; the library's errors
+    end the command through the one mapping in cli/__init__)."""
     typer.echo(error_line(message), err=True)
     return typer.Exit(code)
 
@@ -153,27 +150,6 @@ def print_json(obj: Any) -> None:
     sys.stdout.flush()
 
 
-def error_exit(exc: BaseException) -> typer.Exit:
-    """The one place exceptions become a one-line message on stderr and an exit code (see errors.exit_code)."""
-    from stylecli.errors import exit_code
-
-    return fail(str(exc), exit_code(exc))
-
-
-@contextlib.contextmanager
-def handled() -> Iterator[None]:
-    """Run a command body: library errors end it with their one-line message and exit code, never a traceback."""
-    from stylecli.errors import StyleCliError
-
-    try:
-        yield
-    except StyleCliError as exc:
-        raise error_exit(exc) from None
-    except OSError as exc:  # a read-only cache, a full disk: one line naming the file
-        where = exc.filename or "a file"
-        raise fail(f"{where}: {exc.strerror or exc} (check the folder's permissions and free space)") from None
-
-
 def check_output(path: Path | None, overwrite: bool, option: str) -> None:
     """An output file named by an option: refuse to replace it without --overwrite, before any work."""
     from stylecli.errors import UsageError
@@ -190,8 +166,8 @@ def check_out_dir(out_dir: Path, label: str | None = None) -> None:
     """The output folder can hold files: checked once, before any model loads (it is created on first write).
     `label` names the option in the message (default `-o OUT_DIR`)."""
 
-    from stylecli.atomic import unwritable_folder
     from stylecli.errors import UsageError
+    from stylecli.files.atomic import unwritable_folder
 
     problem = unwritable_folder(out_dir)
     if problem is not None:
@@ -201,8 +177,8 @@ def check_out_dir(out_dir: Path, label: str | None = None) -> None:
 
 def registry_entry(name: str, option: str | None = None):
     """A weights registry entry; an unknown name is a usage error (naming the option that gave it)."""
-    from stylecli import weights
     from stylecli.errors import UsageError
+    from stylecli.registry import weights
 
     try:
         return weights.get_entry(name)
@@ -212,8 +188,8 @@ def registry_entry(name: str, option: str | None = None):
 
 def unreadable_inputs(paths: list[Path]) -> None:
     """For commands of a fixed few inputs: the first that cannot be read ends the command (exit 1)."""
+    from stylecli.batch.inputs import unreadable
     from stylecli.errors import InputError
-    from stylecli.inputs import unreadable
 
     for p in paths:
         problem = unreadable(p)
@@ -223,7 +199,7 @@ def unreadable_inputs(paths: list[Path]) -> None:
 
 def run_options(out_dir: Path, overwrite: bool, skip_existing: bool = False, batch_size: int | None = None,
                 workers: int = 2):
-    from stylecli.runner import RunOptions
+    from stylecli.batch.runner import RunOptions
 
     if overwrite and skip_existing:
         raise typer.BadParameter("--overwrite and --skip-existing contradict each other: pick one",
@@ -232,8 +208,8 @@ def run_options(out_dir: Path, overwrite: bool, skip_existing: bool = False, bat
 
 
 def face_options(no_align: bool, faces: str):
+    from stylecli.batch.jobs import FaceOptions
     from stylecli.faces import parse_faces_option
-    from stylecli.jobs import FaceOptions
 
     try:
         faces = parse_faces_option(faces)
@@ -247,11 +223,12 @@ def face_options(no_align: bool, faces: str):
 
 def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_json: bool, quiet: bool) -> None:
     """Check the inputs, load what the job needs, run it over the inputs, print records and the summary,
-    exit 0/1/130. Inputs that cannot be read fail at once, before any model is resolved or downloaded."""
-    from stylecli.errors import StyleCliError, exit_code
-    from stylecli.inputs import unreadable
-    from stylecli.progress import Reporter
-    from stylecli.runner import Record, failed_records, run_job
+    exit 0/1/130. Inputs that cannot be read fail at once, before any model is resolved or downloaded.
+    A library error before the run stops the progress and ends the command (cli/__init__ says it)."""
+    from stylecli.batch.inputs import unreadable
+    from stylecli.batch.progress import Reporter
+    from stylecli.batch.runner import Record, failed_records, run_job
+    from stylecli.errors import StyleCliError
 
     reporter = Reporter(len(paths), quiet)
 
@@ -262,9 +239,9 @@ def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_js
 
     try:
         check_out_dir(options.out_dir)
-    except StyleCliError as exc:
+    except StyleCliError:
         reporter.stop()
-        raise error_exit(exc) from None
+        raise
     problems = [unreadable(p) for p in paths]
     if all(problems):  # nothing to do: say so without loading (or downloading) a model
         for p, problem in zip(paths, problems):
@@ -275,10 +252,10 @@ def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_js
         job = make_job()
     except StyleCliError as exc:
         reporter.stop()
-        if as_json and exit_code(exc) != 2:  # usage errors are said once; others fail every input
+        if as_json and exc.exit_code != 2:  # usage errors are said once; others fail every input
             for record in failed_records(paths, str(exc)):
                 print_json(record.to_dict())
-        raise error_exit(exc) from None
+        raise
     if not options.batch_size:
         options.batch_size = job.default_batch_size
     summary = run_job(paths, job, options, emit, reporter.update)
@@ -287,8 +264,8 @@ def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_js
 
 
 def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False) -> list[Path]:
-    from stylecli.images import IMAGE_EXTENSIONS
-    from stylecli.inputs import expand_inputs, parse_shard, take_shard
+    from stylecli.batch.inputs import expand_inputs, parse_shard, take_shard
+    from stylecli.files.images import IMAGE_EXTENSIONS
 
     try:
         k, n = parse_shard(shard) if shard else (1, 1)
@@ -310,7 +287,7 @@ def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False
 def make_editor(checkpoint: Path | None, model: str, device: str, batch_size: int | None = None,
                 precision: str = "fp32", quiet: bool = False, **options: Any):
     """The FaceEditor of --checkpoint or --model (options: max_pixels, detector_upsample, steps, w_encoder)."""
-    from stylecli.pipeline import FaceEditor, resolve_device
+    from stylecli.pipeline.editor import FaceEditor, resolve_device
 
     dev = resolve_device(device)
     if checkpoint is None:
@@ -320,12 +297,12 @@ def make_editor(checkpoint: Path | None, model: str, device: str, batch_size: in
 
 
 def say_note(message: str) -> None:
-    typer.echo(f"stylecli: note: {message}", err=True)
+    typer.echo(note_line(message), err=True)
 
 
 def photo_editor(max_pixels: int, detector_upsample: int | None):
     """A FaceEditor without models: the photo stages only (align)."""
-    from stylecli.pipeline import FaceEditor
+    from stylecli.pipeline.editor import FaceEditor
 
     return FaceEditor(None, None, "cpu", max_pixels=max_pixels, detector_upsample=detector_upsample)
 

@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from stylecli.cli import app
 from stylecli.cli.common import (
     BatchOpt,
     CheckpointOpt,
@@ -18,28 +17,29 @@ from stylecli.cli.common import (
     NoAlignOpt,
     OverwriteOpt,
     QuietOpt,
+    StepsOpt,
+    WEncoderOpt,
     check_output,
-    error_line,
     fail,
-    handled,
     make_editor,
     print_json,
     print_rows,
     registry_entry,
 )
+from stylecli.constants import DEFAULT_MODEL
+from stylecli.errors import error_line, note_line, warning_line
 
 directions_app = typer.Typer(
     help="The edit directions: list them (no subcommand), learn one from examples, preview them on a photo.",
     invoke_without_command=True,
     rich_markup_mode=None,
 )
-app.add_typer(directions_app, name="directions")
 
 
 @directions_app.callback()
 def directions(
     ctx: typer.Context,
-    model: ModelOpt = "e4e_ffhq",
+    model: ModelOpt = DEFAULT_MODEL,
     checkpoint: CheckpointOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -55,23 +55,22 @@ def directions(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from stylecli.editing.catalog import KNOWN_DOMAINS, listing, model_domain
+    from stylecli.domains import KNOWN_DOMAINS
+    from stylecli.editing.catalog import listing, model_domain
 
     given = getattr(ctx.get_parameter_source("model"), "name", "DEFAULT") != "DEFAULT"  # typed by the user
     if given and checkpoint is not None:
         raise fail("give --checkpoint or --model, not both", 2)
     if given and model.lower() not in KNOWN_DOMAINS:  # a short domain name (ffhq, cars, ...) or a registry model
-        with handled():
-            registry_entry(model, "--model")
+        registry_entry(model, "--model")
     domain = model_domain(model)
     if checkpoint is not None:
-        from stylecli.pipeline import checkpoint_domain
+        from stylecli.pipeline.editor import checkpoint_domain
 
-        with handled():
-            domain = checkpoint_domain(checkpoint)
+        domain = checkpoint_domain(checkpoint)
         if domain is None:
-            typer.echo(f"stylecli: note: {checkpoint} does not say what it was trained on (opts.dataset_type); "
-                       "listing the directions of every domain (edit checks only their shape)", err=True)
+            typer.echo(note_line(f"{checkpoint} does not say what it was trained on (opts.dataset_type); listing the "
+                                 "directions of every domain (edit checks only their shape)"), err=True)
     columns = {
         "direction": lambda r: r["name"], "kind": lambda r: r["kind"], "domain": lambda r: r["domain"] or "any",
         "layers": lambda r: r["layers"], "strength": lambda r: r["strength"], "source": lambda r: r["source_short"],
@@ -95,7 +94,7 @@ def learn(
         int | None, typer.Option("--layer", min=0, help="Fit on this W+ layer (default: the mean of the layers).")
     ] = None,
     checkpoint: CheckpointOpt = None,
-    model: ModelOpt = "e4e_ffhq",
+    model: ModelOpt = DEFAULT_MODEL,
     device: DeviceOpt = Device.auto,
     no_align: NoAlignOpt = False,
     batch_size: BatchOpt = None,
@@ -121,21 +120,20 @@ def learn(
         if not quiet:
             typer.echo(f"stylecli: inverting {side} examples: {done}/{total}", err=True)
 
-    with handled():
-        learned, failed = learn_from_inputs(
-            pos, neg, lambda: make_editor(checkpoint, model, device.value, batch_size), layer, not no_align,
-            progress, str(checkpoint or model))
-        for message in failed:
-            typer.echo(error_line(message), err=True)
-        save_direction(learned, out, overwrite)
+    learned, failed = learn_from_inputs(
+        pos, neg, lambda: make_editor(checkpoint, model, device.value, batch_size), layer, not no_align,
+        progress, str(checkpoint or model))
+    for message in failed:
+        typer.echo(error_line(message), err=True)
+    save_direction(learned, out, overwrite)
     _report_learned(learned, out, as_json, quiet)
     raise typer.Exit(1 if failed else 0)
 
 
 def _learn_inputs(positive: list[str], negative: list[str], out: Path, overwrite: bool):
     """The example files of both sides, checked before any model is loaded (usage errors exit 2)."""
-    from stylecli.editing.examples import expand_examples
     from stylecli.editing.learn import MIN_PER_SIDE
+    from stylecli.pipeline.examples import expand_examples
 
     if out.suffix not in (".npy", ".pt"):
         raise typer.BadParameter(f"{out}: write the direction as .npy or .pt", param_hint="--out")
@@ -147,9 +145,8 @@ def _learn_inputs(positive: list[str], negative: list[str], out: Path, overwrite
     if min(len(pos), len(neg)) < MIN_PER_SIDE:
         raise fail(f"learning a direction needs at least {MIN_PER_SIDE} examples on each side; found {len(pos)} "
                    f"positive and {len(neg)} negative inputs: add more examples", 2)
-    with handled():
-        for path in (out, Path(f"{out}.json")):
-            check_output(path, overwrite, "--out")
+    for path in (out, Path(f"{out}.json")):
+        check_output(path, overwrite, "--out")
     return pos, neg
 
 
@@ -159,8 +156,9 @@ def _report_learned(learned, out: Path, as_json: bool, quiet: bool) -> None:
     if as_json:
         print_json({"direction": str(out), **learned.sidecar()})
     if learned.accuracy < WARN_BELOW:
-        typer.echo(f"stylecli: warning: held-out accuracy {learned.accuracy:.2f} is under {WARN_BELOW}: the examples "
-                   "may differ in more than one attribute, or be too few; check the direction before use", err=True)
+        typer.echo(warning_line(f"held-out accuracy {learned.accuracy:.2f} is under {WARN_BELOW}: the examples may "
+                                "differ in more than one attribute, or be too few; check the direction before use"),
+                   err=True)
     if not quiet:
         typer.echo(f"{out}: from {learned.positive} positive and {learned.negative} negative examples, "
                    f"{learned.folds}-fold held-out accuracy {learned.accuracy:.3f}", err=True)
@@ -180,7 +178,8 @@ def preview(
     ] = None,
     cell: Annotated[int, typer.Option("--cell", min=32, max=1024, help="Size of each image in the sheet.")] = 256,
     checkpoint: CheckpointOpt = None,
-    model: ModelOpt = "e4e_ffhq",
+    model: ModelOpt = DEFAULT_MODEL,
+    steps: StepsOpt = None, w_encoder: WEncoderOpt = None,  # ReStyle / HyperStyle
     device: DeviceOpt = Device.auto,
     no_align: NoAlignOpt = False,
     overwrite: OverwriteOpt = False,
@@ -188,6 +187,8 @@ def preview(
     quiet: QuietOpt = False,
 ) -> None:
     """Render every direction on one photo at -S, 0 and +S as one labelled contact sheet: one row per direction.
+
+    A saved latent renders as `stylecli edit` renders it: through the HyperStyle offsets or tuned weights beside it.
 
     \b
     Examples:
@@ -199,26 +200,24 @@ def preview(
         raise typer.BadParameter("give at least one direction name", param_hint="--names")
     if out.suffix.lower() != ".png":
         raise typer.BadParameter(f"{out}: the sheet is written as PNG: name it .png", param_hint="--out")
-    with handled():
-        check_output(out, overwrite, "--out")
+    check_output(out, overwrite, "--out")
     if not photo.is_file():
         raise fail(f"{photo}: no such file")
     from stylecli.editing.catalog import named_directions
-    from stylecli.editing.examples import code_of
+    from stylecli.pipeline.sources import source_code
 
-    with handled():
-        editor = make_editor(checkpoint, model, device.value, quiet=quiet)
-        code = code_of(editor, photo, not no_align)
-        if chosen is None:
-            chosen = [d.name for d in named_directions(editor.domain)] or [f"sefa:{k}" for k in range(5)]
-        rows = _preview_rows(editor, code, chosen, strength, quiet)
+    editor = make_editor(checkpoint, model, device.value, quiet=quiet, steps=steps, w_encoder=w_encoder)
+    code = source_code(editor, photo, not no_align)  # a saved latent with its own generator weights, as `edit`
+    if chosen is None:
+        chosen = [d.name for d in named_directions(editor.domain)] or [f"sefa:{k}" for k in range(5)]
+    rows = _preview_rows(editor, code, chosen, strength, quiet)
     good = _write_preview(rows, photo, out, cell, overwrite, as_json, quiet)
     raise typer.Exit(0 if good == len(rows) else 1)
 
 
 def _write_preview(rows, photo: Path, out: Path, cell: int, overwrite: bool, as_json: bool, quiet: bool) -> int:
     """Print the rows that failed, write the sheet of the others; returns how many rendered."""
-    from stylecli.sheets import row_sheet, write_sheet
+    from stylecli.files.sheets import row_sheet, write_sheet
 
     good = [r for r in rows if r.error is None]
     for r in rows:
@@ -234,11 +233,11 @@ def _write_preview(rows, photo: Path, out: Path, cell: int, overwrite: bool, as_
     return len(good)
 
 
-def _preview_rows(editor, code, names: list[str], strength: float | None, quiet: bool):
-    from stylecli.editing.preview import preview_rows
+def _preview_rows(editor, encoded, names: list[str], strength: float | None, quiet: bool):
+    from stylecli.pipeline.render import preview
 
     def progress(name: str) -> None:
         if not quiet:
             typer.echo(f"stylecli: rendered {name}", err=True)
 
-    return preview_rows(code, names, editor.resolve_edit, editor.synthesize, strength, progress)
+    return preview(editor, encoded, names, strength, progress)

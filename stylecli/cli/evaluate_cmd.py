@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stylecli.cli import app
+from stylecli.batch.progress import Reporter
 from stylecli.cli.common import (
     BatchOpt,
     Device,
@@ -19,13 +19,12 @@ from stylecli.cli.common import (
     StepsOpt,
     WEncoderOpt,
     check_output,
-    error_line,
     expand_paths,
-    handled,
     print_json,
     print_rows,
 )
-from stylecli.progress import Reporter
+from stylecli.constants import DEFAULT_MAX_PIXELS
+from stylecli.errors import error_line, note_line
 
 CheckpointsOpt = Annotated[
     list[Path] | None, typer.Option("--checkpoint", help="Checkpoint to evaluate; repeat to compare several.")
@@ -44,7 +43,6 @@ CsvOpt = Annotated[Path | None, typer.Option("--csv", help="Also write one CSV r
 DocJsonOpt = Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")]
 
 
-@app.command()
 def evaluate(
     inputs: InputsArg,
     checkpoint: CheckpointsOpt = None,
@@ -57,7 +55,7 @@ def evaluate(
     overwrite: OverwriteOpt = False,
     device: DeviceOpt = Device.auto,
     batch_size: BatchOpt = None,
-    max_pixels: MaxPixelsOpt = 100_000_000,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     steps: StepsOpt = None,
     w_encoder: WEncoderOpt = None,
     as_json: DocJsonOpt = False,
@@ -85,17 +83,16 @@ def evaluate(
       lec     latent editing consistency, 1st-99th percentile trimmed mean (lower is better)
       speed   seconds per image to encode and to synthesize (always reported)
     """
-    with handled():
-        from stylecli import evaluation as ev
+    from stylecli.evaluation import driver as ev
 
-        config = ev.EvaluationConfig(expand_paths(inputs), ev.sources(checkpoint, model), [], lec_edit, align,
-                                     device.value, batch_size, max_pixels, steps, w_encoder)
-        config.metrics, notes = ev.parse_metrics(metrics)
-        check_output(csv_path, overwrite, "--csv")
-        ev.fidelity_options(config)  # --steps / --w-encoder that no model takes: exit 2 before any work
-        for note in notes if not quiet else []:
-            typer.echo(f"stylecli: {note}", err=True)
-        report = _run(config, quiet)
+    config = ev.EvaluationConfig(expand_paths(inputs), ev.sources(checkpoint, model), [], lec_edit, align,
+                                 device.value, batch_size, max_pixels, steps, w_encoder)
+    config.metrics, notes = ev.parse_metrics(metrics)
+    check_output(csv_path, overwrite, "--csv")
+    ev.fidelity_options(config)  # --steps / --w-encoder that no model takes: exit 2 before any work
+    for note in notes if not quiet else []:
+        typer.echo(f"stylecli: {note}", err=True)
+    report = _run(config, quiet)
     _publish(report.to_dict(per_image), config.metrics, as_json, quiet, csv_path, overwrite)
     raise typer.Exit(1 if report.failed_inputs else 0)
 
@@ -106,19 +103,18 @@ def _publish(document: dict, metrics: list[str], as_json: bool, quiet: bool, csv
     if as_json:
         print_json(document)
     if csv_path is not None:
-        with handled():
-            _write_csv(csv_path, document, metrics, overwrite)
+        _write_csv(csv_path, document, metrics, overwrite)
     if not as_json or not quiet:
         _print_table(document, metrics, stderr=as_json)
 
 
 def _run(config, quiet: bool):
-    from stylecli import evaluation as ev
+    from stylecli.evaluation import driver as ev
 
     reporter = Reporter(len(config.inputs) * len(config.sources), quiet)
     try:
         return ev.run_evaluation(config, reporter.advance, warn=lambda m: reporter.say(error_line(m), error=True),
-                                 note=lambda m: reporter.say(f"stylecli: note: {m}"))
+                                 note=lambda m: reporter.say(note_line(m)))
     finally:
         reporter.stop()
 
@@ -127,7 +123,7 @@ def _write_csv(path: Path, document: dict, names: list[str], overwrite: bool) ->
     import csv
     import io
 
-    from stylecli.atomic import atomic_path
+    from stylecli.files.atomic import atomic_path
 
     buf = io.StringIO()
     writer = csv.writer(buf)

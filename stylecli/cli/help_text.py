@@ -1,5 +1,6 @@
 """How the command line speaks: plain placeholders in `--help` (`INPUT...`, `--steps N`, never Typer's
-`{INPUT}...` or `<list[str]>`) and usage errors on one line, like every other error.
+`{INPUT}...` or `<list[str]>`) and usage errors on one line, like every other error (usage_error_line; the
+group's main() in cli/__init__ prints it).
 
 Typer derives a placeholder from each parameter's Python type. The top-level group rewrites them once, when the
 command tree is built: arguments show their name, options without an explicit metavar get one from their type.
@@ -7,12 +8,23 @@ command tree is built: arguments show their name, options without an explicit me
 
 from __future__ import annotations
 
-import sys
 from pathlib import PurePath
 from typing import Any
 
-from typer._click.exceptions import UsageError
+from typer import BadParameter
 from typer.core import TyperArgument, TyperGroup, TyperOption
+
+from stylecli.errors import error_line
+
+
+def _click_class(name: str) -> type[Exception]:
+    """click's `UsageError` / `ClickException`, reached through typer's public BadParameter (typer ships its own
+    copy of click in a private module; tests/test_cli_contract.py fails if these bases move)."""
+    return next(c for c in BadParameter.__mro__ if c.__name__ == name)
+
+
+ClickUsageError: Any = _click_class("UsageError")
+ClickException: Any = _click_class("ClickException")
 
 _TYPE_METAVARS = {int: "N", float: "X"}
 
@@ -58,12 +70,8 @@ class PlainHelpGroup(TyperGroup):
         plain_placeholders(self)
 
 
-def _show_on_one_line(self: UsageError, file: Any = None) -> None:
-    """One error line (cli.common.error_line) naming the help to read, instead of the usage block."""
-    from stylecli.cli.common import error_line
-
-    see = f" (see `{self.ctx.command_path} -h`)" if self.ctx is not None else ""
-    print(error_line(self.format_message().rstrip(".")) + see, file=file or sys.stderr, flush=True)
-
-
-UsageError.show = _show_on_one_line  # this process's command line only: stylecli's commands are its only ones
+def usage_error_line(exc: Any) -> str:
+    """A usage error of the command line (click's UsageError) as one error line naming the help to read,
+    instead of click's usage block."""
+    see = f" (see `{exc.ctx.command_path} -h`)" if exc.ctx is not None else ""
+    return error_line(exc.format_message().rstrip(".")) + see

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 
-from stylecli.cli import app
 from stylecli.cli.common import (
     BatchOpt,
     BlendOpt,
@@ -36,7 +35,6 @@ from stylecli.cli.common import (
     execute_batch,
     expand_paths,
     face_options,
-    handled,
     make_editor,
     photo_editor,
     print_json,
@@ -53,7 +51,8 @@ from stylecli.cli.tune_opts import (
     TuneStopOpt,
     make_tuner,
 )
-from stylecli.errors import UsageError
+from stylecli.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
+from stylecli.errors import UsageError, note_line
 
 LatentOnlyOpt = Annotated[
     bool,
@@ -65,19 +64,18 @@ SaveStepsOpt = Annotated[
 ]
 
 
-@app.command()
 def invert(
     inputs: InputsArg,
     out_dir: OutDirOpt = Path("."),
     checkpoint: CheckpointOpt = None,
-    model: ModelOpt = "e4e_ffhq",
+    model: ModelOpt = DEFAULT_MODEL,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.fp32,
     no_align: NoAlignOpt = False,
     faces: FacesOpt = "largest",
     detector_upsample: UpsampleOpt = None,
     overwrite: OverwriteOpt = False,
-    max_pixels: MaxPixelsOpt = 100_000_000,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     skip_existing: SkipOpt = False,
     shard: ShardOpt = None,
     batch_size: BatchOpt = None,
@@ -116,7 +114,7 @@ def invert(
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
-        from stylecli.jobs import InvertJob
+        from stylecli.batch.jobs import InvertJob
 
         editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
                              max_pixels=max_pixels, detector_upsample=detector_upsample, steps=steps,
@@ -133,14 +131,13 @@ def _check_save_steps(save_steps: bool, latent_only: bool, tune: bool) -> None:
         raise typer.BadParameter("--save-steps shows the encoder's passes: not with --tune", param_hint="--save-steps")
 
 
-@app.command()
 def align(
     inputs: InputsArg,
     out_dir: OutDirOpt = Path("."),
     faces: FacesOpt = "largest",
     detector_upsample: UpsampleOpt = None,
     overwrite: OverwriteOpt = False,
-    max_pixels: MaxPixelsOpt = 100_000_000,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     skip_existing: SkipOpt = False,
     shard: ShardOpt = None,
     workers: WorkersOpt = 2,
@@ -161,7 +158,7 @@ def align(
     paths = expand_paths(inputs, shard, null)
 
     def make_job():
-        from stylecli.jobs import AlignJob
+        from stylecli.batch.jobs import AlignJob
 
         return AlignJob(photo_editor(max_pixels, detector_upsample), chosen)
 
@@ -218,7 +215,6 @@ KeepOpt = Annotated[
 ]
 
 
-@app.command()
 def edit(
     inputs: InputsArg,
     direction: DirectionOpt,
@@ -234,13 +230,13 @@ def edit(
     tune_lpips_stop: TuneStopOpt = None, locality: LocalityOpt = False, pivot: PivotOpt = None,  # pivotal tuning
     out_dir: OutDirOpt = Path("."),
     checkpoint: CheckpointOpt = None,
-    model: ModelOpt = "e4e_ffhq",
+    model: ModelOpt = DEFAULT_MODEL,
     device: DeviceOpt = Device.auto,
     precision: PrecisionOpt = Precision.fp32,
     no_align: NoAlignOpt = False, faces: FacesOpt = "largest",
     detector_upsample: UpsampleOpt = None,
     overwrite: OverwriteOpt = False,
-    max_pixels: MaxPixelsOpt = 100_000_000,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     skip_existing: SkipOpt = False,
     shard: ShardOpt = None, batch_size: BatchOpt = None,
     workers: WorkersOpt = 2, null: NulOpt = False,
@@ -270,7 +266,7 @@ def edit(
     tuner = make_tuner(tune, tune_steps, tune_lr, tune_lpips_stop, locality, pivot, quiet, no_tune, paths)
 
     def make_job():
-        from stylecli.jobs import EditJob
+        from stylecli.batch.jobs import EditJob
 
         editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
                              max_pixels=max_pixels, detector_upsample=detector_upsample, steps=steps,
@@ -286,7 +282,7 @@ def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | N
     """The edit options checked against each other and each direction spec checked as far as it can be without
     the model (form, name or file, the domain of `model`, a registry name; --layers syntax): usage errors, before
     any input is read or any model resolved. Directions are resolved later against the model (resolve_plan)."""
-    from stylecli.jobs import EditPlan
+    from stylecli.batch.jobs import EditPlan
 
     strengths = list(strength or [])
     if sweep and strengths:
@@ -303,17 +299,16 @@ def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | N
     if blend != "feather" and not paste_back:
         raise typer.BadParameter(f"--blend {blend} blends the paste-back: add --paste-back", param_hint="--blend")
     kept = _parse_keep(keep, direction)
-    with handled():
-        from stylecli.editing import parse_layers
-        from stylecli.editing.resolve import check_spec
-        from stylecli.pipeline import DOMAIN_STYLES
+    from stylecli.domains import DOMAIN_STYLES
+    from stylecli.editing import parse_layers
+    from stylecli.editing.resolve import check_spec
 
-        domain = registry_entry(model, "--model").domain if model else None
-        parse_layers(layers, DOMAIN_STYLES.get(domain or ""))  # the syntax; the indices when the model's are known
-        for spec in direction:
-            check_spec(spec, layers, domain)
-        for spec in kept:
-            check_named("--keep", lambda spec=spec: check_spec(spec, None, domain))
+    domain = registry_entry(model, "--model").domain if model else None
+    parse_layers(layers, DOMAIN_STYLES.get(domain or ""))  # the syntax; the indices when the model's are known
+    for spec in direction:
+        check_spec(spec, layers, domain)
+    for spec in kept:
+        check_named("--keep", lambda spec=spec: check_spec(spec, None, domain))
     edits = [(d, strengths[i] if i < len(strengths) else None) for i, d in enumerate(direction)]
     return EditPlan(edits, sweep_values, grid, gif, paste_back, save_latent, blend, kept)
 
@@ -330,7 +325,9 @@ def check_named(option: str, call: Callable[[], Any]) -> Any:
 
 def paste_back_inputs(paths: list[Path], plan, faces) -> list[Path]:
     """The inputs, unless --paste-back is asked for photos given with --no-align (no face position to paste at)."""
-    photos = [p for p in paths if p.suffix.lower() != ".npy"]
+    from stylecli.naming import is_latent
+
+    photos = [p for p in paths if not is_latent(p)]
     if plan.paste_back and not faces.align and photos:
         raise typer.BadParameter(f"{photos[0]}: --no-align takes the image as the face crop, so there is nothing to "
                                  "paste it back into: drop one of them", param_hint="--paste-back")
@@ -354,21 +351,20 @@ def resolve_plan(plan, editor, layers: str | None, quiet: bool = False):
     from dataclasses import replace
 
     from stylecli.editing import parse_layers
+    from stylecli.naming import with_keep, with_layers
 
     chosen = parse_layers(layers, editor.n_styles)
     edits = [(editor.resolve_edit(spec, chosen), s) for spec, s in plan.edits]
     if chosen is not None:  # the layers change the pixels, so they are in the names
-        edits = [(replace(e, label=f"{e.label}_layers{layers_tag(chosen)}"), s) for e, s in edits]
+        edits = [(replace(e, label=with_layers(e.label, chosen)), s) for e, s in edits]
     edits, notes = check_named("--keep", lambda: editor.keep(edits, plan.keep))
     defaults = [f"{spec} without --strength: moved to coordinate 0 of component {spec.partition(':')[2].strip()} "
                 "(the mean face's value); --strength sets the target coordinate, in standard deviations"
                 for spec, s in plan.edits if s is None and plan.sweep is None and _raw_ganspace(spec)]
     for note in defaults if not quiet else []:
-        typer.echo(f"stylecli: note: {note}", err=True)
+        typer.echo(note_line(note), err=True)
     if plan.keep:  # a conditioned edit has other pixels than the plain one, so the kept directions are in the names
-        from stylecli.editing.conditional import keep_tag
-
-        edits = [(replace(e, label=f"{e.label}_keep-{keep_tag(plan.keep)}"), s) for e, s in edits]
+        edits = [(replace(e, label=with_keep(e.label, plan.keep)), s) for e, s in edits]
     return replace(plan, edits=edits, notes=(*notes, *defaults))
 
 
@@ -377,18 +373,6 @@ def _raw_ganspace(spec: str) -> bool:
     return kind == "ganspace" and arg.strip().isdigit()
 
 
-def layers_tag(layers: tuple[int, ...]) -> str:
-    """(0, 1, 2, 3, 8) -> '0-3.8': the layers in a file name."""
-    runs: list[list[int]] = []
-    for i in layers:
-        if runs and i == runs[-1][-1] + 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    return ".".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
-
-
-@app.command()
 def mix(
     first: Annotated[Path, typer.Argument(help="Image or latent giving the base code.", show_default=False)],
     second: Annotated[Path, typer.Argument(help="Image or latent giving the mixed-in layers.", show_default=False)],
@@ -400,7 +384,7 @@ def mix(
                                                "smaller models (7-13 of 14).", show_default=False)] = None,
     alpha: Annotated[float, typer.Option("--alpha", min=0.0, max=1.0, help="1: copy; 0.5: halfway.")] = 1.0,
     checkpoint: CheckpointOpt = None,
-    model: ModelOpt = "e4e_ffhq",
+    model: ModelOpt = DEFAULT_MODEL,
     device: DeviceOpt = Device.auto,
     no_align: NoAlignOpt = False,
     overwrite: OverwriteOpt = False,
@@ -414,38 +398,43 @@ def mix(
 
     Example: stylecli mix a.jpg b.jpg --layers 8-17 -o mixed/
     """
-    with handled():
-        from stylecli.cli.common import check_out_dir, unreadable_inputs
-        from stylecli.editing.mixing import mix as mix_codes
-        from stylecli.images import write_image
-        from stylecli.jobs import face_code
+    from stylecli.cli.common import check_out_dir, unreadable_inputs
+    from stylecli.editing.mixing import mix as mix_codes
+    from stylecli.encoders.base import Encoded
+    from stylecli.files.images import write_image
+    from stylecli.pipeline.render import render_variants
+    from stylecli.pipeline.sources import source_code
 
-        as_file = out_dir.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and not out_dir.is_dir()
-        if out_dir.suffix.lower() in (".gif", ".bmp", ".tif", ".tiff", ".npy") and not out_dir.is_dir():
-            raise UsageError(f"-o {out_dir}: mix writes .png, .jpg or .webp (or give a folder)")
-        check_out_dir(out_dir.parent if as_file else out_dir)
-        known = early_mix_layers(layers, None if checkpoint else model)  # usage errors before the model loads
-        if known is not None or as_file:
-            mix_destination(out_dir, as_file, first, second, known or (), alpha, overwrite)
-        unreadable_inputs([first, second])
-        editor = make_editor(checkpoint, model, device.value, quiet=quiet)
-        chosen = mix_layers(layers, editor.n_styles)
-        dest = mix_destination(out_dir, as_file, first, second, chosen, alpha, overwrite)
-        base, other = (face_code(editor, p, not no_align) for p in (first, second))
-        mixed = mix_codes(base.codes, other.codes, chosen, alpha)
-        write_image(editor.synthesize(mixed, base.weights)[0], dest, overwrite)
+    as_file = out_dir.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and not out_dir.is_dir()
+    if out_dir.suffix.lower() in (".gif", ".bmp", ".tif", ".tiff", ".npy") and not out_dir.is_dir():
+        raise UsageError(f"-o {out_dir}: mix writes .png, .jpg or .webp (or give a folder)")
+    check_out_dir(out_dir.parent if as_file else out_dir)
+    known = early_mix_layers(layers, None if checkpoint else model)  # usage errors before the model loads
+    if known is not None or as_file:
+        mix_destination(out_dir, as_file, first, second, known or (), alpha, overwrite)
+    unreadable_inputs([first, second])
+    editor = make_editor(checkpoint, model, device.value, quiet=quiet)
+    chosen = mix_layers(layers, editor.n_styles)
+    dest = mix_destination(out_dir, as_file, first, second, chosen, alpha, overwrite)
+    # a tuned latent mixes through the shared generator (the tuned weights beside it are not read)
+    base, other = (source_code(editor, p, not no_align, saved_tuning=False) for p in (first, second))
+    mixed = mix_codes(base.codes, other.codes, chosen, alpha)
+    image = render_variants(editor, Encoded(mixed, base.weights), [], reconstruct=True).reconstructions[0]
+    write_image(image, dest, overwrite)
     if as_json:  # the record every command prints, with the second input and the layers beside it
         print_json({"input": str(first), "ok": True, "status": "done", "outputs": {"image": str(dest)},
                     "error": None, "notes": [], "second": str(second), "layers": list(chosen), "alpha": alpha})
     if not quiet:
+        from stylecli.naming import layers_tag
+
         typer.echo(f"{first} + {second} (layers {layers_tag(chosen)}) -> {dest}", err=True)
 
 
 def early_mix_layers(spec: str | None, model: str | None) -> tuple[int, ...] | None:
     """mix's --layers as far as they are known before the model loads: the syntax is checked; the layers come
     from the spec, or from the style count of a registry model's domain (None when only the model can tell)."""
+    from stylecli.domains import DOMAIN_STYLES
     from stylecli.editing import parse_layers
-    from stylecli.pipeline import DOMAIN_STYLES
 
     chosen = parse_layers(spec)
     if chosen is not None:
@@ -458,8 +447,9 @@ def mix_destination(out_dir: Path, as_file: bool, first: Path, second: Path, cho
                     overwrite: bool) -> Path:
     """mix's output file (-o itself, or FIRST+SECOND_layersA-B.png in the -o folder); an existing one without
     --overwrite is a usage error."""
-    name = f"{first.stem}+{second.stem}_layers{layers_tag(chosen)}" + (f"_alpha{alpha:g}" if alpha != 1 else "")
-    dest = out_dir if as_file else out_dir / f"{name}.png"
+    from stylecli.naming import mix_name
+
+    dest = out_dir if as_file else out_dir / f"{mix_name(first.stem, second.stem, chosen, alpha)}.png"
     if dest.exists() and not overwrite:
         raise UsageError(f"{dest}: exists (pass --overwrite to replace it)")
     return dest

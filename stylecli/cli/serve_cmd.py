@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from stylecli.cli import app
-from stylecli.cli.common import Device, DeviceOpt, MaxPixelsOpt, handled
+from stylecli.cli.common import Device, DeviceOpt, MaxPixelsOpt
 from stylecli.cli.tune_opts import TuneLrOpt, TuneStopOpt, make_tuner
+from stylecli.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, PTI_STEPS, SERVE_TUNE_STEPS
+from stylecli.errors import warning_line
 
 CheckpointsOpt = Annotated[
     list[Path] | None,
@@ -18,18 +19,17 @@ CheckpointsOpt = Annotated[
 ]
 ModelsOpt = Annotated[
     list[str] | None,
-    typer.Option("--model", help="Registry model (see `stylecli weights list`) [default: e4e_ffhq]; repeatable. "
-                 "The first --checkpoint, else the first --model, gives the sliders.", show_default=False),
+    typer.Option("--model", help=f"Registry model (see `stylecli weights list`) [default: {DEFAULT_MODEL}]; "
+                 "repeatable. The first --checkpoint, else the first --model, gives the sliders.", show_default=False),
 ]
 PageTuneStepsOpt = Annotated[
     int | None,
     typer.Option("--tune-steps", min=1, show_default=False,
-                 help="Most steps of the page's pivotal tuning (the encoder choice '... + tuning') [default: 50; "
-                 "the CLI's --tune runs up to 350]."),
+                 help="Most steps of the page's pivotal tuning (the encoder choice '... + tuning') "
+                 f"[default: {SERVE_TUNE_STEPS}; the CLI's --tune runs up to {PTI_STEPS}]."),
 ]
 
 
-@app.command()
 def serve(
     checkpoint: CheckpointsOpt = None,
     model: ModelsOpt = None,
@@ -50,7 +50,7 @@ def serve(
     tune_lr: TuneLrOpt = None,
     tune_lpips_stop: TuneStopOpt = None,
     device: DeviceOpt = Device.auto,
-    max_pixels: MaxPixelsOpt = 100_000_000,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Edit photos in your browser: upload, pick a face, move sliders, download the edited photo and its latent.
 
@@ -64,21 +64,19 @@ def serve(
       stylecli serve --model e4e_ffhq --model restyle_e4e_ffhq --model hyperstyle_ffhq
       stylecli serve --checkpoint my_e4e.pt --directions my_directions/ --port 8000 --no-browser
     """
-    from stylecli.serve.encoders import TUNE_STEPS
     from stylecli.serve.server import check_address, check_requirements, exposure_warnings, launch, models_of, prepare
 
-    with handled():
-        check_requirements(directions)
-    tuning = make_tuner(True, TUNE_STEPS if tune_steps is None else tune_steps, tune_lr, tune_lpips_stop, False,
+    check_requirements(directions)
+    tuning = make_tuner(True, SERVE_TUNE_STEPS if tune_steps is None else tune_steps, tune_lr, tune_lpips_stop, False,
                         None, quiet=True).config  # the CLI's checks and defaults, the page's step count
     for warning in exposure_warnings(host, share):
-        typer.echo(f"stylecli: warning: {warning}", err=True)
-    with handled():  # the same model twice, a taken port or an unknown host: said before any model loads (exit 2)
-        models_of(checkpoint, model)
-        check_address(host, port)
-    with handled():  # a model that cannot load (or fit the first): its one-line message and exit code
-        session = prepare(checkpoint, model, device.value, directions, max_pixels,
-                          lambda line: typer.echo(f"stylecli: {line}", err=True), tuning)
-    with handled():  # the page could not start after all (a race for the port): one line, the session closed
-        launch(session, host, port, share, open_browser=not no_browser)
+        typer.echo(warning_line(warning), err=True)
+    # the same model twice, a taken port or an unknown host: said before any model loads (exit 2)
+    models_of(checkpoint, model)
+    check_address(host, port)
+    # a model that cannot load (or fit the first): its one-line message and exit code
+    session = prepare(checkpoint, model, device.value, directions, max_pixels,
+                      lambda line: typer.echo(f"stylecli: {line}", err=True), tuning)
+    # the page could not start after all (a race for the port): one line, the session closed
+    launch(session, host, port, share, open_browser=not no_browser)
 

@@ -8,8 +8,12 @@ from typing import Annotated, Any
 
 import typer
 
-from stylecli.cli import app
-from stylecli.cli.common import Device, DeviceOpt, QuietOpt, fail, handled
+from stylecli.cli.common import Device, DeviceOpt, QuietOpt, fail
+from stylecli.training.config import TrainConfig
+
+# The defaults shown and used are TrainConfig's (the paper's recipe); the module reads no torch.
+_D = TrainConfig()
+_PROGRESSIVE_START = _D.progressive_start or 0
 
 
 def _opt(flag: str, help: str, **kw: Any) -> Any:
@@ -23,7 +27,7 @@ GeneratorOpt = Annotated[str, _opt("--generator", "StyleGAN2 generator: a regist
 OutOpt = Annotated[Path, _opt("--out", "Run folder: latest.pt, best.pt, log.jsonl, images/.")]
 ResumeOpt = Annotated[Path | None, _opt("--resume", "Continue the run in this folder (or .pt) exactly; only --steps "
                                         "and --workers may differ from the saved run.")]
-StepsOpt = Annotated[int | None, _opt("--steps", "Total training steps (default 300000).", min=1)]
+StepsOpt = Annotated[int | None, _opt("--steps", f"Total training steps (default {_D.steps}).", min=1)]
 BatchOpt = Annotated[int, _opt("--batch-size", "Images per step (per process).", min=1)]
 LrOpt = Annotated[float, _opt("--lr", "Encoder learning rate.")]
 OptimizerOpt = Annotated[str, _opt("--optimizer", "ranger (the recipe: RAdam + gradient centralization + "
@@ -37,9 +41,9 @@ DiscOpt = Annotated[float, _opt("--w-discriminator-lambda", "Latent discriminato
 DiscLrOpt = Annotated[float, _opt("--w-discriminator-lr", "Latent discriminator learning rate (Adam).")]
 R1Opt = Annotated[float, _opt("--r1", "R1 penalty weight of the discriminator.")]
 DRegOpt = Annotated[int, _opt("--d-reg-every", "Apply the R1 penalty every N steps.", min=1)]
-PoolOpt = Annotated[bool, _opt("--use-w-pool", "Show the discriminator a pool of 50 past codes.")]
+PoolOpt = Annotated[bool, _opt("--use-w-pool", f"Show the discriminator a pool of {_D.w_pool_size} past codes.")]
 ProgStartOpt = Annotated[int, _opt("--progressive-start", "Step at which the first offset starts training "
-                                   "(faces: 20000).", min=0)]
+                                   f"(faces: {_PROGRESSIVE_START}).", min=0)]
 NoProgOpt = Annotated[bool, _opt("--no-progressive", "Train every offset from step 0 (no delta regularization).")]
 ProgEveryOpt = Annotated[int, _opt("--progressive-step-every", "Steps between enabling two offsets.", min=1)]
 InitOpt = Annotated[str, _opt("--encoder-init", "arcface (IR-SE50 face weights, the recipe), none (random), an "
@@ -59,19 +63,20 @@ AlignOpt = Annotated[bool, _opt("--align", "The images are photos: align each fa
 _NOT_CONFIG = {"ctx", "resume", "no_progressive", "device", "quiet"}
 
 
-@app.command()
 def train(
     ctx: typer.Context, data: DataOpt = None, val_data: ValDataOpt = None,
-    generator: GeneratorOpt = "stylegan2_ffhq", out: OutOpt = Path("runs/e4e"), resume: ResumeOpt = None,
-    steps: StepsOpt = None, batch_size: BatchOpt = 8, lr: LrOpt = 1e-4, optimizer: OptimizerOpt = "ranger",
-    l2_lambda: L2Opt = 1.0, lpips_lambda: LpipsOpt = 0.8, id_lambda: IdOpt = 0.1, moco_lambda: MocoOpt = 0.0,
-    delta_norm_lambda: DeltaOpt = 2e-4, w_discriminator_lambda: DiscOpt = 0.1, w_discriminator_lr: DiscLrOpt = 2e-5,
-    r1: R1Opt = 10.0, d_reg_every: DRegOpt = 16, use_w_pool: PoolOpt = False,
-    progressive_start: ProgStartOpt = 20_000, no_progressive: NoProgOpt = False,
-    progressive_step_every: ProgEveryOpt = 2_000, encoder_init: InitOpt = "arcface",
-    mean_latent_samples: MeanOpt = 100_000, save_every: SaveOpt = 5_000, val_every: ValOpt = 1_000,
-    image_every: ImageOpt = 500, log_every: LogOpt = 50, seed: SeedOpt = 0, workers: WorkersOpt = 2,
-    align: AlignOpt = False, device: DeviceOpt = Device.auto, quiet: QuietOpt = False,
+    generator: GeneratorOpt = _D.generator, out: OutOpt = Path(_D.out), resume: ResumeOpt = None,
+    steps: StepsOpt = None, batch_size: BatchOpt = _D.batch_size, lr: LrOpt = _D.lr,
+    optimizer: OptimizerOpt = _D.optimizer, l2_lambda: L2Opt = _D.l2_lambda, lpips_lambda: LpipsOpt = _D.lpips_lambda,
+    id_lambda: IdOpt = _D.id_lambda, moco_lambda: MocoOpt = _D.moco_lambda,
+    delta_norm_lambda: DeltaOpt = _D.delta_norm_lambda, w_discriminator_lambda: DiscOpt = _D.w_discriminator_lambda,
+    w_discriminator_lr: DiscLrOpt = _D.w_discriminator_lr, r1: R1Opt = _D.r1, d_reg_every: DRegOpt = _D.d_reg_every,
+    use_w_pool: PoolOpt = _D.use_w_pool, progressive_start: ProgStartOpt = _PROGRESSIVE_START,
+    no_progressive: NoProgOpt = False, progressive_step_every: ProgEveryOpt = _D.progressive_step_every,
+    encoder_init: InitOpt = _D.encoder_init, mean_latent_samples: MeanOpt = _D.mean_latent_samples,
+    save_every: SaveOpt = _D.save_every, val_every: ValOpt = _D.val_every, image_every: ImageOpt = _D.image_every,
+    log_every: LogOpt = _D.log_every, seed: SeedOpt = _D.seed, workers: WorkersOpt = _D.workers,
+    align: AlignOpt = _D.align, device: DeviceOpt = Device.auto, quiet: QuietOpt = False,
 ) -> None:
     """Train an e4e encoder with the paper's recipe; checkpoints load in the official code and in stylecli.
 
@@ -87,7 +92,7 @@ def train(
       stylecli invert photo.jpg --checkpoint runs/ffhq/best.pt
     """
     values = _config_values(dict(locals()))
-    from stylecli.errors import StyleCliError, UsageError
+    from stylecli.errors import UsageError
 
     try:
         from stylecli.training import setup
@@ -100,15 +105,10 @@ def train(
         elif data is None:
             raise UsageError("--data is required (or --resume RUN)")
         else:
-            from stylecli.training.config import TrainConfig
-
             config = TrainConfig(**values)
         check_run(config, resumed=saved is not None)  # before any folder is made or weights are resolved
         with setup.run_folder(Path(config.out)):  # a run that fails before writing anything leaves no folder
             _run(setup, config, saved, device.value, quiet)
-    except (StyleCliError, OSError) as exc:
-        with handled():  # the one mapping of errors to a line and an exit code
-            raise exc from None
     except KeyboardInterrupt:
         raise fail("interrupted; continue with `stylecli train --resume RUN` from the last saved checkpoint",
                    130) from None
@@ -124,7 +124,7 @@ def _config_values(params: dict[str, Any]) -> dict[str, Any]:
     values["data"] = str(values["data"]) if values["data"] is not None else ""
     values["val_data"] = str(values["val_data"]) if values["val_data"] is not None else None
     values["out"] = str(values["out"])
-    values["steps"] = values["steps"] or 300_000
+    values["steps"] = values["steps"] or _D.steps
     values["progressive_start"] = None if params["no_progressive"] else values["progressive_start"]
     return values
 
@@ -159,8 +159,8 @@ def _run(setup: Any, config: Any, saved: Any, device: str, quiet: bool) -> None:
     """Prepare the trainer, train with a progress line, say where the checkpoint is."""
     import time
 
-    from stylecli.progress import Reporter
-    from stylecli.runner import Summary
+    from stylecli.batch.progress import Reporter
+    from stylecli.batch.runner import Summary
 
     trainer = setup.prepare(config, device, saved, report=None if quiet else lambda m: typer.echo(m, err=True))
     reporter = Reporter(config.steps, quiet or not trainer.dist.main, unit_name="steps")

@@ -9,6 +9,11 @@ from typing import Annotated
 
 import typer
 
+from stylecli.constants import PTI_LPIPS_STOP, PTI_LR, PTI_STEPS
+from stylecli.errors import note_line
+
+PTI_LR_TEXT = f"{PTI_LR:.0e}".replace("e-0", "e-")  # 3e-4
+
 
 class PivotKind(str, Enum):
     encoder = "encoder"
@@ -18,14 +23,14 @@ class PivotKind(str, Enum):
 TuneOpt = Annotated[bool, typer.Option(
     "--tune", help="Pivotal tuning (PTI): adapt the generator to each face so the reconstruction is near-exact and "
     "edits render through it; writes NAME_tuned.npy and NAME_tuned.tuned.safetensors (~57 MB per face at 1024 px). "
-    "Slow: up to 350 steps.")]
+    f"Slow: up to {PTI_STEPS} steps.")]
 TuneStepsOpt = Annotated[int | None, typer.Option(
-    "--tune-steps", min=0, show_default=False, help="Most tuning steps per face [default: 350].")]
+    "--tune-steps", min=0, show_default=False, help=f"Most tuning steps per face [default: {PTI_STEPS}].")]
 TuneLrOpt = Annotated[float | None, typer.Option(
-    "--tune-lr", show_default=False, help="Adam learning rate of tuning [default: 3e-4].")]
+    "--tune-lr", show_default=False, help=f"Adam learning rate of tuning [default: {PTI_LR_TEXT}].")]
 TuneStopOpt = Annotated[float | None, typer.Option(
     "--tune-lpips-stop", min=0.0, show_default=False,
-    help="Stop tuning a face once its LPIPS is at most this [default: 0.06].")]
+    help=f"Stop tuning a face once its LPIPS is at most this [default: {PTI_LPIPS_STOP:g}].")]
 LocalityOpt = Annotated[bool, typer.Option(
     "--locality", help="PTI's locality regularization: keep the generator unchanged away from the face's code.")]
 PivotOpt = Annotated[PivotKind | None, typer.Option(
@@ -64,11 +69,11 @@ def saved_tuning_notes(paths: list[Path], no_tune: bool, quiet: bool) -> None:
     """Say which latents render through their saved tuned weights (or that --no-tune ignores them)."""
     if quiet:
         return
-    from stylecli.tuning.store import tuned_path
+    from stylecli.naming import is_latent, tuned_weights_path
 
     for path in paths:
-        tuned = tuned_path(path)
-        if path.suffix.lower() == ".npy" and tuned.exists():
+        tuned = tuned_weights_path(path)
+        if is_latent(path) and tuned.exists():
             what = "ignoring" if no_tune else "rendering through"
             tail = "" if no_tune else " (--no-tune ignores it)"
-            typer.echo(f"stylecli: note: {path}: {what} {tuned}{tail}", err=True)
+            typer.echo(note_line(f"{path}: {what} {tuned}{tail}"), err=True)

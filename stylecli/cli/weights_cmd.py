@@ -7,8 +7,14 @@ from typing import Annotated
 
 import typer
 
-from stylecli.cli import weights_app
-from stylecli.cli.common import JsonOpt, error_line, handled, print_rows, registry_entry
+from stylecli.cli.common import JsonOpt, print_rows, registry_entry
+from stylecli.errors import error_line
+
+weights_app = typer.Typer(
+    help="List, download, verify and import the model files stylecli uses (weights.toml).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @weights_app.command("list")
@@ -17,7 +23,7 @@ def weights_list(as_json: JsonOpt = False) -> None:
 
     Example: stylecli weights list --json
     """
-    from stylecli import weights
+    from stylecli.registry import weights
 
     rows = [weights.status(e) for e in weights.load_registry().values()]
     print_rows(rows, {"name": lambda r: r["name"], "here": lambda r: "yes" if r["present"] else "no",
@@ -31,12 +37,11 @@ def weights_pull(names: Annotated[list[str], typer.Argument(help="Registry names
 
     Example: stylecli weights pull e4e_ffhq age smile
     """
-    from stylecli import weights
     from stylecli.errors import StyleCliError
+    from stylecli.registry import weights
 
     for name in names:  # an unknown name is a usage error, said before any download
-        with handled():
-            registry_entry(name)
+        registry_entry(name)
     failed = 0
     for name in names:
         try:
@@ -57,10 +62,10 @@ def weights_verify(
 
     Example: stylecli weights verify e4e_ffhq
     """
-    from stylecli import weights
+    from stylecli.registry import weights
 
-    with handled():  # an unknown name is a usage error, said before any file is hashed
-        entries = [registry_entry(name) for name in names] if names else list(weights.load_registry().values())
+    # an unknown name is a usage error, said before any file is hashed
+    entries = [registry_entry(name) for name in names] if names else list(weights.load_registry().values())
     failed = 0
     for entry in entries:
         name, path = entry.name, weights.locate(entry)
@@ -98,13 +103,12 @@ def weights_import(
 
     Example: stylecli weights import e4e_ffhq ~/Downloads/e4e_ffhq_encode.pt
     """
-    with handled():
-        from stylecli import weights
-        from stylecli.unverified import check_unverified
+    from stylecli.encoders.formats.unverified import check_unverified
+    from stylecli.registry import weights
 
-        entry = registry_entry(name)
-        checked = check_unverified(entry, path) if entry.sha256 is None and path.is_file() else None
-        dest = weights.import_file(name, path)
+    entry = registry_entry(name)
+    checked = check_unverified(entry, path) if entry.sha256 is None and path.is_file() else None
+    dest = weights.import_file(name, path)
     if checked is None:
         typer.echo(f"{name}: installed {dest}", err=True)
     else:

@@ -11,6 +11,8 @@ from stylecli.errors import StyleCliError
 
 
 class EditError(StyleCliError):
+    exit_code = 2  # a bad --direction / --keep: a usage error
+
     def for_option(self, option: str) -> EditError:
         """The same error, naming the option that gave the direction (`--keep agee: unknown direction ...`)."""
         message = str(self)

@@ -9,7 +9,6 @@ directions. Per-layer directions ([n_styles, dim]) are handled row by row agains
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
@@ -106,9 +105,3 @@ def condition_edits(edits: Sequence[tuple[Edit, float | None]], kept: Sequence[E
         out.append((projected, strength))
         notes.append(keep_note(edit, kept, cosine))
     return out, notes
-
-
-def keep_tag(kept: Sequence[object]) -> str:
-    """('gender', 'sefa:2', 'dirs/glasses.npy') -> 'gender.sefa2.glasses': the kept directions in a file name."""
-    return ".".join(Path(str(k)).stem.replace(":", "") if "/" in str(k) or "." in Path(str(k)).name
-                    else str(k).replace(":", "") for k in kept)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,8 +88,8 @@ def fit_direction(positive: np.ndarray, negative: np.ndarray, layer: int | None 
 
 def save_direction(learned: LearnedDirection, dest: Path, overwrite: bool = False) -> tuple[Path, Path]:
     """Write the direction (.npy float32 [1, dim], or .pt) and its JSON sidecar DEST.json, atomically."""
-    from stylecli.atomic import atomic_path
-    from stylecli.images import check_free
+    from stylecli.files.atomic import atomic_path
+    from stylecli.files.images import check_free
 
     dest = Path(dest)
     side = dest.with_name(dest.name + ".json")
@@ -108,23 +108,51 @@ def save_direction(learned: LearnedDirection, dest: Path, overwrite: bool = Fals
     return dest, side
 
 
+@dataclass
+class Examples:
+    codes: list[np.ndarray] = field(default_factory=list)  # one [n_styles, dim] per usable input
+    failed: list[str] = field(default_factory=list)  # one message per input that gave no code
+
+
+def check_example_shapes(examples: Examples) -> None:
+    shapes = {c.shape for c in examples.codes}
+    if len(shapes) > 1:
+        raise StyleCliError(f"the example latents have different shapes ({', '.join(map(str, sorted(shapes)))}); "
+                            "use latents of one model")
+
+
+def latent_examples(paths: Sequence[Path]) -> Examples:
+    """Saved latents as they are (no model to check them against: every example is a latent)."""
+    from stylecli.files.images import read_latent
+
+    out = Examples()
+    for path in paths:
+        try:
+            out.codes.append(read_latent(Path(path)))
+        except StyleCliError as exc:
+            out.failed.append(str(exc))
+    check_example_shapes(out)
+    return out
+
+
 def learn_from_inputs(positive: Sequence[Path], negative: Sequence[Path], load_editor: Callable[[], Any],
                       layer: int | None = None, align: bool = True,
                       progress: Callable[[str, int, int], None] | None = None,
                       model: str = "") -> tuple[LearnedDirection, list[str]]:
-    """Codes of both example sets (the FaceEditor is loaded only when there are photos to invert), then the SVM.
+    """Codes of both example sets, then the SVM. A FaceEditor is loaded (`load_editor`) only when there are photos
+    to invert; it reads every example through the pipeline's sources (FaceEditor.example_codes).
 
     Returns the direction and one message per input that could not be used. `progress(side, done, total)`
     follows the inversion of photos.
     """
-    from stylecli.editing.examples import example_codes, needs_model
+    from stylecli.naming import is_latent
 
     check_counts(len(positive), len(negative))
-    editor = load_editor() if needs_model([*positive, *negative]) else None
+    editor = None if all(map(is_latent, [*positive, *negative])) else load_editor()
     sides = {}
     for side, paths in (("positive", positive), ("negative", negative)):
         report = (lambda done, total, side=side: progress(side, done, total)) if progress else None
-        sides[side] = example_codes(paths, editor, align, report)
+        sides[side] = latent_examples(paths) if editor is None else editor.example_codes(paths, align, report)
     failed = sides["positive"].failed + sides["negative"].failed
     pos, neg = sides["positive"].codes, sides["negative"].codes
     check_counts(len(pos), len(neg))

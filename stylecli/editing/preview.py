@@ -6,7 +6,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from stylecli.editing.base import Edit
 from stylecli.editing.catalog import find
@@ -37,18 +36,18 @@ def row_strengths(name: str, edit: Edit, strength: float | None) -> list[float]:
     return [-s, 0.0, s]
 
 
-def preview_rows(code: torch.Tensor, names: Sequence[str], resolve: Callable[[str], Edit],
-                 render: Callable[[torch.Tensor], np.ndarray], strength: float | None = None,
+def preview_rows(names: Sequence[str], resolve: Callable[[str], Edit],
+                 render: Callable[[Edit, list[float]], np.ndarray], strength: float | None = None,
                  progress: Callable[[str], None] | None = None) -> list[PreviewRow]:
-    """Render each direction at three strengths. `code` is [1, n_styles, dim]; `resolve` builds an edit from a name
-    (and may refuse it: that row gets the error, the others still render); `render` turns codes into images."""
+    """Render each direction at three strengths. `resolve` builds an edit from a name (and may refuse it: that row
+    gets the error, the others still render); `render(edit, strengths)` gives the code's images at those strengths
+    (the pipeline's render: the face's own generator weights included)."""
     rows = []
     for name in names:
         try:
             edit = resolve(name)
             strengths = row_strengths(name, edit, strength)
-            batch = torch.cat([edit.apply(code, s) for s in strengths])
-            rows.append(PreviewRow(name, strengths, render(batch)))
+            rows.append(PreviewRow(name, strengths, render(edit, strengths)))
         except StyleCliError as exc:
             message = str(exc)
             rows.append(PreviewRow(name, [], error=message if name in message else f"{name}: {message}"))

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from stylecli.cache import cache_dir
 from stylecli.editing.base import Edit
 from stylecli.models.stylegan2 import Generator
+from stylecli.registry.cache import cache_dir
 
 
 def modulation_weights(generator: Generator, layers: tuple[int, ...] | None) -> np.ndarray:
@@ -39,7 +39,7 @@ def sefa_directions(generator: Generator, layers: tuple[int, ...] | None) -> tup
     order = np.argsort(values)[::-1]
     directions, values = vectors[:, order].T.copy(), values[order]
     try:
-        from stylecli.atomic import atomic_path
+        from stylecli.files.atomic import atomic_path
 
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, directions=directions, eigenvalues=values)

@@ -46,7 +46,7 @@ class FaceAligner:
                 "face alignment needs dlib: pip install 'stylecli[faces]' (or pass --no-align for aligned crops)"
             ) from None
         if predictor_path is None:
-            from stylecli import weights
+            from stylecli.registry import weights
 
             predictor_path = weights.resolve("dlib_landmarks68")
         self._detector = dlib.get_frontal_face_detector()
@@ -103,7 +103,7 @@ def landmark_pixels_for(path: Path | str, pixels: np.ndarray) -> np.ndarray | No
         with open(path, "rb") as f:
             if f.read(3) != b"\xff\xd8\xff":  # not JPEG data, whatever the name says
                 return None
-        from stylecli.images import open_image
+        from stylecli.files.images import open_image
 
         with open_image(path) as img:
             if img.getexif().get(0x0112, 1) not in (None, 1):  # read_image rotated it; dlib would not

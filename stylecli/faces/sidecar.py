@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from stylecli.atomic import atomic_path
 from stylecli.errors import InputError
 from stylecli.faces.detect import Face
-from stylecli.images import check_free
+from stylecli.files.atomic import atomic_path
+from stylecli.files.images import check_free
 
 
 def write_sidecar(dest: Path, source: Path, image_size: tuple[int, int], index: int, face: Face,

@@ -6,14 +6,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stylecli.models.irse import irse_body, irse_input_layer
+from stylecli.models.irse import IRSE50_WIDTHS, irse_body, irse_input_layer
 
 
 class ArcFace(nn.Module):
     """112x112 face in [-1, 1] -> unit 512-vector. Tensor keys as in `model_ir_se50.pth` (input_layer, body,
     output_layer)."""
 
-    def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512), embedding: int = 512):
+    def __init__(self, widths: tuple[int, ...] = IRSE50_WIDTHS, embedding: int = 512):
         super().__init__()
         self.input_layer = irse_input_layer(widths[0])
         self.body = irse_body(widths)

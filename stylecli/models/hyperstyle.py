@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stylecli.models.e4e import per_style_mean
 from stylecli.models.irse import IRSE50_UNITS, IRSE50_WIDTHS, irse_body, irse_input_layer
 from stylecli.models.resnet import RESNET34_WIDTHS, ResNetStem
 from stylecli.models.restyle import pool
@@ -246,9 +247,7 @@ class HyperStyle(nn.Module):
         self.decoder = decoder
         self.w_encoder = w_encoder
         n_styles = decoder.n_latent
-        if latent_avg is None:
-            latent_avg = torch.zeros(n_styles, decoder.style_dim)
-        self.register_buffer("latent_avg", latent_avg.reshape(-1, decoder.style_dim).expand(n_styles, -1).clone())
+        self.register_buffer("latent_avg", per_style_mean(latent_avg, n_styles, decoder.style_dim))
         self.layer_names = [name for name, _ in generator_layers(decoder)]
 
     @property

@@ -9,6 +9,14 @@ IRSE50_UNITS = (3, 4, 14, 3)
 IRSE50_WIDTHS = (64, 128, 256, 512)
 
 
+def first_blocks(units: tuple[int, ...]) -> tuple[int, ...]:
+    """The index in the body of each stage's first unit (whose output width is the stage's): (0, 3, 7, 21)."""
+    return tuple(sum(units[:i]) for i in range(len(units)))
+
+
+IRSE50_FIRST_BLOCKS = first_blocks(IRSE50_UNITS)
+
+
 class SqueezeExcite(nn.Module):
     def __init__(self, channels: int, reduction: int = 16):
         super().__init__()

@@ -1,6 +1,6 @@
 """`stylecli serve`: a local browser editor (Gradio) over the same pipeline as the CLI.
 
-    backend   the one seam to a model: read, detect, align, encode, tune, edit, synthesize, paste back, the
+    backend   the one seam to a model: the pipeline's sources and render, tuning, paste back, the
               files a download holds
     encoders  the encoder choice: each model's own encoder, and pivotal tuning from it
     sliders   which directions fit the first model, with their suggested ranges

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from stylecli.constants import PTI_STEPS
 from stylecli.errors import StyleCliError
 from stylecli.serve.session import EditorSession
 
@@ -131,23 +132,28 @@ def _page(gr, session: EditorSession, title: str, share: bool = False):
     return c, sliders
 
 
+class UploadedPath(str):
+    """The path of the server's copy of an upload, carrying the name the file had on the user's machine."""
+
+    orig_name: str | None = None
+
+
 def _photo_file(gr, **kwargs):
     """gr.File whose value also carries the name the file had on the user's machine (`orig_name`): the web
-    server strips characters such as `! $ { } :` from its own copy's name. (Wrapped on the instance: a subclass
-    of a Gradio component makes Gradio write a .pyi beside this module.)"""
-    from gradio.utils import NamedString
-
+    server strips characters such as `! $ { } :` from its own copy's name. The name comes from the upload's
+    `gr.FileData` through the component's public `preprocess` (wrapped on the instance: a subclass of a Gradio
+    component makes Gradio write a .pyi beside this module)."""
     photo = gr.File(**kwargs)
-    process = photo._process_single_file
+    preprocess = photo.preprocess
 
-    def with_name(f):
-        value = process(f)
-        if isinstance(value, str):
-            value = NamedString(value)
-            value.orig_name = getattr(f, "orig_name", None)
+    def with_name(payload):
+        value = preprocess(payload)
+        if isinstance(value, str) and isinstance(payload, gr.FileData):
+            value = UploadedPath(value)
+            value.orig_name = payload.orig_name
         return value
 
-    photo._process_single_file = with_name
+    photo.preprocess = with_name
     return photo
 
 
@@ -157,7 +163,7 @@ def _encoder_info(session: EditorSession) -> str | None:
     if tuned is None:
         return "Each face is inverted once per encoder."
     return (f"Each face is inverted once per encoder. Tuning (PTI) adapts the generator to the face: at most "
-            f"{tuned.config.steps} steps here, where `--tune` runs up to 350 (PTI reports about 2 minutes for "
+            f"{tuned.config.steps} steps here, where `--tune` runs up to {PTI_STEPS} (PTI reports about 2 minutes for "
             "those on a GPU; a CPU is far slower). Its progress shows over the results.")
 
 

@@ -1,7 +1,7 @@
 """The one seam between the browser editor and the models: every model call the page makes goes through here.
 
-The stages are the pipeline's (read, detect, align, encode, tune, edit, synthesize, paste back); the editor
-never touches an encoder, a generator or dlib itself.
+The work is the pipeline's (its sources read and align a photo's faces, its render edits and renders them; tuning
+and paste-back are FaceEditor stages); the editor never touches an encoder, a generator or dlib itself.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from stylecli.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
 from stylecli.editing.base import Edit
-from stylecli.images import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     from stylecli.tuning.stage import ProgressFactory, Tuner
@@ -25,20 +25,20 @@ class Backend:
     """A loaded FaceEditor (the model, and on first use the face detector), shared by every request of one
     server."""
 
-    def __init__(self, editor: Any, model_args: list[str], name: str = "e4e_ffhq"):
+    def __init__(self, editor: Any, model_args: list[str], name: str = DEFAULT_MODEL):
         self.editor = editor
         self.model_args = model_args  # how the CLI names this model: ["--checkpoint", path] or ["--model", name]
         self.name = name  # the registry name, or the checkpoint's path as given
         self._lock = threading.RLock()  # one model call at a time, whatever the web server's threads do
 
     @classmethod
-    def load(cls, checkpoint: Path | None = None, model: str = "e4e_ffhq", device: str = "auto",
+    def load(cls, checkpoint: Path | None = None, model: str = DEFAULT_MODEL, device: str = "auto",
              max_pixels: int = DEFAULT_MAX_PIXELS) -> Backend:
-        from stylecli.pipeline import FaceEditor
+        from stylecli.pipeline.editor import FaceEditor
 
         if checkpoint is None:
             editor = FaceEditor.from_pretrained(model, device, max_pixels=max_pixels)
-            return cls(editor, [] if model == "e4e_ffhq" else ["--model", model], model)
+            return cls(editor, [] if model == DEFAULT_MODEL else ["--model", model], model)
         return cls(FaceEditor.from_checkpoint(checkpoint, device, max_pixels=max_pixels),
                    ["--checkpoint", str(checkpoint)], str(checkpoint))
 
@@ -64,20 +64,17 @@ class Backend:
     @property
     def kind(self) -> str:
         """Its encoder: e4e, pSp, ReStyle or HyperStyle."""
-        from stylecli.fidelity_encoders import HyperStyleEncoder, ReStyleEncoder
+        from stylecli.encoders.base import capabilities
 
-        encoder = self.editor.encoder
-        if isinstance(encoder, HyperStyleEncoder):
-            return "HyperStyle"
-        if isinstance(encoder, ReStyleEncoder):
-            return "ReStyle"
-        return "pSp" if getattr(getattr(encoder, "encoder", None), "kind", "e4e") == "psp" else "e4e"
+        return capabilities(self.editor.encoder).label
 
     @property
     def tunable(self) -> bool:
         """Whether pivotal tuning may start from its codes (`--tune` refuses HyperStyle, which adapts the
         generator to each photo itself)."""
-        return self.kind != "HyperStyle"
+        from stylecli.encoders.base import capabilities
+
+        return capabilities(self.editor.encoder).tunable
 
     @property
     def blends(self) -> list[str]:
@@ -88,22 +85,22 @@ class Backend:
 
     # -- the stages -----------------------------------------------------------------------------------------
 
-    def read(self, path: Path) -> tuple[np.ndarray, list[str]]:
+    def open(self, path: Path, no_face: str):
+        """A photo's faces through the pipeline's sources (pipeline.sources.Source): read outside the model lock,
+        then every face detected and aligned. no_face: the message when there is none."""
+        from stylecli.pipeline.sources import open_source
+
         photo = self.editor.read(Path(path))
-        return photo.pixels, photo.notes
-
-    def detect(self, pixels: np.ndarray) -> list:
         with self._lock:
-            return self.editor.detect(pixels)
+            return open_source(self.editor, photo, faces="all", latents=False, no_face=no_face)
 
-    def align(self, pixels: np.ndarray, face) -> np.ndarray:
-        return self.editor.align(pixels, face)
+    def encode(self, face) -> tuple[np.ndarray, Any]:
+        """The W+ code [n_styles, style_dim] of one face (a pipeline.sources.SourceFace), and the generator weights
+        the encoder adapted to this photo (None: the shared generator)."""
+        from stylecli.pipeline.sources import encode_faces
 
-    def encode(self, crop: np.ndarray) -> tuple[np.ndarray, Any]:
-        """The W+ code [n_styles, style_dim] of one aligned crop, and the generator weights the encoder adapted
-        to this photo (None: the shared generator)."""
         with self._lock:
-            encoded = self.editor.encode([crop])
+            encoded = encode_faces(self.editor, [face])
         weights = encoded.weights[0] if encoded.weights is not None else None
         return encoded.codes[0].float().cpu().numpy(), weights
 
@@ -113,7 +110,7 @@ class Backend:
         that make it render the face at the generator's resolution. progress: follows the steps."""
         import torch
 
-        from stylecli.encoders import Encoded
+        from stylecli.encoders.base import Encoded
 
         with self._lock:
             tuner.perceptual(self.editor.device)  # loaded on first use, then kept by the shared tuner
@@ -139,11 +136,21 @@ class Backend:
 
         return edit.apply(torch.from_numpy(code)[None], strength)[0].numpy()
 
-    def synthesize(self, codes: np.ndarray, weights: Any = None) -> np.ndarray:
-        """W+ codes [B, n_styles, style_dim] -> uint8 images [B, size, size, 3], with one photo's generator
-        weights when given."""
+    def render(self, code: np.ndarray, weights: Any, steps: list[tuple[Edit, float]], name: str
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """One face's code edited by `steps` (applied in order, as repeated --direction flags are) and its image,
+        through the pipeline's render (the face's own generator weights included): what `stylecli edit` makes."""
+        import torch
+
+        from stylecli.encoders.base import Encoded
+        from stylecli.pipeline.render import render_variants
+        from stylecli.pipeline.results import Variant
+
         with self._lock:
-            return self.editor.synthesize(codes, None if weights is None else [weights] * len(codes))
+            codes = torch.from_numpy(code)[None].to(self.editor.device)
+            encoded = Encoded(codes, None if weights is None else [weights])
+            out = render_variants(self.editor, encoded, [Variant(name, tuple(steps))])
+        return out.codes[0, 0], out.images[0, 0]
 
     def paste(self, photo: np.ndarray, face_image: np.ndarray, quad: np.ndarray, blend: str = "feather"):
         return self.editor.paste_back(photo, [face_image], [quad], blend)
@@ -161,7 +168,7 @@ class Backend:
         """What `edit LATENT` needs beside a latent to render it as the page did: the tuned generator
         (NAME.tuned.safetensors, tied to this code) or HyperStyle's offsets (NAME.hyperstyle.npz); nothing when
         it renders with the shared generator."""
-        from stylecli.jobs import write_photo_weights
+        from stylecli.photo_weights import write_photo_weights
 
         with self._lock:
             tuning, base = (tuner.metadata(), tuner.fingerprint(self.editor.generator)) if tuner else (None, None)

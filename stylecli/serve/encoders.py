@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from stylecli.constants import SERVE_TUNE_STEPS
 from stylecli.errors import InputError
 
 if TYPE_CHECKING:
     from stylecli.serve.backend import Backend
     from stylecli.tuning.stage import Tuner
 
-TUNE_STEPS = 50  # the page's default; PTI's recipe runs up to 350 (about 2 minutes a face on a GPU, PTI reports)
+TUNE_STEPS = SERVE_TUNE_STEPS  # the page's default; PTI's recipe runs up to PTI_STEPS
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,7 @@ class Choice:
     @property
     def name_tag(self) -> str:
         """What the CLI adds to the output names of a photo inverted this way (`_tuned`, `_steps3`)."""
-        from stylecli.jobs import settings_tag
-
-        return settings_tag(self.backend.editor, self.tuner)
+        return self.backend.editor.settings_tag(self.tuner)
 
 
 def choices(backends: list[Backend], tuner: Tuner | None = None) -> list[Choice]:

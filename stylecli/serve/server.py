@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from stylecli.images import DEFAULT_MAX_PIXELS
+from stylecli.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
 from stylecli.serve.session import EditorSession
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def prepare(checkpoint: Path | Sequence[Path] | None = None, model: str | Sequen
     from stylecli.serve.sliders import discover
 
     sources = models_of(checkpoint, model)
-    backends = [Backend.load(path, name or "e4e_ffhq", device, max_pixels) for path, name in sources]
+    backends = [Backend.load(path, name or DEFAULT_MODEL, device, max_pixels) for path, name in sources]
     for other in backends[1:]:
         check_fits(backends[0], other)
     directions = discover(backends[0], directions_dir, note)
@@ -59,7 +59,7 @@ def models_of(checkpoint: Path | Sequence[Path] | None, model: str | Sequence[st
     if twice is not None:
         raise UsageError(f"{twice}: given twice; name each model once")
     out: list[tuple[Path | None, str | None]] = [(Path(p), None) for p in paths] + [(None, n) for n in names]
-    return out or [(None, "e4e_ffhq")]
+    return out or [(None, DEFAULT_MODEL)]
 
 
 def check_fits(first, other) -> None:

@@ -21,7 +21,17 @@ from typing import Any
 import numpy as np
 
 from stylecli.editing.base import Edit
-from stylecli.editing.conditional import keep_tag
+from stylecli.naming import (
+    face_stem,
+    inversion_path,
+    latent_path,
+    pasted_path,
+    sidecar_of,
+    variant_name,
+    variant_path,
+    variant_stem,
+    with_keep,
+)
 from stylecli.serve.encoders import Choice, choices, pick
 from stylecli.serve.sliders import Direction
 
@@ -38,9 +48,14 @@ class Upload:
     name: str  # the file name as uploaded (what the command line and the sidecar call the photo)
     pixels: np.ndarray  # uint8 [H, W, 3], EXIF orientation applied
     notes: list[str]
-    faces: list  # stylecli.faces.Face, largest first
+    sources: list  # pipeline.sources.SourceFace of every face, largest first: its detection and aligned crop
     preview: Path  # the decoded photo at most PREVIEW_SIZE wide, the "before" of the comparison
     small: np.ndarray  # those pixels: slider moves paste into them, not into the full photo
+
+    @property
+    def faces(self) -> list:
+        """stylecli.faces.Face of every face, largest first."""
+        return [f.detected for f in self.sources]
 
     @property
     def size(self) -> tuple[int, int]:
@@ -55,7 +70,7 @@ class Upload:
         """Output names as `stylecli edit` writes them: the photo's stem, the model settings' tag (`_tuned`),
         and _faceK with --faces K for any face but the largest."""
         base = Path(self.name).stem + tag
-        return f"{base}_face{index}" if index else base
+        return face_stem(base, index) if index else base
 
 
 @dataclass
@@ -128,20 +143,19 @@ class EditorSession:
             return self._uploads[key]
         if not path.is_file():
             raise InputError(f"{path.name}: the upload is gone; upload the photo again")
+        no_face = f"{name}: no face found; try a photo where the face is larger or seen from the front"
         try:
-            pixels, notes = self.backend.read(path)
+            source = self.backend.open(path, no_face)
         except InputError as exc:  # name the file as the user knows it, not by the server's upload folder
             said = str(exc).replace(str(path), name).replace("with --max-pixels", "with `stylecli serve --max-pixels`")
             raise InputError(said) from None
-        faces = self.backend.detect(pixels)
-        if not faces:
-            raise InputError(f"{name}: no face found; try a photo where the face is larger or seen from the front")
+        pixels, notes = source.photo.pixels, source.photo.notes
         with self._lock:
             self._count += 1
             folder = self.workdir / f"u{self._count}"  # lives as long as the upload stays in the cache
         folder.mkdir(parents=True)
         small = _shrink(pixels)
-        upload = Upload(key, name, pixels, notes, faces, _write_jpeg(small, folder / "before.jpg"), small)
+        upload = Upload(key, name, pixels, notes, source.faces, _write_jpeg(small, folder / "before.jpg"), small)
         return _remember(self._uploads, key, upload, self.cache_size,
                          lambda old: shutil.rmtree(old.preview.parent, ignore_errors=True))
 
@@ -170,8 +184,8 @@ class EditorSession:
             return self._inverted[key]
         backend, face, notes = choice.backend, upload.faces[index], []
         if choice.tuner is None:
-            crop = backend.align(upload.pixels, face)
-            code, weights = backend.encode(crop)
+            crop = upload.sources[index].crop
+            code, weights = backend.encode(upload.sources[index])
         else:
             pivot = self.invert(upload, index, _own(self.encoders, backend).key)  # the encoder's code
             crop = pivot.crop
@@ -181,7 +195,7 @@ class EditorSession:
             if follow.result is not None:
                 r = follow.result
                 notes.append(f"tuned in {r.steps} steps, LPIPS {r.pivot_lpips:.3f} -> {r.lpips:.3f}")
-        recon = backend.synthesize(code[None], weights)[0]
+        recon = backend.render(code, weights, [], "")[1]  # the reconstruction: no edit
         inverted = Inverted(key, upload, index, crop, code, recon, choice, weights, notes)
         return _remember(self._inverted, key, inverted, 2 * self.cache_size)
 
@@ -247,9 +261,8 @@ class EditorSession:
         if kept:
             fixed = [i for i, (d, _) in enumerate(active) if not d.slider.relative]
             conditioned, notes = backend.condition([edits[i] for i in fixed], [self._kept(k, backend) for k in kept])
-            tag = f"_keep-{keep_tag(kept)}"  # as `stylecli edit --keep` names its files
-            for i, edit in zip(fixed, conditioned):
-                edits[i] = replace(edit, label=f"{edit.label}{tag}")
+            for i, edit in zip(fixed, conditioned):  # named as `stylecli edit --keep` names its files
+                edits[i] = replace(edit, label=with_keep(edit.label, kept))
         if keep and any(d.slider.relative for d, _ in active):
             notes.append("Keep leaves the GANSpace sliders unconditioned (they move to a target coordinate)")
         code = inverted.code
@@ -260,9 +273,11 @@ class EditorSession:
                 strength = round(_coordinate(edit, code) + value, 3)
             code = backend.apply(code, edit, strength)
             steps.append((d, strength))
-        moved = any(v for _, v in active)
-        image = backend.synthesize(code[None], inverted.weights)[0] if moved else inverted.reconstruction
-        name = "_".join(f"{e.label}{s:+g}" for e, (_, s) in zip(edits, steps))
+        name = variant_name((e.label, s) for e, (_, s) in zip(edits, steps))
+        image = inverted.reconstruction
+        if any(v for _, v in active):  # the edits again, in the pipeline's render: the pixels `stylecli edit` writes
+            code, image = backend.render(inverted.code, inverted.weights,
+                                         [(e, s) for e, (_, s) in zip(edits, steps)], name)
         return _remember(self._edited, key, Edited(code, image, steps, name, notes, tuple(kept)), 4)
 
     def _kept(self, spec: str, backend) -> Edit | str:
@@ -286,14 +301,14 @@ class EditorSession:
         its alignment sidecar and, for a face rendered with its own generator weights, those weights."""
         upload, variant, choice = inverted.upload, edited.name, inverted.choice
         stem = upload.stem(inverted.index, choice.name_tag)
-        files = [_write_png(edited.image, folder / f"{stem}_{variant or 'inversion'}.png")]
+        face = variant_path(folder, stem, variant) if variant else inversion_path(folder, stem)
+        files = [_write_png(edited.image, face)]
         if pasted is not None:  # `edit --paste-back` names the whole photo by the photo's own stem
-            kind = "pasted" if blend == "feather" else f"pasted-{blend}"
-            whole = f"{Path(upload.name).stem}{choice.name_tag}_{variant or 'inversion'}_{kind}.png"
-            files.insert(0, _write_png(pasted, folder / whole))
-        latent = folder / (f"{stem}_{variant}.npy" if variant else f"{stem}.npy")
+            whole = pasted_path(folder, Path(upload.name).stem + choice.name_tag, variant or "inversion", blend)
+            files.insert(0, _write_png(pasted, whole))
+        latent = latent_path(folder, variant_stem(stem, variant) if variant else stem)
         np.save(latent, edited.code.astype(np.float32))
-        sidecar = choice.backend.write_sidecar(folder / f"{latent.stem}.align.json", upload.name, upload.size,
+        sidecar = choice.backend.write_sidecar(sidecar_of(latent), upload.name, upload.size,
                                                inverted.index, upload.faces[inverted.index])
         weights = choice.backend.write_weights(latent, edited.code, inverted.weights, choice.tuner)
         return [*files, latent, sidecar, *weights]
@@ -339,7 +354,7 @@ def command_line(name: str, index: int, steps: Sequence[tuple[Direction, float]]
 
 def max_pixels_args(max_pixels: int | None) -> list[str]:
     """--max-pixels N when the server reads larger photos than the CLI does by default."""
-    from stylecli.images import DEFAULT_MAX_PIXELS
+    from stylecli.constants import DEFAULT_MAX_PIXELS
 
     return ["--max-pixels", str(max_pixels)] if max_pixels and max_pixels != DEFAULT_MAX_PIXELS else []
 

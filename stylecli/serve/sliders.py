@@ -15,21 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from stylecli.editing.base import Edit
+from stylecli.editing.kinds import BY_NAME, DIRECTION_FILES, FILE_KIND, SEFA_KIND, Slider
 from stylecli.errors import StyleCliError
 
 SEFA_COUNT = 5  # the strongest closed-form directions of the generator
-DIRECTION_FILES = (".pt", ".pth", ".npy")
-
-
-@dataclass(frozen=True)
-class Slider:
-    spec: str  # what --direction takes
-    label: str
-    group: str
-    limit: float  # the slider spans [-limit, limit]; 0 means no edit
-    step: float
-    key: str  # a Python identifier: the parameter's name in the `edit` API
-    relative: bool = False  # GANSpace: the value shifts the face's own coordinate
 
 
 @dataclass(frozen=True)
@@ -55,7 +44,7 @@ def discover(backend, directions_dir: Path | None = None,
             continue
         if _fits(backend, edit):
             found.append(Direction(slider, edit))
-    found += [Direction(s, backend.resolve(s.spec)) for s in _sefa()]
+    found += [Direction(s, backend.resolve(s.spec)) for s in SEFA_KIND.sliders(SEFA_COUNT)]
     if directions_dir is not None:
         for path in sorted(p for p in Path(directions_dir).iterdir() if p.suffix in DIRECTION_FILES):
             try:
@@ -64,8 +53,7 @@ def discover(backend, directions_dir: Path | None = None,
                 note(f"{path.name} left out: {exc}")
                 continue
             if _fits(backend, edit):
-                found.append(Direction(Slider(str(path), path.stem, "Your directions", 5.0, 0.1,
-                                              f"file_{path.stem}"), edit))
+                found.append(Direction(FILE_KIND.slider(path), edit))
             else:
                 note(f"{path.name} left out: its shape does not fit this model")
     return _unique_keys(found)
@@ -77,20 +65,7 @@ def _named(backend) -> list[tuple[Slider, str]]:
 
     if backend.style_dim != 512:  # the published directions are for 512-wide StyleGAN2 models
         return []
-    out = []
-    for d in named_directions(backend.domain):
-        limit = max(abs(v) for v in d.range)
-        if d.kind == "ganspace":  # target coordinates: the slider shifts the face's own
-            slider = Slider(d.name, d.name.removeprefix("ganspace:").replace("_", " "), "GANSpace",
-                            round(limit * 1.5), 0.5, d.name.replace(":", "_"), relative=True)
-        else:
-            slider = Slider(d.name, d.name.replace("_", " "), "InterFaceGAN", limit, 0.1, d.name)
-        out.append((slider, d.file))
-    return out
-
-
-def _sefa() -> list[Slider]:
-    return [Slider(f"sefa:{k}", f"SeFa {k}", "SeFa", 10.0, 0.1, f"sefa_{k}") for k in range(SEFA_COUNT)]
+    return [(BY_NAME[d.kind].slider(d), d.file) for d in named_directions(backend.domain)]
 
 
 def _fits(backend, edit: Edit) -> bool:

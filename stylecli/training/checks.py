@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from stylecli.atomic import unwritable_folder
 from stylecli.errors import UsageError
+from stylecli.files.atomic import unwritable_folder
 from stylecli.training.config import TrainConfig
 
 GENERATOR_KINDS = ("generator", "checkpoint")  # registry entries that hold a StyleGAN2 generator
@@ -45,8 +45,7 @@ def check_run(config: TrainConfig, resumed: bool = False) -> None:
 
 def image_count(folder: str, option: str, resumed: bool = False) -> int:
     """How many images a folder holds (searched recursively); none, or no such folder, is a usage error."""
-    from stylecli.images import IMAGE_EXTENSIONS
-    from stylecli.inputs import expand_inputs
+    from stylecli.files.images import IMAGE_EXTENSIONS, images_in
 
     path = Path(folder)
     whose = " (the resumed run's)" if resumed else ""
@@ -54,7 +53,7 @@ def image_count(folder: str, option: str, resumed: bool = False) -> int:
         raise UsageError(f"{option} {folder}{whose}: no such folder")
     if not path.is_dir():
         raise UsageError(f"{option} {folder}{whose}: not a folder; give the folder of the images")
-    count = len(expand_inputs([str(path)]))
+    count = len(images_in(path))
     if count == 0:
         raise UsageError(f"{option} {folder}{whose}: no images in it (looked for "
                          f"{', '.join(sorted(IMAGE_EXTENSIONS))}); give a folder of aligned face images, or photos "
@@ -77,7 +76,7 @@ def check_out(out: Path) -> None:
 def check_generator(value: str) -> None:
     """A generator file that exists, or a registry name of a generator or checkpoint. A value that looks like a
     path (a suffix such as .pt, or a folder separator) is never taken for a registry name."""
-    from stylecli import weights
+    from stylecli.registry import weights
 
     path = Path(value)
     if path.is_file():

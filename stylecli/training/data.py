@@ -15,16 +15,15 @@ from typing import Any
 
 import torch
 
-from stylecli.errors import StyleCliError
-from stylecli.images import read_image
-from stylecli.inputs import expand_inputs
-from stylecli.pipeline import preprocess
+from stylecli.convert import preprocess
+from stylecli.errors import InputError, StyleCliError
+from stylecli.files.images import images_in, read_image
 
 Key = tuple[int, int]  # (epoch, index): what the sampler hands to the dataset
 
 
 def image_paths(root: str | Path) -> list[Path]:
-    paths = expand_inputs([str(root)])
+    paths = images_in(Path(root)) if Path(root).is_dir() else [Path(root)]
     if not paths:
         raise StyleCliError(f"{root}: no images found (give a folder of aligned face images, or add --align)")
     return paths
@@ -104,13 +103,14 @@ def batch_loader(dataset: ImageFolder, sampler: EpochBatches, workers: int) -> t
                                        persistent_workers=False, pin_memory=False)
 
 
-def aligned_images(paths: list[Path], cache: Path, aligner: Any,
+def aligned_images(paths: list[Path], cache: Path, photos: Any,
                    report: Callable[[str], None] | None = None) -> list[Path]:
-    """Detect and align the largest face of each photo once; the 256-px crops are cached (PNG, lossless) under
-    `cache`, keyed by the photo's path, size and modification time. Photos without a face are left out (and
-    reported); returns the crops' paths in the photos' order."""
-    from stylecli.faces import align_crop, landmark_pixels_for, select_faces
-    from stylecli.images import write_png
+    """Detect and align the largest face of each photo once, through the pipeline's sources (`photos`: a FaceEditor,
+    models not needed); the 256-px crops are cached (PNG, lossless) under `cache`, keyed by the photo's path, size
+    and modification time. Photos without a face are left out (and reported); returns the crops' paths in the
+    photos' order."""
+    from stylecli.files.images import write_png
+    from stylecli.pipeline.sources import open_source
 
     crops, skipped = [], []
     for path in paths:
@@ -118,12 +118,10 @@ def aligned_images(paths: list[Path], cache: Path, aligner: Any,
         key = hashlib.sha256(f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:24]
         crop, none = cache / f"{key}.png", cache / f"{key}.noface"
         if not crop.is_file() and not none.is_file():
-            pixels = read_image(path).pixels
-            faces = aligner.detect(pixels, landmark_pixels=landmark_pixels_for(path, pixels))  # as the pipeline
-            if faces:
-                ((_, face),) = select_faces(faces, "largest", path)
-                write_png(align_crop(pixels, face.quad), crop, overwrite=True)
-            else:
+            photo = photos.read(path)  # an unreadable photo stops the run; a photo without a face is left out
+            try:
+                write_png(open_source(photos, photo).faces[0].crop, crop, overwrite=True)
+            except InputError:
                 none.parent.mkdir(parents=True, exist_ok=True)
                 none.write_text(f"{path}\n")
         if crop.is_file():

@@ -32,7 +32,7 @@ class SavedRun:
 
 def load_run(run: Path) -> SavedRun:
     """Read RUN/latest.pt (or a checkpoint file) written by `Trainer.save`."""
-    from stylecli.checkpoint import read_checkpoint
+    from stylecli.files.checkpoints import read_checkpoint
 
     path = run / "latest.pt" if run.is_dir() else run
     if not path.is_file():
@@ -81,6 +81,7 @@ def training_model(generator: Any, encoder_init: dict[str, Any] | None, mean_lat
     checkpoint (`{'state_dict', 'latent_avg'}`: the whole encoder and the mean latent start from it, as the official
     `--checkpoint_path`)."""
     from stylecli.models.e4e import StyleEncoder
+    from stylecli.models.irse import IRSE50_FIRST_BLOCKS, IRSE50_WIDTHS
 
     is_e4e = encoder_init is not None and isinstance(encoder_init.get("state_dict"), dict)
     state = encoder_init
@@ -88,11 +89,11 @@ def training_model(generator: Any, encoder_init: dict[str, Any] | None, mean_lat
         state = {k[8:]: v for k, v in encoder_init["state_dict"].items() if k.startswith("encoder.")}
     if state is not None:
         try:
-            widths = tuple(int(state[f"body.{b}.res_layer.1.weight"].shape[0]) for b in (0, 3, 7, 21))
+            widths = tuple(int(state[f"body.{b}.res_layer.1.weight"].shape[0]) for b in IRSE50_FIRST_BLOCKS)
         except KeyError:
             raise StyleCliError("the encoder's initial weights are not an IR-SE50 backbone") from None
     torch.manual_seed(seed)
-    encoder = StyleEncoder(generator.n_latent, "e4e", widths or (64, 128, 256, 512), generator.style_dim)
+    encoder = StyleEncoder(generator.n_latent, "e4e", widths or IRSE50_WIDTHS, generator.style_dim)
     if is_e4e:
         try:
             encoder.load_state_dict(state)
@@ -114,7 +115,7 @@ def lpips_alex(device: torch.device, alexnet: dict[str, torch.Tensor] | None = N
     """LPIPS (AlexNet, v0.1 linear layers of the `lpips` package): distance per image of two [-1, 1] batches.
     `alexnet`: torchvision AlexNet weights to use instead of torchvision's download (only `features.*` matter)."""
     if alexnet is None:
-        from stylecli.evaluation import lpips_model
+        from stylecli.registry.networks import lpips_model
 
         return lpips_model(device)
     import lpips
@@ -142,11 +143,11 @@ def loss_nets(config: TrainConfig, device: torch.device, arcface: Path | None = 
     if config.lpips_lambda > 0:
         nets.lpips = lpips_alex(device)
     if config.id_lambda > 0:
-        from stylecli.evaluation import arcface_model
+        from stylecli.registry.networks import arcface_model
 
         nets.identity = FeatureSimilarityLoss(arcface_model(device, arcface), crop_face=True)
     if config.moco_lambda > 0:
-        from stylecli.evaluation import moco_model
+        from stylecli.registry.networks import moco_model
 
         nets.moco = FeatureSimilarityLoss(moco_model(device), crop_face=False, size=224)
     return nets
@@ -154,9 +155,9 @@ def loss_nets(config: TrainConfig, device: torch.device, arcface: Path | None = 
 
 def _initial_weights(config: TrainConfig, resume: SavedRun | None) -> tuple[Any, dict[str, Any] | None, Path | None]:
     """(generator, encoder initialisation, ArcFace path) from the registry or local files."""
-    from stylecli import weights
-    from stylecli.checkpoint import read_checkpoint
-    from stylecli.loader import load_generator
+    from stylecli.encoders.loader import load_generator
+    from stylecli.files.checkpoints import read_checkpoint
+    from stylecli.registry import weights
 
     gen_path = Path(config.generator)
     generator = load_generator(gen_path if gen_path.is_file() else weights.resolve(config.generator))
@@ -178,18 +179,18 @@ def training_images(config: TrainConfig, report: Report | None = None) -> TrainI
     train = image_paths(config.data)
     val = image_paths(config.val_data) if config.val_data else None
     if config.align:
-        from stylecli.faces import FaceAligner
+        from stylecli.pipeline.editor import FaceEditor
 
-        aligner, cache = FaceAligner(), Path(config.out) / "aligned"
-        train = aligned_images(train, cache, aligner, report)
-        val = aligned_images(val, cache, aligner, report) if val else None
+        photos, cache = FaceEditor(None, None, "cpu"), Path(config.out) / "aligned"
+        train = aligned_images(train, cache, photos, report)
+        val = aligned_images(val, cache, photos, report) if val else None
     return TrainImages(train, val)
 
 
 def prepare(config: TrainConfig, device: str = "auto", resume: SavedRun | None = None,
             report: Report | None = None) -> Trainer:
     """A Trainer ready to run: weights resolved, images found (and aligned), state resumed when asked."""
-    from stylecli.pipeline import resolve_device
+    from stylecli.devices import resolve_device
 
     dist, dev = init_distributed(device)
     dev = dev or resolve_device(device)

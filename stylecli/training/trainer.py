@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from stylecli.errors import StyleCliError
-from stylecli.models.e4e import E4E, INFERENCE_STAGE
+from stylecli.models.e4e import E4E, INFERENCE_STAGE, per_style_mean
 from stylecli.models.latent_discriminator import LatentDiscriminator
 from stylecli.training import losses
 from stylecli.training.config import TrainConfig
@@ -308,8 +308,8 @@ class Trainer:
 
     def _write_grid(self, x: torch.Tensor, y_hat: torch.Tensor, dest: Path) -> None:
         """input | reconstruction, one pair per row."""
-        from stylecli.images import write_png
-        from stylecli.pipeline import to_uint8
+        from stylecli.convert import to_uint8
+        from stylecli.files.images import write_png
 
         pairs = torch.cat([x[:4], y_hat[:4].detach()], dim=3)
         write_png(to_uint8(pairs).reshape(-1, pairs.shape[3], 3), dest, overwrite=True)
@@ -317,7 +317,7 @@ class Trainer:
     def save(self, path: Path) -> None:
         """Official-format checkpoint plus the training state (optimizers, discriminator, pools, draws, RNG, data
         position)."""
-        from stylecli.checkpoint import save_checkpoint
+        from stylecli.encoders.formats.e4e import save_checkpoint
 
         train: dict[str, Any] = {
             "version": STATE_VERSION, "epoch": self.state.position.epoch, "position": self.state.position.used,
@@ -345,7 +345,7 @@ class Trainer:
         if missing:
             raise StyleCliError(f"the checkpoint does not match this encoder (missing {missing[0]})")
         self.encoder.load_state_dict({k[8:]: v for k, v in ckpt["state_dict"].items() if k.startswith("encoder.")})
-        self.model.latent_avg.copy_(ckpt["latent_avg"].reshape(self.model.latent_avg.shape))
+        self.model.latent_avg.copy_(per_style_mean(ckpt["latent_avg"], *self.model.latent_avg.shape))
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if self.discriminator is not None:
             self.discriminator.load_state_dict(ckpt["discriminator_state_dict"])

@@ -3,8 +3,7 @@
 from stylecli.tuning.generator_weights import GeneratorWeights, fingerprint, render, synthesis_parameters
 from stylecli.tuning.projection import ProjectionConfig, project_w
 from stylecli.tuning.pti import TuningConfig, TuningResult, target_tensor, tune
-from stylecli.tuning.store import TUNED_SUFFIX, TunedWeightsError, load_tuned, save_tuned, tuned_path
+from stylecli.tuning.store import TunedWeightsError, load_tuned, save_tuned
 
-__all__ = ["TUNED_SUFFIX", "GeneratorWeights", "ProjectionConfig", "TunedWeightsError", "TuningConfig",
-           "TuningResult", "fingerprint", "load_tuned", "project_w", "render", "save_tuned", "synthesis_parameters",
-           "target_tensor", "tune", "tuned_path"]
+__all__ = ["GeneratorWeights", "ProjectionConfig", "TunedWeightsError", "TuningConfig", "TuningResult", "fingerprint",
+           "load_tuned", "project_w", "render", "save_tuned", "synthesis_parameters", "target_tensor", "tune"]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from stylecli.encoders import GeneratorWeights
+from stylecli.encoders.base import GeneratorWeights
 
 __all__ = ["GeneratorWeights", "fingerprint", "render", "synthesis_parameters"]
 

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stylecli.constants import PTI_LPIPS_STOP, PTI_LR, PTI_STEPS
 from stylecli.tuning.generator_weights import GeneratorWeights, render, synthesis_parameters
 
 # Perceptual distance between image batches in [-1, 1] -> one value per image (e.g. the AlexNet LPIPS).
@@ -32,11 +33,11 @@ TuningProgress = Callable[[int, float, float], None]
 class TuningConfig:
     """PTI's hyperparameters (names of configs/hyperparameters.py in the comments)."""
 
-    steps: int = 350  # max_pti_steps
-    lr: float = 3e-4  # pti_learning_rate (Adam, default betas)
+    steps: int = PTI_STEPS  # max_pti_steps
+    lr: float = PTI_LR  # pti_learning_rate (Adam, default betas)
     l2_lambda: float = 1.0  # pt_l2_lambda
     lpips_lambda: float = 1.0  # pt_lpips_lambda
-    lpips_stop: float = 0.06  # LPIPS_value_threshold
+    lpips_stop: float = PTI_LPIPS_STOP  # LPIPS_value_threshold
     locality: bool = False  # use_locality_regularization
     locality_alpha: float = 30.0  # regulizer_alpha: distance from the pivot (norm over the whole W+ code)
     locality_l2_lambda: float = 0.1  # regulizer_l2_lambda

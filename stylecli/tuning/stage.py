@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from stylecli.encoders import Encoded
+from stylecli.encoders.base import Encoded
+from stylecli.naming import tuning_tag
 from stylecli.tuning.generator_weights import GeneratorWeights, fingerprint
 from stylecli.tuning.progress import FaceProgress
 from stylecli.tuning.projection import ProjectionConfig, project_w
@@ -51,7 +52,7 @@ class Tuner:
 
     def perceptual(self, device: torch.device) -> LpipsFn:
         if self.lpips is None:
-            from stylecli.metric_nets import lpips_model
+            from stylecli.registry.networks import lpips_model
 
             self.lpips = lpips_model(device)
         return self.lpips
@@ -65,10 +66,9 @@ class Tuner:
     def name_tag(self) -> str:
         """For output names: `_tuned`, plus each setting that differs from PTI's recipe (`_tuned-s100-lr0.01`)."""
         c, d = self.config, TuningConfig()
-        parts = [f"s{c.steps}" if c.steps != d.steps else "", f"lr{c.lr:g}" if c.lr != d.lr else "",
-                 f"stop{c.lpips_stop:g}" if c.lpips_stop != d.lpips_stop else "",
-                 "locality" if c.locality else "", self.pivot if self.pivot != "encoder" else ""]
-        return "-".join(["_tuned", *filter(None, parts)])
+        return tuning_tag(c.steps if c.steps != d.steps else None, c.lr if c.lr != d.lr else None,
+                          c.lpips_stop if c.lpips_stop != d.lpips_stop else None, c.locality,
+                          self.pivot if self.pivot != "encoder" else None)
 
     def fingerprint(self, generator: nn.Module) -> str:
         """The generator's fingerprint (computed once per generator object)."""

@@ -11,19 +11,12 @@ from torch import nn
 from stylecli.errors import StyleCliError
 from stylecli.tuning.generator_weights import GeneratorWeights, fingerprint
 
-TUNED_SUFFIX = ".tuned.safetensors"
 FORMAT = "stylecli.tuned-generator"
 FORMAT_VERSION = "1"
 
 
 class TunedWeightsError(StyleCliError):
     pass
-
-
-def tuned_path(latent: Path | str) -> Path:
-    """Where the tuned weights of a latent file live: out/photo.npy -> out/photo.tuned.safetensors."""
-    latent = Path(latent)
-    return latent.with_name(latent.stem + TUNED_SUFFIX)
 
 
 def weight_difference(base: nn.Module, weights: GeneratorWeights, dtype: torch.dtype = torch.float16) -> dict:
@@ -47,7 +40,7 @@ def save_tuned(
     overwrite=False: an existing file is left alone (FileExistsError)."""
     from safetensors.torch import save_file
 
-    from stylecli.atomic import atomic_path
+    from stylecli.files.atomic import atomic_path
 
     path = Path(path)
     meta = {"format": FORMAT, "version": FORMAT_VERSION, "base_fingerprint": base_fingerprint or fingerprint(base),
