@@ -6,6 +6,9 @@ from __future__ import annotations
 
 DEFAULT_MODEL = "e4e_ffhq"  # the registry encoder used when neither --model nor --checkpoint is given
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels; --max-pixels raises it
+# The named InterFaceGAN directions, in the order they are listed: `edit -h` names them without importing the
+# catalog; editing/named.py gives each its meaning, default strength, suggested range and source.
+INTERFACEGAN_NAMES = ("age", "smile", "pose", "gender", "beard", "hair_length")
 
 # Pivotal tuning: danielroich/PTI's configs/hyperparameters.py (names in the comments).
 PTI_STEPS = 350  # max_pti_steps

@@ -8,6 +8,7 @@ For a photo `photo.jpg` (stem `photo`, `photo-2` for a second `photo.*` in one b
     photo.npy  photo_inversion.png  photo_step1.png  photo_aligned.png  photo.align.json
     photo_age+3.png  photo_age+3.npy  photo_age_grid.png  photo_age.gif  photo_age+3_pasted.png
     photo.hyperstyle.npz  photo.tuned.safetensors      (the per-photo generator weights beside a latent)
+    photo_tuned_untuned_age+3.png                       (edit --no-tune of a tuned latent, photo_tuned.npy)
     a+b_layers8-17.png                                  (mix)
 """
 
@@ -29,6 +30,19 @@ def is_latent(path: Path | str) -> bool:
     return Path(path).suffix.lower() == LATENT_SUFFIX
 
 
+def latents_rendered_as(image: Path) -> list[Path]:
+    """The latents beside an image that it may be a render of, by name alone: NAME.npy for NAME_aligned.png,
+    NAME_inversion.png and NAME_stepK.png (invert's outputs), and X.npy for X.png (an edited variant saved with
+    --save-latent). `edit FOLDER/` edits a latent found there rather than the images made from it."""
+    image = Path(image)
+    stems = [image.stem]
+    for suffix in ("_aligned", "_inversion", "_step"):
+        head, sep, tail = image.stem.rpartition(suffix)
+        if sep and head and (tail == "" if suffix != "_step" else tail.isdigit()):
+            stems.append(head)
+    return [image.with_name(stem + LATENT_SUFFIX) for stem in stems]
+
+
 def output_stems(inputs: Sequence[Path]) -> list[str]:
     """One output stem per input, unique within the batch: `photo`, then `photo-2` for a second `photo.*`."""
     counts: dict[str, int] = {}
@@ -38,6 +52,13 @@ def output_stems(inputs: Sequence[Path]) -> list[str]:
         counts[p.stem] = n
         stems.append(p.stem if n == 1 else f"{p.stem}-{n}")
     return stems
+
+
+def untuned_stem(stem: str) -> str:
+    """A tuned latent rendered through the shared generator (`edit --no-tune`): photo_tuned -> photo_tuned_untuned.
+    Its renders have other pixels than the tuned ones (and than those of an untuned inversion, whose code differs
+    with another --pivot), so they take neither name."""
+    return f"{stem}_untuned"
 
 
 def face_stem(stem: str, index: int) -> str:

@@ -44,9 +44,11 @@ def run_child(env_value: str | None) -> str:
     return subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, check=True, env=env).stdout
 
 
+@pytest.mark.slow
 def test_large_blocks_come_from_the_heap_once_applied():
     assert run_child(None).split() == ["True", "False"]
 
 
+@pytest.mark.slow
 def test_opt_out_keeps_the_default_allocator():
     assert run_child("0").split() == ["False", "True"]

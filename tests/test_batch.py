@@ -116,7 +116,7 @@ def test_shard_option(tmp_path, folder, tiny_checkpoint):
     one = next(folder.iterdir())
     other = next(f"{k}/2" for k in (1, 2) if not take_shard([one], k, 2))
     idle = invoke("invert", one, "--no-align", "--checkpoint", tiny_checkpoint, "--shard", other, "-o", tmp_path / "i")
-    assert idle.exit_code == 0 and "none of the 1 inputs falls in this shard" in idle.stderr
+    assert idle.exit_code == 0 and "the 1 input falls in another shard; nothing" in idle.stderr
 
 
 def test_skip_existing_with_every_face(tmp_path, tiny_checkpoint):

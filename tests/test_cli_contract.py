@@ -354,13 +354,13 @@ def test_converted_copies_are_announced_listed_and_cleaned(tmp_path, tiny_checkp
     listing = invoke("cache", "list", "--json")
     rows = records(listing)
     assert len(rows) == 1 and rows[0]["source"] == str(tiny_checkpoint.resolve())
-    assert invoke("cache", "clean", "--older-than", "30d").exit_code == 0 and len(records(invoke("cache", "list",
-                                                                                            "--json"))) == 1
-    assert invoke("cache", "clean").exit_code == 0 and records(invoke("cache", "list", "--json")) == []
-    assert invoke("cache", "clean", "--older-than", "soon").exit_code == 2
+    assert invoke("cache", "clean", "--older-than", "30d", "--yes").exit_code == 0 and len(records(invoke(
+        "cache", "list", "--json"))) == 1
+    assert invoke("cache", "clean", "--yes").exit_code == 0 and records(invoke("cache", "list", "--json")) == []
+    assert invoke("cache", "clean", "--older-than", "soon", "--yes").exit_code == 2
     evaluated = invoke("evaluate", face_png, "--checkpoint", tiny_checkpoint, "--metrics", "l2")  # also evaluate
     assert evaluated.exit_code == 0 and "fast-loading copy" in evaluated.stderr
-    invoke("cache", "clean")
+    invoke("cache", "clean", "--yes")
     quiet = invoke("directions", "preview", face_png, "--no-align", "--checkpoint", tiny_checkpoint, "--names",
                    "sefa:0", "-o", tmp_path / "s.png", "-q")
     assert quiet.exit_code == 0 and quiet.stderr == "" and len(records(invoke("cache", "list", "--json"))) == 1
@@ -473,7 +473,8 @@ def test_directions_lists_what_fits_a_local_checkpoint(tmp_path, tiny_checkpoint
     assert "ganspace:grass" in names and "sefa:K" in names and "age" not in names and "ganspace:bald" not in names
     unknown = invoke("directions", "--checkpoint", tiny_checkpoint)  # 8 styles: not the FFHQ generator it claims
     assert unknown.exit_code == 0 and "does not say what it was trained on" in unknown.stderr
-    assert "age\t" in unknown.stdout and "ganspace:" in unknown.stdout
+    # Only what applies to its 8 style layers: no FFHQ (18) or cars (16) directions, no GANSpace preset.
+    assert "age\t" not in unknown.stdout and "ganspace:" not in unknown.stdout and "sefa:K" in unknown.stdout
     both = invoke("directions", "--checkpoint", cars, "--model", "e4e_ffhq")
     assert both.exit_code == 2 and "not both" in both.stderr
     missing = invoke("directions", "--checkpoint", tmp_path / "nope.pt")

@@ -75,9 +75,9 @@ def test_invert_tune_then_edit_the_latent_through_the_tuned_weights(tmp_path, ti
     from stylecli.tuning.store import read_metadata
 
     assert read_metadata(f"{step}.tuned.safetensors")["max_steps"] == "5"  # how it was tuned travels along
-    result = invoke(*args, "--no-tune", "-o", out / "plain")
+    result = invoke(*args, "--no-tune", "-o", out / "plain")  # its own names: not the tuned render's
     assert result.exit_code == 0, result.stderr
-    assert np.abs(png(out / "plain" / f"{STEM}_sefa-0+2.png") - rendered(generator, edited)).max() <= 1
+    assert np.abs(png(out / "plain" / f"{STEM}_untuned_sefa-0+2.png") - rendered(generator, edited)).max() <= 1
 
     # Another generator refuses the file, with the fix in the message.
     other = tmp_path / "other.pt"
@@ -108,13 +108,18 @@ def test_edit_tune_from_the_photo_with_paste_back(tmp_path, tiny_checkpoint, fac
     assert again.exit_code == 0 and "rendering through" in again.output, again.output
     (same,) = (out / "again").glob("*.png")
     assert np.abs(png(same) - png(outputs["face0.sefa-1+3"])).max() <= 1
-    # --no-tune --overwrite of that latent's edit: the stale tuned file of the replaced output goes
-    args = ("edit", latent, "-d", "sefa:1", "-s", "0", "--checkpoint", tiny_checkpoint, "--save-latent",
-            "-o", out / "n")
-    assert invoke(*args).exit_code == 0
+    # --overwrite of that latent's edit by the edit of an untuned latent of the same name: the stale tuned file of
+    # the replaced output goes (--no-tune writes names of its own, and leaves it)
+    args = ("-d", "sefa:1", "-s", "0", "--checkpoint", tiny_checkpoint, "--save-latent", "-o", out / "n")
+    assert invoke("edit", latent, *args).exit_code == 0
     replaced = out / "n" / f"{latent.stem}_sefa-1+0.tuned.safetensors"
     assert replaced.is_file()
-    result = invoke(*args, "--no-tune", "--overwrite", "--json")
+    assert invoke("edit", latent, *args, "--no-tune").exit_code == 0 and replaced.is_file()
+    assert (out / "n" / f"{latent.stem}_untuned_sefa-1+0.npy").is_file()
+    bare = tmp_path / "bare" / latent.name
+    bare.parent.mkdir()
+    bare.write_bytes(latent.read_bytes())
+    result = invoke("edit", bare, *args, "--overwrite", "--json")
     assert result.exit_code == 0 and "sefa-1+0.tuned" not in records(result)[0]["outputs"], result.stderr
     assert not replaced.exists() and (out / "n" / f"{latent.stem}_sefa-1+0.npy").is_file()
     plain = invoke("edit", face_png, "-d", "sefa:1", "-s", "3", "--checkpoint", tiny_checkpoint,

@@ -195,6 +195,7 @@ def official_modulated_conv(conv, x, style, delta):
     return F.conv2d(x, w[0], padding=conv.padding)
 
 
+@pytest.mark.slow
 def test_hyperstyle_official_format_ties_and_iterations(tmp_path):
     original, path, w_path = save_tiny_hyperstyle(tmp_path)
     raw = torch.load(path, weights_only=True)["state_dict"]

@@ -231,6 +231,7 @@ def test_hyperstyle_offsets_are_tied_to_the_model_that_wrote_them(tmp_path, hype
     assert result.exit_code == 1 and "unreadable HyperStyle offsets" in result.output
 
 
+@pytest.mark.slow
 def test_evaluate_compares_e4e_restyle_and_hyperstyle_in_one_table(tmp_path, monkeypatch, isolated_cache,
                                                                    tiny_checkpoint, restyle_file, hyperstyle_files,
                                                                    face_png):

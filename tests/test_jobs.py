@@ -124,9 +124,9 @@ def test_expected_outputs_name_what_prepare_declares(tmp_path, tiny_checkpoint):
     out.mkdir()
 
     def same(job, source, stem):
-        declared = list(job.prepare(source, stem, out).outputs.values())
-        assert job.expected_outputs(source, stem, out) == declared
-        return declared
+        declared = job.prepare(source, stem, out).outputs
+        assert job.expected_outputs(source, stem, out) == declared  # the same record keys too
+        return list(declared.values())
 
     plan = EditPlan([(editor.resolve_edit("sefa:0"), 2.0)], paste_back=True, save_latent=True)
     faces_all = EditJob(editor, FaceOptions(True, "all"), plan)
@@ -134,7 +134,7 @@ def test_expected_outputs_name_what_prepare_declares(tmp_path, tiny_checkpoint):
     # --faces all counts the faces from the first face's sidecar, which a finished run wrote
     (out / "photo_face0.align.json").write_text(json.dumps({"faces_found": len(open_source(
         editor, photo, faces="all").faces)}))
-    assert faces_all.expected_outputs(photo, "photo", out) == list(declared.values())
+    assert faces_all.expected_outputs(photo, "photo", out) == declared
     same(EditJob(editor, FaceOptions(True, "0"), plan), photo, "photo")
     same(InvertJob(editor, FaceOptions(False)), crop, "crop")
     latent = tmp_path / "crop.npy"

@@ -114,7 +114,7 @@ def test_an_edit_job_declares_every_name_before_any_work(tiny_checkpoint):
     editor = FaceEditor.from_checkpoint(tiny_checkpoint, "cpu")
     plan = EditPlan([(editor.resolve_edit("sefa:0"), None)], sweep=[-1, 1], grid=True, gif=True, save_latent=True)
     job = EditJob(editor, FaceOptions(align=False), plan)
-    got = job.expected_outputs(Path("in/face.png"), "face", OUT)
+    got = list(job.expected_outputs(Path("in/face.png"), "face", OUT).values())
     assert got == [OUT / n for n in ("face_sefa-0_0-1.png", "face_sefa-0_0-1.npy", "face_sefa-0_1+1.png",
                                      "face_sefa-0_1+1.npy", "face_sefa-0_grid.png", "face_sefa-0.gif")]
 

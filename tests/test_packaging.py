@@ -49,12 +49,15 @@ def test_sdist_and_wheel_carry_the_registry(tmp_path):
         tar.extractall(tmp_path / "unpacked", filter="data")
     unpacked = next((tmp_path / "unpacked").iterdir())
     assert (unpacked / "weights.toml").read_bytes() == TOP_LEVEL.read_bytes()
+    assert (unpacked / "stylecli" / "samples" / "astronaut.jpg").is_file()
 
     _run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
          "-w", str(tmp_path / "wheels"), str(unpacked), cwd=tmp_path)
     wheel = next((tmp_path / "wheels").glob("stylecli-*.whl"))
     with zipfile.ZipFile(wheel) as zf:
         assert zf.read("stylecli/weights.toml") == TOP_LEVEL.read_bytes()
+        for name in ("astronaut.jpg", "README.txt"):  # the sample photos and their license travel too
+            assert zf.read(f"stylecli/samples/{name}") == (ROOT / "stylecli" / "samples" / name).read_bytes()
         zf.extractall(tmp_path / "site")
 
     (tmp_path / "site" / "pyproject.toml").write_text('[project]\nname = "someone-elses-project"\n')
@@ -63,4 +66,7 @@ def test_sdist_and_wheel_carry_the_registry(tmp_path):
                  "print(len(weights.load_registry()))", cwd=tmp_path, PYTHONPATH=str(tmp_path / "site"))
     path, count = shown.split()
     assert Path(path) == tmp_path / "site" / "stylecli" / "weights.toml"
+    sample = _run(sys.executable, "-c", "from stylecli.samples import resolve_sample; "
+                  "print(resolve_sample('sample:astronaut'))", cwd=tmp_path, PYTHONPATH=str(tmp_path / "site"))
+    assert Path(sample.strip()) == tmp_path / "site" / "stylecli" / "samples" / "astronaut.jpg"
     assert int(count) == len(weights.load_registry(TOP_LEVEL))

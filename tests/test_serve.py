@@ -629,6 +629,7 @@ def test_previews_paste_at_preview_size_downloads_at_full(session, files, tmp_pa
 # -- the client API and the browser, against the real server ----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_edit_through_the_client_api(server, files, tmp_path):
     from gradio_client import Client, handle_file
 
@@ -675,6 +676,7 @@ def browser():
     return sync.sync_playwright()
 
 
+@pytest.mark.slow
 def test_editor_in_a_real_browser(server, files, tmp_path):
     pytest.importorskip("lpips")  # the server offers tuning
     url, log, _, tmp = server
@@ -725,7 +727,9 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path, work: Path) ->
     choose(page, "#encoder", "ReStyle")
     command_is(page, f"{edit} --checkpoint restyle.pt")
     status_has(page, "editing face 0 (the largest), ReStyle.", log)
-    assert np.abs(image_of(page, "#reconstruction img").astype(int) - recon.astype(int)).max() > 10
+    # (the page swaps the image in after the status: poll until the new reconstruction is there)
+    assert eventually(lambda: np.abs(image_of(page, "#reconstruction img").astype(int) - recon.astype(int)).max()
+                      > 10), "the reconstruction did not change with the encoder"
     choose(page, "#encoder", "e4e + tuning (PTI, at most 5 steps)")
     command_is(page, f"{edit} --checkpoint tiny.pt --tune {' '.join(TUNING)}")
     status_has(page, "editing face 0 (the largest), e4e + tuning (tuned in 5 steps, LPIPS", log)
@@ -788,6 +792,20 @@ def choose(page, dropdown: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def eventually(check, seconds: float = 10.0) -> bool:
+    """Whether `check()` comes true within `seconds` (an image being swapped may fail to load meanwhile)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if check():
+                return True
+        except (OSError, ValueError):  # urllib's errors and Pillow's UnidentifiedImageError
+            pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
 def image_of(page, selector: str, last: bool = False) -> np.ndarray:
     images = page.locator(selector)
     return fetch((images.last if last else images.first).get_attribute("src"))
@@ -817,6 +835,7 @@ def test_serve_on_a_taken_port_is_one_line_before_the_model_loads(files, monkeyp
     assert f"--port {port}" in result.stderr and f"--port {port + 1}" in result.stderr
 
 
+@pytest.mark.slow
 def test_sigterm_removes_the_servers_files(server, files, tmp_path):
     """Last (it stops the module's server): SIGTERM ends it as Ctrl-C does, and its working folder goes, with
     Gradio's copies of the uploads and outputs, which it keeps inside."""
@@ -835,6 +854,7 @@ def test_sigterm_removes_the_servers_files(server, files, tmp_path):
     assert not work.exists() and not list(tmp.glob("stylecli-serve-*")), log.read_text()
 
 
+@pytest.mark.slow
 def test_photo_input_hands_on_the_name_the_file_had_on_the_users_machine(tmp_path):
     """The page's photo input keeps the upload's own name (the server's copy loses `! { } :`), through Gradio's
     public `preprocess` and `gr.FileData`: this fails if Gradio moves either."""

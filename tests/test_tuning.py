@@ -76,6 +76,7 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max())
 
 
+@pytest.mark.slow
 def test_tuning_lowers_mse_and_lpips_by_a_large_factor(setup, tuned):
     generator, pivot, target = setup
     result, before = tuned
@@ -179,6 +180,7 @@ def test_fused_adam_gives_the_default_update(setup):
         assert torch.allclose(a, b, rtol=0, atol=1e-6)  # float rounding; the bug moved elements by 4 lr
 
 
+@pytest.mark.slow
 def test_w_projection_moves_from_the_mean_towards_the_target(setup, lpips_fn):
     generator, _, _ = setup
     gen = torch.Generator().manual_seed(3)

@@ -3,9 +3,11 @@
 An input becomes units: each chosen face of a photo (aligned), the whole image (--no-align), or a saved latent
 (pipeline.sources reads them; pipeline.render renders them). Every aligned face also writes its crop
 (NAME_aligned.png) and its sidecar (NAME.align.json: where the face was, for a later --paste-back); with --faces
-all or an index, file names get _faceK. Record keys: a face's files are `faceK.KIND` whenever faces were
-detected (K = 0 for the largest), whatever --faces says; files of the whole input (a pasted photo:
-`VARIANT.pasted`) and of unaligned inputs or latents are plain `KIND`.
+all or an index, file names get _faceK. The crop and the sidecar depend only on the photo and its alignment:
+they are the runner's shared outputs (Task.shared), reused when a file of the same name holds the same crop /
+the same quad and landmarks (a second command on a photo into the same folder). Record keys: a face's files
+are `faceK.KIND` whenever faces were detected (K = 0 for the largest), whatever --faces says; files of the
+whole input (a pasted photo: `VARIANT.pasted`) and of unaligned inputs or latents are plain `KIND`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from stylecli.naming import (
     sidecar_path,
     step_path,
     sweep_names,
+    untuned_stem,
     variant_path,
     variant_stem,
 )
@@ -93,8 +96,6 @@ class PhotoJob:
         self.tuner = tuner  # pivotal tuning of each face (--tune)
         self.saved_tuning = saved_tuning  # render saved latents through their NAME.tuned.safetensors
         self.name_tag = editor.settings_tag(tuner)
-        if options.align:
-            editor.aligner  # noqa: B018 - load dlib's models now: a missing model is one error, not one per input
         if tuner is not None:
             from stylecli.encoders.base import capabilities
 
@@ -123,10 +124,10 @@ class PhotoJob:
         outputs.update(self.input_outputs(stem, out_dir, prepared))
         return outputs
 
-    def expected_outputs(self, source: Path, stem: str, out_dir: Path) -> list[Path] | None:
+    def expected_outputs(self, source: Path, stem: str, out_dir: Path) -> dict[str, Path] | None:
         """Exact names: with --faces all, the count of faces comes from the first face's sidecar."""
         latent = is_latent(source)
-        stem = stem if latent else stem + self.name_tag
+        stem = self._latent_stem(source, stem) if latent else stem + self.name_tag
         aligned = self.options.align and not latent
         which = self.options.faces
         if not aligned or which == "largest":
@@ -141,15 +142,14 @@ class PhotoJob:
         tuning = {} if latent and self._renders_saved_tuning(source) else None  # (names only: not read here)
         units = [Unit(face_stem(stem, i) if suffixed else stem, f"face{i}." if aligned else "",
                       SourceFace(index=i if aligned else None, tuning=tuning)) for i in indices]
-        return list(self._outputs(stem, out_dir, Prepared(units)).values())
+        return self._outputs(stem, out_dir, Prepared(units))
 
     # -- reading -------------------------------------------------------------------------------------------
 
     def prepare(self, source: Path, stem: str, out_dir: Path) -> Task:
         """The input read through the pipeline's sources, its units named (a latent's name already says how it
         was made; a photo's gets the settings tag)."""
-        if not is_latent(source):
-            stem += self.name_tag
+        stem = self._latent_stem(source, stem) if is_latent(source) else stem + self.name_tag
         read = open_source(self.editor, source, align=self.options.align, faces=self.options.faces,
                            latents=self.accepts_latents, saved_tuning=self.saved_tuning and self.tuner is None,
                            photo_of_latent=self.needs_photo_of_latent, no_face=self.no_face_message(source))
@@ -162,13 +162,34 @@ class PhotoJob:
         details = {}
         if units[0].face.index is not None:
             details = {"faces": [{"index": u.face.index, **u.face.detected.to_dict()} for u in units]}
-        return Task(source, self._outputs(stem, out_dir, prepared), len(units), prepared, list(read.notes), details)
+        task = Task(source, self._outputs(stem, out_dir, prepared), len(units), prepared, list(read.notes), details)
+        task.shared = self.shared_outputs(prepared)
+        return task
+
+    def shared_outputs(self, prepared: Prepared) -> dict[str, Any]:
+        """Each aligned face's crop and sidecar, with the test of an existing file the runner reuses: the same
+        crop pixels; the same quad and landmarks (paths and counts vary by command and do not count)."""
+        from stylecli.faces.sidecar import same_alignment
+        from stylecli.files.images import same_pixels
+
+        shared: dict[str, Any] = {}
+        for unit in (u for u in prepared.units if u.face.index is not None):
+            crop, detected = unit.face.crop, unit.face.detected
+            shared[unit.prefix + "aligned"] = lambda path, crop=crop: same_pixels(path, crop)
+            shared[unit.prefix + "alignment"] = lambda path, face=detected: same_alignment(path, face)
+        return shared
 
     needs_photo_of_latent = False  # whether a saved latent's photo is read too (edit --paste-back)
 
     def no_face_message(self, source: Path) -> str | None:
         """The message for a photo without a face (None: the pipeline's, which suggests --no-align)."""
         return None
+
+    def _latent_stem(self, latent: Path, stem: str) -> str:
+        """A saved latent's stem (its name says how it was made), but for a tuned latent rendered without its tuned
+        weights (`edit --no-tune`): naming.untuned_stem, not the tuned renders' names."""
+        skipped = self.accepts_latents and self.tuner is None and not self.saved_tuning and has_tuned_weights(latent)
+        return untuned_stem(stem) if skipped else stem
 
     def _renders_saved_tuning(self, latent: Path) -> bool:
         """Whether a saved latent renders through the tuned weights beside it."""
@@ -214,8 +235,10 @@ class PhotoJob:
         for unit, unit_result in zip(prepared.units, result):
             files = {k[len(unit.prefix):]: v for k, v in task.outputs.items() if k.startswith(unit.prefix)}
             if unit.face.index is not None:
-                write_png(unit.face.crop, files["aligned"], overwrite)
-                self.write_sidecar(task, unit, files["alignment"], overwrite)
+                if task.writes(unit.prefix + "aligned"):
+                    write_png(unit.face.crop, files["aligned"], overwrite)
+                if task.writes(unit.prefix + "alignment"):
+                    self.write_sidecar(task, unit, files["alignment"], overwrite)
             self.write_unit(unit, unit_result, files, overwrite)
         self.write_input(task, result, overwrite)
 

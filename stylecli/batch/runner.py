@@ -4,22 +4,30 @@ inputs, write each input's outputs all-or-nothing, and emit one record per input
 The runner knows nothing about faces or models: a `Job` prepares one input into a `Task` (the files it will
 write, how many units of model work it brings), computes results for a batch of tasks, and writes one task.
 
-One bad input never stops the others. An interrupt (Ctrl-C, SIGTERM) abandons the batch in flight: files are
-written atomically and an input's partial set of outputs is removed, so a re-run with --skip-existing
-resumes exactly.
+One bad input never stops the others; an error that no input can fix (errors.ends_run: exit 2 or 3, e.g. a
+direction file or a download that only fails when first used) stops the run: the inputs before it are finished,
+the one in flight leaves no outputs, and the error propagates to be said once. An interrupt (Ctrl-C, SIGTERM)
+abandons the batch in flight: files are written atomically and an input's partial set of outputs is removed,
+so a re-run with --skip-existing resumes exactly.
+
+Shared outputs: some files depend only on the input, not on the command (a face's aligned crop and its
+alignment sidecar, written alike by align, invert and edit). A task names them in `Task.shared` with a test of
+whether an existing file equals what this run would write; an existing one that does is reused (neither
+rewritten nor refused nor ever removed), so a second command into the same folder goes on; one that differs
+is refused like any existing output. --overwrite rewrites them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from stylecli.errors import InputError, StyleCliError
+from stylecli.errors import InputError, StyleCliError, ends_run
 from stylecli.files.atomic import is_complete
 from stylecli.naming import output_stems
 
@@ -89,6 +97,14 @@ class Task:
     data: Any = None
     notes: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)  # extra record fields
+    # outputs that depend only on the input (not on the command): record key -> whether the existing file at
+    # that path equals what this task would write there (then it is reused: `reused` gets its key)
+    shared: dict[str, Callable[[Path], bool]] = field(default_factory=dict)
+    reused: set[str] = field(default_factory=set)  # keys of shared outputs found in place: the job skips them
+
+    def writes(self, key: str) -> bool:
+        """Whether the job writes output `key` (False for a shared file reused as it is)."""
+        return key not in self.reused
 
 
 class Job(Protocol):
@@ -97,9 +113,9 @@ class Job(Protocol):
     default_batch_size: int
     unit_name: str  # what a task's units are, for the rate in progress and the summary (e.g. "faces")
 
-    def expected_outputs(self, source: Path, stem: str, out_dir: Path) -> list[Path] | None:
-        """For --skip-existing: the files a finished earlier run left, found without reading the input
-        (None when that cannot be known: the input then runs)."""
+    def expected_outputs(self, source: Path, stem: str, out_dir: Path) -> Mapping[str, Path] | None:
+        """For --skip-existing: the files a finished earlier run left, by record key, found without reading the
+        input (None when that cannot be known: the input then runs). A skipped input's record lists them."""
 
     def prepare(self, source: Path, stem: str, out_dir: Path) -> Task:
         """Read the input (raise InputError for a bad one) and name its outputs, under unique `stem`."""
@@ -108,7 +124,7 @@ class Job(Protocol):
         """The model work for a batch of tasks (of several inputs), one result per task."""
 
     def write(self, task: Task, result: Any, overwrite: bool) -> None:
-        """Write every file of task.outputs."""
+        """Write every file of task.outputs but the reused ones (`task.writes(key)` is False)."""
 
 
 @dataclass
@@ -118,11 +134,7 @@ class _Prepared:
     task: Task | None = None
     error: str | None = None
     skipped: bool = False
-
-
-def failed_records(inputs: list[Path], message: str) -> list[Record]:
-    """Every input failed for the same reason (e.g. the model did not load)."""
-    return [Record(str(p), error=message) for p in inputs]
+    fatal: StyleCliError | None = None  # an error that ends the whole run (ends_run), raised when reached
 
 
 def run_job(
@@ -170,6 +182,9 @@ def _run(inputs: list[Path], job: Job, options: RunOptions, emit: Callable[[Reco
         pending: list[_Prepared] = []
         units = 0
         for prepared in _ordered(pool, prepare, len(inputs), ahead=max(2 * options.batch_size, options.workers)):
+            if prepared.fatal is not None:  # no input can do better: finish the ones before it, then stop
+                _finish(pending, job, options, summary, emit)
+                raise prepared.fatal
             pending.append(prepared)
             units += prepared.task.units if prepared.task else 0
             if units >= options.batch_size:
@@ -204,19 +219,26 @@ def _prepare(path: Path, stem: str, job: Job, options: RunOptions) -> _Prepared:
     try:
         if options.skip_existing:
             expected = job.expected_outputs(path, stem, options.out_dir)
-            if expected and all(is_complete(p) for p in expected):  # an empty leftover is not done
+            if expected and all(is_complete(p) for p in expected.values()):  # an empty leftover is not done
                 prepared.skipped = True
+                prepared.record.outputs = {k: str(v) for k, v in expected.items()}
                 return prepared
         task = job.prepare(path, stem, options.out_dir)
         prepared.record.notes = task.notes
         prepared.record.details = task.details
+        if not options.overwrite:
+            task.reused = {k for k, same in task.shared.items() if is_complete(task.outputs[k])
+                           and same(task.outputs[k])}
         if not (options.overwrite or options.skip_existing):  # a resume redoes an input's partial outputs
-            taken = [p for p in task.outputs.values() if p.exists()]
+            taken = [p for k, p in task.outputs.items() if k not in task.reused and p.exists()]
             if taken:
                 raise InputError(f"{taken[0]}: exists (pass --overwrite to replace it, or --skip-existing)")
         prepared.task = task
     except StyleCliError as exc:
-        prepared.error = str(exc)
+        if ends_run(exc):
+            prepared.fatal = exc
+        else:
+            prepared.error = str(exc)
     return prepared
 
 
@@ -228,12 +250,16 @@ def _finish(pending: list[_Prepared], job: Job, options: RunOptions, summary: Su
     if ready:
         try:
             results = dict(zip((id(p) for p in ready), job.compute([p.task for p in ready])))
-        except StyleCliError:
+        except StyleCliError as exc:
+            if ends_run(exc):
+                raise
             # One input spoiled the batch: find it input by input.
             for p in ready:
                 try:
                     results[id(p)] = job.compute([p.task])[0]
                 except StyleCliError as exc:
+                    if ends_run(exc):
+                        raise
                     p.error = str(exc)
     for p in pending:
         record = p.record
@@ -248,6 +274,8 @@ def _finish(pending: list[_Prepared], job: Job, options: RunOptions, summary: Su
                 summary.done += 1
                 summary.units += p.task.units
             except StyleCliError as exc:
+                if ends_run(exc):
+                    raise
                 p.error = str(exc)
             except OSError as exc:  # disk full, permissions: this input fails, the batch goes on
                 p.error = f"{p.path}: could not write the outputs to {options.out_dir} ({exc.strerror or exc})"
@@ -258,8 +286,9 @@ def _finish(pending: list[_Prepared], job: Job, options: RunOptions, summary: Su
 
 
 def _write(task: Task, job: Job, result: Any, overwrite: bool) -> None:
-    """All or nothing: if any file of the task fails, the files it created are removed."""
-    existed = {p for p in task.outputs.values() if p.exists()}
+    """All or nothing: if any file of the task fails, the files it created are removed (never one that was
+    there before it started, a reused shared file included)."""
+    existed = {p for k, p in task.outputs.items() if p.exists() or k in task.reused}
     try:
         job.write(task, result, overwrite)
     except BaseException:

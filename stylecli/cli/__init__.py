@@ -8,6 +8,7 @@ stays instant.
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -17,7 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from stylecli import __version__
-from stylecli.cli import cache_cmd, directions_cmd, evaluate_cmd, photos, serve_cmd, train_cmd, weights_cmd
+from stylecli.cli import cache_cmd, directions_cmd, env_cmd, evaluate_cmd, photos, serve_cmd, train_cmd, weights_cmd
 from stylecli.cli.help_text import ClickException, ClickUsageError, PlainHelpGroup, usage_error_line
 from stylecli.errors import StyleCliError, error_line, exit_code
 
@@ -46,9 +47,8 @@ def error_exit_code(exc: BaseException) -> int:
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, StyleCliError):
         line, code = str(exc), exit_code(exc)
-    elif isinstance(exc, OSError):  # a read-only cache, a full disk: one line naming the file
-        where = exc.filename or "a file"
-        line, code = f"{where}: {exc.strerror or exc} (check the folder's permissions and free space)", 1
+    elif isinstance(exc, OSError):  # a read-only cache, a full disk: one line naming the file and the fix
+        line, code = os_error_line(exc), 1
     elif isinstance(exc, ClickException):  # click's other errors (a file option that cannot be opened)
         line, code = exc.format_message(), exc.exit_code
     else:
@@ -56,6 +56,21 @@ def error_exit_code(exc: BaseException) -> int:
         line, code = f"unexpected {type(exc).__name__}: {exc}{hint}", 1
     print(error_line(line), file=sys.stderr, flush=True)
     return code
+
+
+OS_ERROR_FIXES = {
+    errno.ENOSPC: "free some space on that disk, or choose another place",
+    errno.EDQUOT: "free some space under your disk quota, or choose another place",
+    errno.EROFS: "a read-only file system: choose another place",
+    errno.EACCES: "check the folder's permissions, or choose another place",
+    errno.EPERM: "check the folder's permissions, or choose another place",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """`FILE: what the system said (the fix)` for a file that could not be read or written."""
+    fix = OS_ERROR_FIXES.get(exc.errno or 0, "check the folder's permissions and free space")
+    return f"{exc.filename or 'a file'}: {exc.strerror or exc} ({fix})"
 
 
 class StyleCliGroup(PlainHelpGroup):
@@ -120,6 +135,7 @@ for command in (photos.invert, photos.align, photos.edit, photos.mix, evaluate_c
 app.add_typer(weights_cmd.weights_app, name="weights")
 app.add_typer(cache_cmd.cache_app, name="cache")
 app.add_typer(directions_cmd.directions_app, name="directions")
+app.command()(env_cmd.env)
 
 
 def main() -> None:

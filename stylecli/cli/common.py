@@ -46,10 +46,13 @@ def print_rows(rows: list[dict], columns: dict[str, Callable[[dict], str]], as_j
     texts = [[name, *(c[i] for c in cells)] for i, name in enumerate(columns)]
     widths = [max(len(t) for t in texts[0]), *(max(len(w) for t in col for w in t.split() or [""])
                                                for col in texts[1:])]
-    if sum(widths) + 3 * len(widths) + 1 <= console.width:  # a table whose columns wrap only between words
+    room = console.width - 3 * len(widths) - 1  # less the borders and padding
+    if sum(widths) <= room:  # a table whose columns wrap only between words: their widths fixed here (rich's own
+        # fitting may narrow a column below its longest word, and fold a URL mid-word)
+        widths = _share_width(widths, [max(len(t) for t in col) for col in texts], room)
         table = Table(title=title)
         for i, name in enumerate(columns):
-            table.add_column(name, no_wrap=i == 0, min_width=widths[i], overflow="fold")
+            table.add_column(name, no_wrap=i == 0, width=widths[i], overflow="fold")
         for line in cells:
             table.add_row(*line)
         console.print(table)
@@ -59,6 +62,17 @@ def print_rows(rows: list[dict], columns: dict[str, Callable[[dict], str]], as_j
         for name, value in zip(list(columns)[1:], line[1:]):
             print(f"  {name}: {value}", file=stream)
     stream.flush()
+
+
+def _share_width(least: list[int], most: list[int], room: int) -> list[int]:
+    """Column widths from each one's least (its longest word) towards its most (its longest cell) within `room`:
+    the space left over goes to the columns that need least first (short cells stay on one line)."""
+    widths, spare = list(least), room - sum(least)
+    for i in sorted(range(len(widths)), key=lambda i: most[i] - widths[i]):
+        give = max(0, min(most[i] - widths[i], spare))
+        widths[i] += give
+        spare -= give
+    return widths
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -76,9 +90,28 @@ InputsArg = Annotated[
     ),
 ]
 OutDirOpt = Annotated[Path, typer.Option("--out-dir", "-o", help="Folder for the outputs.")]
+
+
+def one_model(ctx: typer.Context, param: typer.CallbackParam, value: Any) -> Any:
+    """--checkpoint and --model both typed on one command line: a usage error (exit 2), not one silently ignored.
+    The callback of both options; whichever click processes second sees the first (a defaulted --model is not
+    typed)."""
+    source = ctx.get_parameter_source(param.name)
+    if value is not None and getattr(source, "name", "DEFAULT") not in ("DEFAULT", "DEFAULT_MAP"):
+        typed = ctx.meta.setdefault(("stylecli.model", id(ctx)), {})
+        typed[param.opts[0]] = value
+        if len(typed) == 2:
+            from stylecli.cli.help_text import ClickUsageError
+
+            raise ClickUsageError(f"--checkpoint {typed['--checkpoint']} and --model {typed['--model']}: give one, not "
+                                  "both (--checkpoint a local file, --model a registry name)", ctx)
+    return value
+
+
 CheckpointOpt = Annotated[
     Path | None,
-    typer.Option("--checkpoint", help="A local checkpoint (.pt: e4e, pSp, ReStyle or HyperStyle) instead of --model."),
+    typer.Option("--checkpoint", callback=one_model,
+                 help="A local checkpoint (.pt: e4e, pSp, ReStyle or HyperStyle) instead of --model."),
 ]
 StepsOpt = Annotated[
     int | None,
@@ -88,7 +121,8 @@ WEncoderOpt = Annotated[
     Path | None,
     typer.Option("--w-encoder", help="HyperStyle: its W encoder file (default: the registry's faces_w_encoder)."),
 ]
-ModelOpt = Annotated[str, typer.Option("--model", help="Registry model (see `stylecli weights list`).")]
+ModelOpt = Annotated[str, typer.Option("--model", callback=one_model,
+                                       help="Registry model (see `stylecli weights list`).")]
 DeviceOpt = Annotated[Device, typer.Option("--device", help="Where to run: auto picks CUDA, then MPS, then CPU.")]
 
 
@@ -224,10 +258,12 @@ def face_options(no_align: bool, faces: str):
 def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_json: bool, quiet: bool) -> None:
     """Check the inputs, load what the job needs, run it over the inputs, print records and the summary,
     exit 0/1/130. Inputs that cannot be read fail at once, before any model is resolved or downloaded.
-    A library error before the run stops the progress and ends the command (cli/__init__ says it)."""
+    An error while the job is made (a model or direction that cannot be resolved or downloaded, a missing
+    package) or one that ends the run midway (errors.ends_run) stops the progress and ends the command in one
+    line, its class's exit code (cli/__init__ says it); no input is failed for it."""
     from stylecli.batch.inputs import unreadable
     from stylecli.batch.progress import Reporter
-    from stylecli.batch.runner import Record, failed_records, run_job
+    from stylecli.batch.runner import Record, run_job
     from stylecli.errors import StyleCliError
 
     reporter = Reporter(len(paths), quiet)
@@ -250,20 +286,19 @@ def execute_batch(paths: list[Path], make_job: Callable[[], Any], options, as_js
         raise typer.Exit(1)
     try:
         job = make_job()
-    except StyleCliError as exc:
+        if not options.batch_size:
+            options.batch_size = job.default_batch_size
+        summary = run_job(paths, job, options, emit, reporter.update)
+    except StyleCliError:
         reporter.stop()
-        if as_json and exc.exit_code != 2:  # usage errors are said once; others fail every input
-            for record in failed_records(paths, str(exc)):
-                print_json(record.to_dict())
         raise
-    if not options.batch_size:
-        options.batch_size = job.default_batch_size
-    summary = run_job(paths, job, options, emit, reporter.update)
     reporter.close(summary)
     raise typer.Exit(summary.exit_code)
 
 
-def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False) -> list[Path]:
+def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False, latents: bool = False,
+                 quiet: bool = False) -> list[Path]:
+    """latents: folders give their .npy latents too (edit), said in a note when they replace images."""
     from stylecli.batch.inputs import expand_inputs, parse_shard, take_shard
     from stylecli.files.images import IMAGE_EXTENSIONS
 
@@ -271,15 +306,19 @@ def expand_paths(inputs: list[str], shard: str | None = None, null: bool = False
         k, n = parse_shard(shard) if shard else (1, 1)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--shard") from None
-    paths = expand_inputs(inputs, null_separated=null)
+    notes: list[str] = []
+    paths = expand_inputs(inputs, null_separated=null, latents=latents, notes=notes)
     if not paths:
         raise fail(f"no input images in {', '.join(inputs)} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
-                   "and .npy given by name)", 2)
+                   f"and .npy {'latents' if latents else 'given by name'})", 2)
+    for note in notes if not quiet else []:
+        say_note(note)
     if shard:
         paths, total = take_shard(paths, k, n), len(paths)
         if not paths:  # an array job's shard may well get nothing: not an error
-            typer.echo(f"stylecli: --shard {shard}: none of the {total} inputs falls in this shard; nothing to do",
-                       err=True)
+            which = ("the 1 input falls in another shard" if total == 1
+                     else f"none of the {total} inputs falls in this shard")
+            typer.echo(f"stylecli: --shard {shard}: {which}; nothing to do", err=True)
             raise typer.Exit(0)
     return paths
 
@@ -288,7 +327,9 @@ def make_editor(checkpoint: Path | None, model: str, device: str, batch_size: in
                 precision: str = "fp32", quiet: bool = False, **options: Any):
     """The FaceEditor of --checkpoint or --model (options: max_pixels, detector_upsample, steps, w_encoder)."""
     from stylecli.pipeline.editor import FaceEditor, resolve_device
+    from stylecli.registry.weights import quiet_downloads
 
+    quiet_downloads(quiet)  # -q: no download note or progress bar either
     dev = resolve_device(device)
     if checkpoint is None:
         return FaceEditor.from_pretrained(model, dev, batch_size=batch_size, precision=precision, **options)

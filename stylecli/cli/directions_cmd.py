@@ -13,6 +13,7 @@ from stylecli.cli.common import (
     Device,
     DeviceOpt,
     JsonOpt,
+    MaxPixelsOpt,
     ModelOpt,
     NoAlignOpt,
     OverwriteOpt,
@@ -26,8 +27,8 @@ from stylecli.cli.common import (
     print_rows,
     registry_entry,
 )
-from stylecli.constants import DEFAULT_MODEL
-from stylecli.errors import error_line, note_line, warning_line
+from stylecli.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
+from stylecli.errors import counted, error_line, note_line, warning_line
 
 directions_app = typer.Typer(
     help="The edit directions: list them (no subcommand), learn one from examples, preview them on a photo.",
@@ -63,20 +64,21 @@ def directions(
         raise fail("give --checkpoint or --model, not both", 2)
     if given and model.lower() not in KNOWN_DOMAINS:  # a short domain name (ffhq, cars, ...) or a registry model
         registry_entry(model, "--model")
-    domain = model_domain(model)
+    domain, n_styles = model_domain(model), None
     if checkpoint is not None:
-        from stylecli.pipeline.editor import checkpoint_domain
+        from stylecli.pipeline.editor import checkpoint_facts
 
-        domain = checkpoint_domain(checkpoint)
+        domain, n_styles = checkpoint_facts(checkpoint)
         if domain is None:
+            fitting = f" found for {n_styles}-layer generators" if n_styles else ""
             typer.echo(note_line(f"{checkpoint} does not say what it was trained on (opts.dataset_type); listing the "
-                                 "directions of every domain (edit checks only their shape)"), err=True)
+                                 f"directions{fitting} of every domain (edit checks only their shape)"), err=True)
     columns = {
         "direction": lambda r: r["name"], "kind": lambda r: r["kind"], "domain": lambda r: r["domain"] or "any",
         "layers": lambda r: r["layers"], "strength": lambda r: r["strength"], "source": lambda r: r["source_short"],
         "license": lambda r: r["license_short"],
     }
-    print_rows(listing(domain, every_domain=checkpoint is not None), columns, as_json)
+    print_rows(listing(domain, every_domain=checkpoint is not None, n_styles=n_styles), columns, as_json)
 
 
 Examples = Annotated[
@@ -97,6 +99,7 @@ def learn(
     model: ModelOpt = DEFAULT_MODEL,
     device: DeviceOpt = Device.auto,
     no_align: NoAlignOpt = False,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     batch_size: BatchOpt = None,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
@@ -114,15 +117,17 @@ def learn(
       stylecli edit photo.jpg --direction glasses.npy --strength 3
     """
     pos, neg = _learn_inputs(positive, negative, out, overwrite)
-    from stylecli.editing.learn import learn_from_inputs, save_direction
+    from stylecli.editing.learn import check_sklearn, learn_from_inputs, save_direction
+
+    check_sklearn()
 
     def progress(side: str, done: int, total: int) -> None:
         if not quiet:
             typer.echo(f"stylecli: inverting {side} examples: {done}/{total}", err=True)
 
     learned, failed = learn_from_inputs(
-        pos, neg, lambda: make_editor(checkpoint, model, device.value, batch_size), layer, not no_align,
-        progress, str(checkpoint or model))
+        pos, neg, lambda: make_editor(checkpoint, model, device.value, batch_size, max_pixels=max_pixels), layer,
+        not no_align, progress, str(checkpoint or model))
     for message in failed:
         typer.echo(error_line(message), err=True)
     save_direction(learned, out, overwrite)
@@ -132,7 +137,7 @@ def learn(
 
 def _learn_inputs(positive: list[str], negative: list[str], out: Path, overwrite: bool):
     """The example files of both sides, checked before any model is loaded (usage errors exit 2)."""
-    from stylecli.editing.learn import MIN_PER_SIDE
+    from stylecli.editing.learn import MIN_PER_SIDE, shared_example
     from stylecli.pipeline.examples import expand_examples
 
     if out.suffix not in (".npy", ".pt"):
@@ -147,6 +152,10 @@ def _learn_inputs(positive: list[str], negative: list[str], out: Path, overwrite
                    f"positive and {len(neg)} negative inputs: add more examples", 2)
     for path in (out, Path(f"{out}.json")):
         check_output(path, overwrite, "--out")
+    shared = shared_example(pos, neg)
+    if shared is not None:
+        raise fail(f"{shared}: both a positive and a negative example; a direction is learned from examples that "
+                   "differ: remove it from one side", 2)
     return pos, neg
 
 
@@ -182,6 +191,7 @@ def preview(
     steps: StepsOpt = None, w_encoder: WEncoderOpt = None,  # ReStyle / HyperStyle
     device: DeviceOpt = Device.auto,
     no_align: NoAlignOpt = False,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -201,18 +211,37 @@ def preview(
     if out.suffix.lower() != ".png":
         raise typer.BadParameter(f"{out}: the sheet is written as PNG: name it .png", param_hint="--out")
     check_output(out, overwrite, "--out")
-    if not photo.is_file():
-        raise fail(f"{photo}: no such file")
-    from stylecli.editing.catalog import named_directions
+    from stylecli.batch.inputs import input_path
+    from stylecli.editing.resolve import check_spec
     from stylecli.pipeline.sources import source_code
 
-    editor = make_editor(checkpoint, model, device.value, quiet=quiet, steps=steps, w_encoder=w_encoder)
+    photo = input_path(str(photo))  # sample:NAME too
+    if not photo.is_file():
+        raise fail(f"{photo}: no such file")
+    for spec in chosen or []:  # what can be told before the model loads (an unknown name, a NaN file): exit 2
+        check_spec(spec)
+
+    editor = make_editor(checkpoint, model, device.value, quiet=quiet, steps=steps, w_encoder=w_encoder,
+                         max_pixels=max_pixels)
     code = source_code(editor, photo, not no_align)  # a saved latent with its own generator weights, as `edit`
     if chosen is None:
-        chosen = [d.name for d in named_directions(editor.domain)] or [f"sefa:{k}" for k in range(5)]
+        chosen = _default_names(editor)
     rows = _preview_rows(editor, code, chosen, strength, quiet)
     good = _write_preview(rows, photo, out, cell, overwrite, as_json, quiet)
     raise typer.Exit(0 if good == len(rows) else 1)
+
+
+def _default_names(editor) -> list[str]:
+    """The model's named directions whose files are here (else SeFa's), with one note on those left out."""
+    from stylecli.editing.catalog import preview_names
+
+    chosen, missing = preview_names(editor.domain, editor.n_styles)
+    if missing:
+        files = " ".join(dict.fromkeys(d.file for d in missing))
+        instead = " (the sheet shows SeFa's instead)" if chosen[0].startswith("sefa:") else ""
+        typer.echo(note_line(f"left out {len(missing)} named direction{'s' * (len(missing) != 1)} whose files are "
+                             f"not on this machine{instead}; `stylecli weights pull {files}` downloads them"), err=True)
+    return chosen
 
 
 def _write_preview(rows, photo: Path, out: Path, cell: int, overwrite: bool, as_json: bool, quiet: bool) -> int:
@@ -229,7 +258,7 @@ def _write_preview(rows, photo: Path, out: Path, cell: int, overwrite: bool, as_
         if as_json:
             print_json({"sheet": str(out), **info})
         if not quiet:
-            typer.echo(f"{photo} -> {out} ({len(good)} directions)", err=True)
+            typer.echo(f"{photo} -> {out} ({counted(len(good), 'direction')})", err=True)
     return len(good)
 
 

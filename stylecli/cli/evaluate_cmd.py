@@ -24,7 +24,7 @@ from stylecli.cli.common import (
     print_rows,
 )
 from stylecli.constants import DEFAULT_MAX_PIXELS
-from stylecli.errors import error_line, note_line
+from stylecli.errors import counted, error_line, note_line
 
 CheckpointsOpt = Annotated[
     list[Path] | None, typer.Option("--checkpoint", help="Checkpoint to evaluate; repeat to compare several.")
@@ -142,4 +142,4 @@ def _print_table(document: dict, names: list[str], stderr: bool) -> None:
         columns[m] = lambda r, m=m: f"{r['metrics'][m]['mean']:.4f} ± {r['metrics'][m]['std']:.4f}"
     columns["encode s/img"] = lambda r: f"{r['speed']['encode_s_per_image']:.3f}"
     columns["synth s/img"] = lambda r: f"{r['speed']['synthesize_s_per_image']:.3f}"
-    print_rows(document["results"], columns, title=f"{document['images']} images", stderr=stderr)
+    print_rows(document["results"], columns, title=counted(document['images'], 'image'), stderr=stderr)

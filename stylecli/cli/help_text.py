@@ -2,12 +2,16 @@
 `{INPUT}...` or `<list[str]>`) and usage errors on one line, like every other error (usage_error_line; the
 group's main() in cli/__init__ prints it).
 
+Command lists show each command's whole first sentence (click cuts them with "...").
+
 Typer derives a placeholder from each parameter's Python type. The top-level group rewrites them once, when the
 command tree is built: arguments show their name, options without an explicit metavar get one from their type.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import PurePath
 from typing import Any
 
@@ -62,12 +66,29 @@ def plain_placeholders(command: Any) -> None:
         plain_placeholders(sub)
 
 
+def first_sentence(help_text: str) -> str:
+    """The first sentence of a command's help, whole and on one line: its summary in the command list (click would
+    cut it at about 45 characters with "...")."""
+    paragraph = inspect.cleandoc(help_text).split("\n\n")[0].replace("\b", "")
+    text = " ".join(paragraph.split())
+    return re.split(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s", text, maxsplit=1)[0]  # "e.g. x" goes on
+
+
+def whole_summaries(command: Any) -> None:
+    """Give every subcommand of `command` (and theirs) its whole first sentence as its short help."""
+    for sub in getattr(command, "commands", {}).values():
+        if not sub.short_help and sub.help:
+            sub.short_help = first_sentence(sub.help)
+        whole_summaries(sub)
+
+
 class PlainHelpGroup(TyperGroup):
     """The `stylecli` group: its command tree gets plain placeholders when it is built."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         plain_placeholders(self)
+        whole_summaries(self)
 
 
 def usage_error_line(exc: Any) -> str:

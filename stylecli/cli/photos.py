@@ -51,7 +51,7 @@ from stylecli.cli.tune_opts import (
     TuneStopOpt,
     make_tuner,
 )
-from stylecli.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
+from stylecli.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, INTERFACEGAN_NAMES
 from stylecli.errors import UsageError, note_line
 
 LatentOnlyOpt = Annotated[
@@ -106,7 +106,7 @@ def invert(
       stylecli invert photo.jpg --model restyle_e4e_ffhq --steps 3 --save-steps
       stylecli invert photo.jpg --tune -o out/     # out/photo_tuned.npy + photo_tuned.tuned.safetensors
 
-    Exit codes: 0 all inputs done, 1 some failed (the others are still done), 2 usage error.
+    Exit codes: 0 all done, 1 some inputs failed (the others are done), 2 usage or set-up, 3 download failed.
     """
     options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
     _check_save_steps(save_steps, latent_only, tune)
@@ -116,12 +116,23 @@ def invert(
     def make_job():
         from stylecli.batch.jobs import InvertJob
 
-        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
-                             max_pixels=max_pixels, detector_upsample=detector_upsample, steps=steps,
-                             w_encoder=w_encoder)
+        editor = load_before_inputs(make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
+                                                max_pixels=max_pixels, detector_upsample=detector_upsample,
+                                                steps=steps, w_encoder=w_encoder), chosen, paths)
         return InvertJob(editor, chosen, latent_only, tuner, save_steps)
 
     execute_batch(paths, make_job, options, as_json, quiet)
+
+
+def load_before_inputs(editor, faces, paths: list[Path]):
+    """The editor, with the landmark model loaded before the first input when some input is a photo to align, so
+    that a missing dlib or a landmark file that cannot be downloaded ends the run in one line (exit 2 or 3)
+    instead of failing every photo; saved latents alone need neither. (The job loads LPIPS for --tune.)"""
+    from stylecli.naming import is_latent
+
+    if faces.align and any(not is_latent(p) for p in paths):
+        editor.aligner  # noqa: B018 - loads dlib and its landmark model
+    return editor
 
 
 def _check_save_steps(save_steps: bool, latent_only: bool, tune: bool) -> None:
@@ -160,7 +171,7 @@ def align(
     def make_job():
         from stylecli.batch.jobs import AlignJob
 
-        return AlignJob(photo_editor(max_pixels, detector_upsample), chosen)
+        return AlignJob(load_before_inputs(photo_editor(max_pixels, detector_upsample), chosen, paths), chosen)
 
     execute_batch(paths, make_job, options, as_json, quiet)
 
@@ -184,13 +195,14 @@ def _parse_sweep(spec: str) -> list[float]:
 
 DirectionOpt = Annotated[
     list[str],
-    typer.Option("--direction", "-d", metavar="SPEC", help="age, smile, pose, ganspace:NAME, ganspace:N, sefa:K or a "
-                 ".pt/.npy file; repeat for several edits at once. `stylecli directions` lists them."),
+    typer.Option("--direction", "-d", metavar="SPEC", help=f"{', '.join(INTERFACEGAN_NAMES)}, ganspace:NAME, "
+                 "ganspace:N, sefa:K or a .pt/.npy file; repeat for several edits at once. `stylecli directions` "
+                 "lists them."),
 ]
 StrengthOpt = Annotated[
     list[float] | None,
     typer.Option("--strength", "-s", metavar="S", help="Strength of the matching --direction (in order); default: the "
-                 "direction's own (3 for InterFaceGAN and SeFa, the published value for GANSpace)."),
+                 "direction's own, as `stylecli directions` lists it (3 for most, the published value for GANSpace)."),
 ]
 LayersOpt = Annotated[
     str | None, typer.Option("--layers", metavar="LIST", help="Only these W+ layers, e.g. 0-5 or 0-3,8 (inclusive).")
@@ -246,7 +258,8 @@ def edit(
 
     Images are aligned and inverted first; a .npy latent written by `invert` is edited directly (no re-encoding;
     its .align.json makes --paste-back work, its .tuned.safetensors is used unless --no-tune, a HyperStyle
-    latent's .hyperstyle.npz always). Outputs are named NAME_<direction><strength>.png.
+    latent's .hyperstyle.npz always). A folder gives its images and .npy latents: an `invert` output folder
+    edits the latents, not the crops and renders made from them. Outputs are named NAME_<direction><strength>.png.
 
     \b
     Examples:
@@ -262,15 +275,15 @@ def edit(
     options, chosen = run_options(out_dir, overwrite, skip_existing, batch_size, workers), face_options(no_align, faces)
     plan = edit_plan(direction, strength, sweep, grid, gif, paste_back, save_latent, blend, keep, layers,
                      None if checkpoint else model)
-    paths = paste_back_inputs(expand_paths(inputs, shard, null), plan, chosen)
+    paths = paste_back_inputs(expand_paths(inputs, shard, null, latents=True, quiet=quiet), plan, chosen)
     tuner = make_tuner(tune, tune_steps, tune_lr, tune_lpips_stop, locality, pivot, quiet, no_tune, paths)
 
     def make_job():
         from stylecli.batch.jobs import EditJob
 
-        editor = make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
-                             max_pixels=max_pixels, detector_upsample=detector_upsample, steps=steps,
-                             w_encoder=w_encoder)
+        editor = load_before_inputs(make_editor(checkpoint, model, device.value, batch_size, precision.value, quiet,
+                                                max_pixels=max_pixels, detector_upsample=detector_upsample,
+                                                steps=steps, w_encoder=w_encoder), chosen, paths)
         return EditJob(editor, chosen, resolve_plan(plan, editor, layers, quiet), tuner, saved_tuning=not no_tune)
 
     execute_batch(paths, make_job, options, as_json, quiet)
@@ -298,6 +311,10 @@ def edit_plan(direction: list[str], strength: list[float] | None, sweep: str | N
         raise typer.BadParameter("expected feather or seamless", param_hint="--blend")
     if blend != "feather" and not paste_back:
         raise typer.BadParameter(f"--blend {blend} blends the paste-back: add --paste-back", param_hint="--blend")
+    if blend == "seamless":  # a missing OpenCV is said now, not after every photo was inverted
+        from stylecli.faces.paste import import_cv2
+
+        import_cv2()
     kept = _parse_keep(keep, direction)
     from stylecli.domains import DOMAIN_STYLES
     from stylecli.editing import parse_layers
@@ -387,6 +404,7 @@ def mix(
     model: ModelOpt = DEFAULT_MODEL,
     device: DeviceOpt = Device.auto,
     no_align: NoAlignOpt = False,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -398,6 +416,7 @@ def mix(
 
     Example: stylecli mix a.jpg b.jpg --layers 8-17 -o mixed/
     """
+    from stylecli.batch.inputs import input_path
     from stylecli.cli.common import check_out_dir, unreadable_inputs
     from stylecli.editing.mixing import mix as mix_codes
     from stylecli.encoders.base import Encoded
@@ -405,6 +424,7 @@ def mix(
     from stylecli.pipeline.render import render_variants
     from stylecli.pipeline.sources import source_code
 
+    first, second = input_path(str(first)), input_path(str(second))  # sample:NAME: a packaged sample photo
     as_file = out_dir.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and not out_dir.is_dir()
     if out_dir.suffix.lower() in (".gif", ".bmp", ".tif", ".tiff", ".npy") and not out_dir.is_dir():
         raise UsageError(f"-o {out_dir}: mix writes .png, .jpg or .webp (or give a folder)")
@@ -413,7 +433,7 @@ def mix(
     if known is not None or as_file:
         mix_destination(out_dir, as_file, first, second, known or (), alpha, overwrite)
     unreadable_inputs([first, second])
-    editor = make_editor(checkpoint, model, device.value, quiet=quiet)
+    editor = make_editor(checkpoint, model, device.value, quiet=quiet, max_pixels=max_pixels)
     chosen = mix_layers(layers, editor.n_styles)
     dest = mix_destination(out_dir, as_file, first, second, chosen, alpha, overwrite)
     # a tuned latent mixes through the shared generator (the tuned weights beside it are not read)

@@ -24,7 +24,7 @@ DataOpt = Annotated[Path | None, _opt("--data", "Folder of training images (alig
 ValDataOpt = Annotated[Path | None, _opt("--val-data", "Folder of validation images (best.pt follows their loss).")]
 GeneratorOpt = Annotated[str, _opt("--generator", "StyleGAN2 generator: a registry name, a g_ema .pt, or an "
                                    "e4e/pSp checkpoint (its decoder).")]
-OutOpt = Annotated[Path, _opt("--out", "Run folder: latest.pt, best.pt, log.jsonl, images/.")]
+OutOpt = Annotated[Path, _opt("--out", "Run folder: latest.pt, best.pt (with --val-data), log.jsonl, images/.")]
 ResumeOpt = Annotated[Path | None, _opt("--resume", "Continue the run in this folder (or .pt) exactly; only --steps "
                                         "and --workers may differ from the saved run.")]
 StepsOpt = Annotated[int | None, _opt("--steps", f"Total training steps (default {_D.steps}).", min=1)]
@@ -51,7 +51,7 @@ InitOpt = Annotated[str, _opt("--encoder-init", "arcface (IR-SE50 face weights, 
 MeanOpt = Annotated[int, _opt("--mean-latent-samples", "Mapping-network samples averaged into the mean latent.",
                               min=1)]
 SaveOpt = Annotated[int, _opt("--save-every", "Write latest.pt every N steps.", min=1)]
-ValOpt = Annotated[int, _opt("--val-every", "Validate every N steps.", min=1)]
+ValOpt = Annotated[int, _opt("--val-every", "Validate on --val-data every N steps (and at the last step).", min=1)]
 ImageOpt = Annotated[int, _opt("--image-every", "Write an input | reconstruction grid every N steps.", min=1)]
 LogOpt = Annotated[int, _opt("--log-every", "Append the loss terms to log.jsonl every N steps.", min=1)]
 SeedOpt = Annotated[int, _opt("--seed", "Seed of the data order, flips, draws and new weights.")]
@@ -106,6 +106,9 @@ def train(
             raise UsageError("--data is required (or --resume RUN)")
         else:
             config = TrainConfig(**values)
+        if "val_every" in _explicit(ctx, values) and not config.val_data:
+            raise UsageError(f"--val-every {val_every}: there is nothing to validate on; give --val-data FOLDER "
+                             "too, or drop --val-every")
         check_run(config, resumed=saved is not None)  # before any folder is made or weights are resolved
         with setup.run_folder(Path(config.out)):  # a run that fails before writing anything leaves no folder
             _run(setup, config, saved, device.value, quiet)
@@ -172,4 +175,12 @@ def _run(setup: Any, config: Any, saved: Any, device: str, quiet: bool) -> None:
 
     trainer.run(progress=progress)
     reporter.stop()
-    reporter.say(f"trained to step {trainer.state.step}: {Path(config.out) / 'latest.pt'}")
+    reporter.say(trained_line(Path(config.out), trainer.state.step))
+
+
+def trained_line(out: Path, step: int) -> str:
+    """The line `train` ends with: the checkpoint to continue from (best.pt when validation wrote one)."""
+    best, latest = out / "best.pt", out / "latest.pt"
+    if best.is_file():
+        return f"trained to step {step}: {best} (lowest validation loss; the last step is {latest})"
+    return f"trained to step {step}: {latest} (no best.pt: it follows the --val-data loss)"

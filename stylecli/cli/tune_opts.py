@@ -37,7 +37,8 @@ PivotOpt = Annotated[PivotKind | None, typer.Option(
     "--pivot", show_default=False, help="The code tuning starts from: the encoder's (default) or PTI's own W "
     "projection (450 more steps).")]
 NoTuneOpt = Annotated[bool, typer.Option(
-    "--no-tune", help="Ignore a latent's saved NAME.tuned.safetensors (render through the shared generator).")]
+    "--no-tune", help="Ignore a latent's saved NAME.tuned.safetensors (render through the shared generator); "
+    "its outputs are named NAME_untuned_..., apart from the tuned renders.")]
 
 
 def make_tuner(tune: bool, steps: int | None, lr: float | None, stop: float | None, locality: bool,

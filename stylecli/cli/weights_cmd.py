@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from stylecli.cli.common import JsonOpt, print_rows, registry_entry
-from stylecli.errors import error_line
+from stylecli.errors import error_line, note_line
 
 weights_app = typer.Typer(
     help="List, download, verify and import the model files stylecli uses (weights.toml).",
@@ -32,25 +32,46 @@ def weights_list(as_json: JsonOpt = False) -> None:
 
 
 @weights_app.command("pull")
-def weights_pull(names: Annotated[list[str], typer.Argument(help="Registry names.", show_default=False)]) -> None:
-    """Download (if needed) and verify registry files.
+def weights_pull(
+    names: Annotated[list[str] | None, typer.Argument(
+        help="Registry names (default: what the default commands need: the default model, the landmark model, "
+             "the named directions, LPIPS's AlexNet, ArcFace).", show_default=False)] = None,
+    pull_all: Annotated[bool, typer.Option("--all", help="Every entry that can be downloaded; those that must be "
+                                           "downloaded by hand are listed with how, and do not fail.")] = False,
+) -> None:
+    """Download (if needed) and verify registry files: prepares a machine to work offline.
 
-    Example: stylecli weights pull e4e_ffhq age smile
+    \b
+    Examples:
+      stylecli weights pull                      # what the default commands need
+      stylecli weights pull --all                # everything that can be downloaded
+      stylecli weights pull e4e_ffhq age smile
     """
-    from stylecli.errors import StyleCliError
+    from stylecli.errors import StyleCliError, UsageError
     from stylecli.registry import weights
 
+    if names and pull_all:
+        raise UsageError("weights pull: give names or --all, not both")
+    if not names:
+        registry = weights.load_registry()
+        if pull_all:  # manual-only entries not imported yet are listed with how to get them, and do not fail
+            by_hand = [e for e in registry.values() if e.manual_only and weights.locate(e) is None]
+            for entry in by_hand:
+                typer.echo(note_line(f"skipped: {weights.unavailable_message(entry, [])}"), err=True)
+            names = [e.name for e in registry.values() if e not in by_hand]
+        else:
+            names = weights.default_pull_names(registry)
     for name in names:  # an unknown name is a usage error, said before any download
         registry_entry(name)
-    failed = 0
+    code = 0
     for name in names:
         try:
             path = weights.resolve(name)
             typer.echo(f"{name}: {path}", err=True)
         except StyleCliError as exc:
             typer.echo(error_line(str(exc)), err=True)
-            failed += 1
-    raise typer.Exit(1 if failed else 0)
+            code = max(code, exc.exit_code)  # 3: a download failed; 2: a file to import by hand, or a bad one
+    raise typer.Exit(code)
 
 
 @weights_app.command("verify")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import re
 
-from stylecli.domains import KNOWN_DOMAINS
-from stylecli.editing.kinds import KINDS
+from stylecli.domains import DOMAIN_STYLES, KNOWN_DOMAINS
+from stylecli.editing.kinds import KINDS, kind_of
 from stylecli.editing.named import SHORT_SOURCE, NamedDirection, domain_error, file_domain, load_registry
 
 
@@ -21,8 +21,46 @@ def named_directions(domain: str | None = None, registry: dict | None = None) ->
     return [d for d in out if domain is None or d.domain in (None, domain)]
 
 
+def fits_styles(d: NamedDirection, n_styles: int | None) -> bool:
+    """Whether a named direction was found for a generator of `n_styles` style layers (True when either is
+    unknown): GANSpace presets and per-layer directions of an 18-layer FFHQ generator do not apply to 14 layers."""
+    theirs = DOMAIN_STYLES.get(d.domain) if d.domain else None
+    return n_styles is None or theirs is None or theirs == n_styles
+
+
+def on_this_machine(d: NamedDirection, registry: dict) -> bool:
+    """Whether a named direction's file is here already (resolving it needs no download)."""
+    from stylecli.registry import weights
+
+    entry = registry.get(d.file)
+    return entry is not None and weights.locate(entry) is not None
+
+
+def preview_names(domain: str | None, n_styles: int | None, registry: dict | None = None
+                  ) -> tuple[list[str], list[NamedDirection]]:
+    """What `directions preview` shows without --names: the model's named directions (for an unknown domain,
+    those found for a generator of `n_styles` layers) whose files are on this machine (SeFa's five strongest
+    when none is), and the named directions left out for want of a download."""
+    registry = load_registry() if registry is None else registry
+    named = [d for d in named_directions(domain, registry) if domain is not None or fits_styles(d, n_styles)]
+    here = [d.name for d in named if on_this_machine(d, registry)]
+    return here or [f"sefa:{k}" for k in range(5)], [d for d in named if d.name not in here]
+
+
 def find(name: str, registry: dict | None = None) -> NamedDirection | None:
     return next((d for d in named_directions(None, registry) if d.name == name), None)
+
+
+def suggested_range(spec: str, registry: dict | None = None) -> tuple[float, float] | None:
+    """The suggested strengths `stylecli directions` lists for a spec: a named direction's range, else its kind's
+    (sefa:K), else None (a file: its default strength only)."""
+    named = find(spec.strip(), registry)
+    if named is not None:
+        return named.range
+    found = kind_of(spec.strip())
+    row = found[0].row(None) if found is not None else None
+    span = row.get("range") if row is not None else None
+    return (float(span[0]), float(span[1])) if span else None
 
 
 def model_domain(name: str | None) -> str | None:
@@ -56,11 +94,14 @@ def short_license(text: str) -> str:
     return ", ".join(dict.fromkeys(found)) or text
 
 
-def listing(domain: str | None, registry: dict | None = None, every_domain: bool = False) -> list[dict]:
+def listing(domain: str | None, registry: dict | None = None, every_domain: bool = False,
+            n_styles: int | None = None) -> list[dict]:
     """Rows for `stylecli directions`: the named directions of a domain (with the domain unknown: none, or all of
-    them with `every_domain`), then the kinds that work for every model (SeFa, your own files)."""
+    them with `every_domain`, then only those found for a generator of `n_styles` layers when given; a domain
+    named by the model is taken as written), then the kinds that work for every model (SeFa, your own files)."""
     registry = load_registry() if registry is None else registry
     named = named_directions(domain, registry) if domain is not None or every_domain else []
+    named = [d for d in named if domain is not None or fits_styles(d, n_styles)]
     rows = []
     for d in named:
         low, high = d.range

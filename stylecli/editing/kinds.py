@@ -29,6 +29,7 @@ from stylecli.models.stylegan2 import Generator
 
 DIRECTION_FILES = (".pt", ".pth", ".npy")
 RAW_COMPONENT = "a raw GANSpace component needs --layers (e.g. --layers 0-5)"
+SEFA_DEFAULT, SEFA_RANGE = 3.0, (-10.0, 10.0)  # what `stylecli directions` lists, previews show and sliders span
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,16 @@ def _fitting(direction: torch.Tensor, name: str, n_styles: int, generator: Gener
     if direction.shape[0] not in (1, n_styles) or direction.shape[1] != dim:
         raise EditError(f"{name}: direction of shape {list(direction.shape)} does not fit this model "
                         f"({n_styles} style layers of {dim}: expected [{dim}], [1, {dim}] or [{n_styles}, {dim}])")
+    return direction
+
+
+def _file_direction(path: Path) -> torch.Tensor:
+    """A user's direction file, refused when it holds NaN or Inf (it would render garbage)."""
+    direction = load_direction(path)
+    if not torch.isfinite(direction).all():
+        bad = int((~torch.isfinite(direction)).sum())
+        raise EditError(f"{path}: the direction holds {bad} NaN or Inf value{'s' * (bad != 1)}; it cannot edit "
+                        "anything: learn it again (`stylecli directions learn`) or give another file")
     return direction
 
 
@@ -127,16 +138,17 @@ class InterFaceGAN(DirectionKind):
     def resolve(self, spec, arg, n_styles, generator, layers, resolve_file, domain) -> Edit:
         check_registry_domain(spec, spec, domain)
         direction = _fitting(load_direction(resolve_file(spec)), spec, n_styles, generator)
-        return DirectionEdit(label=spec, layers=layers, description=INTERFACEGAN[spec][0], direction=direction,
-                             domain=named_domain(spec, "ffhq"))
+        about, _, _, default = INTERFACEGAN[spec]
+        return DirectionEdit(label=spec, default_strength=default, layers=layers, description=about,
+                             direction=direction, domain=named_domain(spec, "ffhq"))
 
     def hint_names(self, pcas: list[str]) -> list[str]:
         return list(INTERFACEGAN)
 
     def named(self, registry: dict) -> list[NamedDirection]:
-        return [NamedDirection(name, "interfacegan", name, named_domain(name, "ffhq", registry), None, 3.0, span,
-                               about, source, license_of(name, registry))
-                for name, (about, span, source) in INTERFACEGAN.items()]
+        return [NamedDirection(name, "interfacegan", name, named_domain(name, "ffhq", registry), None, default,
+                               span, about, source, license_of(name, registry))
+                for name, (about, span, source, default) in INTERFACEGAN.items()]
 
     def slider(self, d: NamedDirection) -> Slider:
         return Slider(d.name, d.name.replace("_", " "), "InterFaceGAN", max(abs(v) for v in d.range), 0.1, d.name)
@@ -225,22 +237,25 @@ class Sefa(DirectionKind):
         k = int(arg)
         if k >= len(directions):
             raise EditError(f"--direction {spec}: only {len(directions)} SeFa directions exist")
-        return SefaEdit(label=f"sefa-{k}", layers=layers, description=f"SeFa direction {k}",
+        return SefaEdit(label=f"sefa-{k}", default_strength=SEFA_DEFAULT, layers=layers,
+                        description=f"SeFa direction {k}",
                         direction=torch.from_numpy(directions[k]).float())
 
     def hint_names(self, pcas: list[str]) -> list[str]:
         return ["sefa:K"]
 
     def row(self, domain: str | None) -> dict | None:
-        return {"name": "sefa:K", "kind": "sefa", "domain": None, "layers": "all or --layers", "default": 3.0,
-                "range": [-10.0, 10.0], "strength": "3 (-10..10)",
+        low, high = SEFA_RANGE
+        return {"name": "sefa:K", "kind": "sefa", "domain": None, "layers": "all or --layers",
+                "default": SEFA_DEFAULT, "range": [low, high], "strength": f"{SEFA_DEFAULT:g} ({low:g}..{high:g})",
                 "about": "K-th closed-form direction of the generator (0 = strongest)",
                 "source": "computed from the model", "license": "as the model", "file": None,
                 "source_short": "the model", "license_short": "as the model"}
 
     def sliders(self, count: int) -> list[Slider]:
         """The generator's `count` strongest directions."""
-        return [Slider(f"sefa:{k}", f"SeFa {k}", "SeFa", 10.0, 0.1, f"sefa_{k}") for k in range(count)]
+        return [Slider(f"sefa:{k}", f"SeFa {k}", "SeFa", max(map(abs, SEFA_RANGE)), 0.1, f"sefa_{k}")
+                for k in range(count)]
 
 
 class DirectionFile(DirectionKind):
@@ -254,12 +269,12 @@ class DirectionFile(DirectionKind):
         path = Path(spec).expanduser()
         if not path.is_file():
             raise EditError(f"{path}: no such direction file")
-        load_direction(path)  # small: its form is checked now, its width against the model later
+        _file_direction(path)  # small: its form and values are checked now, its width against the model later
 
     def resolve(self, spec, arg, n_styles, generator, layers, resolve_file, domain) -> Edit:
         path = Path(spec).expanduser()
         return DirectionEdit(label=path.stem, layers=layers, description=f"direction file {path}",
-                             direction=_fitting(load_direction(path), str(path), n_styles, generator))
+                             direction=_fitting(_file_direction(path), str(path), n_styles, generator))
 
     def row(self, domain: str | None) -> dict | None:
         return {"name": "PATH.pt|PATH.npy", "kind": "file", "domain": None, "layers": "all or --layers",

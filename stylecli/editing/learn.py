@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from stylecli.errors import StyleCliError
+from stylecli.errors import StyleCliError, missing_package
 
 MIN_PER_SIDE = 5
 FOLDS = 5
@@ -24,6 +24,42 @@ WARN_BELOW = 0.8
 
 class LearnError(StyleCliError):
     pass
+
+
+class OverlapError(LearnError):
+    exit_code = 2  # the same example on both sides: no input can fix the command
+
+
+def shared_example(positive: Sequence[Path], negative: Sequence[Path]) -> str | None:
+    """A file given on both sides (the same path, or the same bytes under another name), as words; else None.
+    Read before any model is loaded: only files of equal size are hashed."""
+    import hashlib
+
+    def digest(path: Path) -> str:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+
+    pos = {Path(p).resolve(): Path(p) for p in positive}
+    for n in negative:
+        if Path(n).resolve() in pos:
+            return str(n)
+    sizes: dict[int, list[Path]] = {}
+    for p in pos.values():
+        sizes.setdefault(p.stat().st_size, []).append(p)
+    hashes: dict[str, Path] = {}
+    for n in negative:
+        same_size = sizes.get(Path(n).stat().st_size, [])
+        if not same_size:
+            continue
+        for p in same_size:
+            hashes.setdefault(digest(p), p)
+        match = hashes.get(digest(Path(n)))
+        if match is not None:
+            return f"{n} (the same bytes as {match})"
+    return None
 
 
 @dataclass
@@ -56,10 +92,21 @@ def features(codes: np.ndarray, layer: int | None = None) -> np.ndarray:
     return codes[:, layer]
 
 
-def check_counts(positive: int, negative: int) -> None:
+def check_counts(positive: int, negative: int, failed: Sequence[str] = ()) -> None:
+    """Enough examples on each side; `failed`: why the others could not be used (the first is said)."""
     if min(positive, negative) < MIN_PER_SIDE:
+        unused = f"; {len(failed)} could not be used, the first: {failed[0]}" if failed else ""
         raise LearnError(f"learning a direction needs at least {MIN_PER_SIDE} examples on each side; got "
-                         f"{positive} positive and {negative} negative: add more examples")
+                         f"{positive} positive and {negative} negative{unused}: add more examples")
+
+
+def check_sklearn() -> None:
+    """scikit-learn can be imported: said (exit 2) before any example is inverted, not after."""
+    try:
+        import sklearn.model_selection  # noqa: F401
+        import sklearn.svm  # noqa: F401
+    except ImportError:
+        raise missing_package("learning directions needs scikit-learn", "learn") from None
 
 
 def fit_direction(positive: np.ndarray, negative: np.ndarray, layer: int | None = None, folds: int = FOLDS,
@@ -69,11 +116,16 @@ def fit_direction(positive: np.ndarray, negative: np.ndarray, layer: int | None 
         from sklearn.model_selection import StratifiedKFold, cross_val_score
         from sklearn.svm import SVC
     except ImportError:
-        raise LearnError("learning directions needs scikit-learn: pip install 'stylecli[learn]'") from None
+        raise missing_package("learning directions needs scikit-learn", "learn") from None
     pos, neg = features(positive, layer), features(negative, layer)
     check_counts(len(pos), len(neg))
     if pos.shape[1] != neg.shape[1]:
         raise LearnError(f"positive codes have width {pos.shape[1]} and negative ones {neg.shape[1]}")
+    both = {row.tobytes() for row in pos} & {row.tobytes() for row in neg}
+    if both:
+        raise OverlapError(f"{len(both)} code{'s' * (len(both) > 1)} on both sides (the same face among the positive "
+                           "and the negative examples?); a direction is learned from examples that differ: remove "
+                           "it from one side")
     x = np.concatenate([pos, neg])
     y = np.concatenate([np.ones(len(pos), int), np.zeros(len(neg), int)])
     k = min(folds, len(pos), len(neg))
@@ -155,7 +207,7 @@ def learn_from_inputs(positive: Sequence[Path], negative: Sequence[Path], load_e
         sides[side] = latent_examples(paths) if editor is None else editor.example_codes(paths, align, report)
     failed = sides["positive"].failed + sides["negative"].failed
     pos, neg = sides["positive"].codes, sides["negative"].codes
-    check_counts(len(pos), len(neg))
+    check_counts(len(pos), len(neg), failed)
     if pos[0].shape != neg[0].shape:
         raise LearnError(f"positive codes are {list(pos[0].shape)} and negative ones {list(neg[0].shape)}: use "
                          "examples of one model")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stylecli.constants import INTERFACEGAN_NAMES
 from stylecli.editing.base import EditError
 
 E4E_SOURCE = "omertov/encoder4editing@99ea505"
@@ -12,16 +13,18 @@ NADA_SOURCE = "rinongal/StyleGAN-nada@dc8406a"
 GANSPACE_SOURCE = "harskish/ganspace notebooks/figure_teaser.ipynb"
 SHORT_SOURCE = {E4E_SOURCE: "e4e", NADA_SOURCE: "StyleGAN-nada", GANSPACE_SOURCE: "GANSpace"}
 
-# name -> (registry file, meaning, suggested range, source). The StyleGAN-nada ranges follow the distances that
-# repository's ZSSGAN/generate_videos.py suggests (gender 3, hair_length 4, beard 2).
-INTERFACEGAN: dict[str, tuple[str, tuple[float, float], str]] = {
-    "age": ("InterFaceGAN age: + older, - younger", (-5.0, 5.0), E4E_SOURCE),
-    "smile": ("InterFaceGAN smile: + smiling, - neutral", (-3.0, 3.0), E4E_SOURCE),
-    "pose": ("InterFaceGAN head pose (yaw), one row per layer", (-3.0, 3.0), E4E_SOURCE),
-    "gender": ("InterFaceGAN gender", (-3.0, 3.0), NADA_SOURCE),
-    "beard": ("InterFaceGAN beard", (-2.0, 2.0), NADA_SOURCE),
-    "hair_length": ("InterFaceGAN hair length", (-4.0, 4.0), NADA_SOURCE),
+# name -> (meaning, suggested range, source, default strength). The StyleGAN-nada ranges and defaults follow the
+# distances that repository's ZSSGAN/generate_videos.py suggests (SUGGESTED_DISTANCES: gender 3, hair_length 4,
+# beard 2). The names and their order are constants.INTERFACEGAN_NAMES (read by `edit -h` without this module).
+_INTERFACEGAN_FACTS: dict[str, tuple[str, tuple[float, float], str, float]] = {
+    "age": ("InterFaceGAN age: + older, - younger", (-5.0, 5.0), E4E_SOURCE, 3.0),
+    "smile": ("InterFaceGAN smile: + smiling, - neutral", (-3.0, 3.0), E4E_SOURCE, 3.0),
+    "pose": ("InterFaceGAN head pose (yaw), one row per layer", (-3.0, 3.0), E4E_SOURCE, 3.0),
+    "gender": ("InterFaceGAN gender", (-3.0, 3.0), NADA_SOURCE, 3.0),
+    "beard": ("InterFaceGAN beard", (-2.0, 2.0), NADA_SOURCE, 2.0),
+    "hair_length": ("InterFaceGAN hair length", (-4.0, 4.0), NADA_SOURCE, 3.0),
 }
+INTERFACEGAN = {name: _INTERFACEGAN_FACTS[name] for name in INTERFACEGAN_NAMES}
 
 
 @dataclass(frozen=True)

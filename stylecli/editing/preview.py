@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stylecli.editing.base import Edit
-from stylecli.editing.catalog import find
+from stylecli.editing.catalog import suggested_range
 from stylecli.errors import StyleCliError
 
 
@@ -25,12 +25,13 @@ class PreviewRow:
 
 
 def row_strengths(name: str, edit: Edit, strength: float | None) -> list[float]:
-    """-S, 0, +S: S given, else the named direction's suggested range, else the edit's default strength."""
+    """-S, 0, +S: S given, else the suggested range `stylecli directions` lists (a named direction's, SeFa's),
+    else the edit's default strength."""
     if strength is not None:
         return [-abs(strength), 0.0, abs(strength)]
-    named = find(name)
-    if named is not None:
-        low, high = named.range
+    suggested = suggested_range(name)
+    if suggested is not None:
+        low, high = suggested
         return [low, 0.0, high]
     s = abs(edit.default_strength) or 3.0
     return [-s, 0.0, s]
@@ -49,6 +50,8 @@ def preview_rows(names: Sequence[str], resolve: Callable[[str], Edit],
             strengths = row_strengths(name, edit, strength)
             rows.append(PreviewRow(name, strengths, render(edit, strengths)))
         except StyleCliError as exc:
+            if exc.exit_code >= 3:  # a download that failed: said once, the run ends (retrying may help)
+                raise
             message = str(exc)
             rows.append(PreviewRow(name, [], error=message if name in message else f"{name}: {message}"))
             continue

@@ -81,12 +81,12 @@ def weights_store(encoder: Any) -> WeightsStore | None:
 
 def checkpoint_kind(path: Path) -> tuple[str, dict[str, Any] | None]:
     """(the kind's name, the checkpoint dict when it had to be read). A file with a converted e4e copy in the
-    cache is e4e without reading it (keeping the e4e loader's fast path)."""
-    from stylecli.encoders.loader import converted_path
+    cache (made from the file as it is now) is e4e without reading it (keeping the e4e loader's fast path)."""
+    from stylecli.encoders.loader import current_copy
     from stylecli.files.checkpoints import read_checkpoint
 
     path = Path(path)
-    if path.is_file() and converted_path(path).is_file():
+    if path.is_file() and current_copy(path) is not None:
         return FALLBACK, None
     ckpt = read_checkpoint(path)
     for row in KINDS:
@@ -122,15 +122,16 @@ class EncoderSpec:
         """Load it (a registry model is downloaded and verified on first use; its domain is the entry's)."""
         if self.path is not None:
             return load_encoder(self.path, **self.options)
-        path, domain = pretrained_checkpoint(self.name)
+        path, domain = pretrained_checkpoint(self.name, self.options)
         loaded = load_encoder(path, **self.options)
         loaded.named_domain = domain
         return loaded
 
 
-def pretrained_checkpoint(name: str) -> tuple[Path, str | None]:
+def pretrained_checkpoint(name: str, options: dict[str, Any] | None = None) -> tuple[Path, str | None]:
     """A registry encoder checkpoint's local file (downloaded and verified on first use) and the domain its entry
-    names (None: it names none)."""
+    names (None: it names none). `options` (steps, w_encoder; None: not given) that the entry's encoder kind does
+    not take are refused first, before any download."""
     from stylecli.registry import weights
 
     try:
@@ -139,4 +140,22 @@ def pretrained_checkpoint(name: str) -> tuple[Path, str | None]:
         raise UsageError(f"--model {name}: {exc}") from None
     if entry.kind != "checkpoint":
         raise UsageError(f"--model {name}: is a {entry.kind or 'data'} file, not an encoder checkpoint")
+    check_model_options(name, entry.encoder, options or {})
     return weights.resolve(name), entry.domain
+
+
+OPTION_FLAGS = {"steps": "--steps", "w_encoder": "--w-encoder"}  # the loading options, as the command line says
+
+
+def check_model_options(name: str, encoder: str | None, options: dict[str, Any]) -> None:
+    """Loading options given (not None) that registry model `name`, of encoder kind `encoder` (its entry's; None:
+    unknown until it loads, whose loader then checks), does not take: a usage error naming the kinds that do."""
+    row = next((k for k in KINDS if k.name == encoder), None)
+    if row is None:
+        return
+    for option, value in options.items():
+        if value is not None and option in OPTION_FLAGS and option not in row.capabilities.options:
+            takers = [k.capabilities.label for k in KINDS if option in k.capabilities.options]
+            flag = OPTION_FLAGS[option]
+            raise UsageError(f"--model {name} {flag}: {flag} is for {' and '.join(takers)} models, and {name} "
+                             f"({row.capabilities.label}) does not take it")

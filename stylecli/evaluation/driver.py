@@ -18,7 +18,7 @@ import torch
 
 from stylecli.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
 from stylecli.devices import synchronize
-from stylecli.errors import StyleCliError, UsageError
+from stylecli.errors import StyleCliError, UsageError, ends_run
 from stylecli.evaluation.metrics import METRICS, ArcFace, Stat, identity_similarity, l2, lec_distances, msssim, pool256
 from stylecli.pipeline.editor import FaceEditor, preprocess
 from stylecli.registry.networks import arcface_model, lpips_model, moco_model
@@ -84,7 +84,13 @@ class ModelSource:
     kind: str | None = None  # its row in encoders.kinds ("e4e", "restyle", ...), once looked up
 
     def look_up_kind(self) -> str:
-        """What the checkpoint is, from its opts (a registry model is downloaded first)."""
+        """What the checkpoint is: a registry model's entry says (else it is downloaded first); a file's opts."""
+        if self.kind is None and self.checkpoint is None:
+            from stylecli.encoders.kinds import KINDS
+            from stylecli.registry import weights
+
+            encoder = weights.get_entry(self.name).encoder if self.name in weights.load_registry() else None
+            self.kind = encoder if any(k.name == encoder for k in KINDS) else None
         if self.kind is None:
             from stylecli.encoders.kinds import checkpoint_kind, pretrained_checkpoint
 
@@ -182,6 +188,8 @@ def load_faces(config: EvaluationConfig, warn: Callable[[str], None] | None = No
         try:
             images.append((str(p), open_source(photos, p, align=config.align, latents=False).faces[0].crop))
         except StyleCliError as exc:
+            if ends_run(exc):  # a missing dlib or landmark model: no image can do better
+                raise
             failed.append(str(exc))
             if warn:
                 warn(str(exc))
@@ -196,11 +204,17 @@ def run_evaluation(config: EvaluationConfig, progress: Callable[[int], None] | N
 
     device = resolve_device(config.device)
     per_source = fidelity_options(config)  # usage errors before any work
+    # the files no input can do without, before the first input (a failed download: exit 3, said once)
+    lpips_fn = lpips_model(device) if "lpips" in config.metrics else None
+    arcface = arcface_model(device) if "id" in config.metrics else None
+    for source in config.sources:
+        if not source.checkpoint:
+            from stylecli.encoders.kinds import pretrained_checkpoint
+
+            pretrained_checkpoint(source.name)
     images, failed = load_faces(config, warn)
     if not images:
         raise EvaluationError("no readable image among the inputs")
-    lpips_fn = lpips_model(device) if "lpips" in config.metrics else None
-    arcface = arcface_model(device) if "id" in config.metrics else None
     results = []
     for source, fidelity in zip(config.sources, per_source):
         options = {"batch_size": config.batch_size, **fidelity}

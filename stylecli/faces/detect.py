@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from stylecli.errors import InputError, StyleCliError
+from stylecli.errors import InputError, missing_package
 from stylecli.faces.align import face_quad
 
 # dlib's detection score: real faces score about 0.5 and up, false detections (e.g. the patch on the
@@ -35,6 +35,21 @@ class Face:
                 "landmarks": self.landmarks.astype(int).tolist()}
 
 
+_LOADED: dict[tuple[str, int, int], tuple] = {}  # (path, size, mtime) -> dlib's models and the lock they share
+_LOADING = threading.Lock()
+
+
+def _dlib_models(dlib: Any, path: Path) -> tuple:
+    """dlib's detector and the shape predictor of `path`, loaded once per process (half a second each time
+    otherwise), with one lock for them: dlib's objects are not documented as thread-safe."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _LOADING:
+        if key not in _LOADED:
+            _LOADED[key] = (dlib.get_frontal_face_detector(), dlib.shape_predictor(str(path)), threading.Lock())
+        return _LOADED[key]
+
+
 class FaceAligner:
     """dlib's frontal face detector and 68-point shape predictor, loaded once."""
 
@@ -42,16 +57,13 @@ class FaceAligner:
         try:
             import dlib
         except ImportError:
-            raise StyleCliError(
-                "face alignment needs dlib: pip install 'stylecli[faces]' (or pass --no-align for aligned crops)"
-            ) from None
+            raise missing_package("face alignment needs dlib", "faces",
+                                  " (or pass --no-align for aligned crops)") from None
         if predictor_path is None:
             from stylecli.registry import weights
 
             predictor_path = weights.resolve("dlib_landmarks68")
-        self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(str(predictor_path))
-        self._lock = threading.Lock()  # dlib's objects are not documented as thread-safe
+        self._detector, self._predictor, self._lock = _dlib_models(dlib, Path(predictor_path))
 
     def detect(self, pixels: np.ndarray, upsample: int | None = None,
                landmark_pixels: np.ndarray | None = None) -> list[Face]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stylecli.errors import StyleCliError
+from stylecli.errors import missing_package
 
 BLENDS = ("feather", "seamless")
 
@@ -115,10 +115,8 @@ def import_cv2():
     try:
         import cv2
     except ImportError:
-        raise StyleCliError(
-            "--blend seamless needs OpenCV: pip install 'stylecli[faces]' (installs opencv-python-headless; "
-            "an installed opencv-python works as well)"
-        ) from None
+        raise missing_package("--blend seamless needs OpenCV", "faces", " (installs opencv-python-headless; an "
+                              "installed opencv-python works as well)") from None
     return cv2
 
 

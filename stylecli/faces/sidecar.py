@@ -19,6 +19,7 @@ from stylecli.errors import InputError
 from stylecli.faces.detect import Face
 from stylecli.files.atomic import atomic_path
 from stylecli.files.images import check_free
+from stylecli.samples import SAMPLES, sample_name, sample_path
 
 
 def write_sidecar(dest: Path, source: Path, image_size: tuple[int, int], index: int, face: Face,
@@ -35,11 +36,25 @@ def write_sidecar(dest: Path, source: Path, image_size: tuple[int, int], index: 
         except ValueError:  # on another Windows drive than the sidecar: no relative path exists
             stored = str(absolute)
         paths = {"source": stored, "source_absolute": str(absolute)}
+        sample = sample_name(absolute)
+        if sample is not None:  # a packaged sample photo: found again wherever the package moves
+            paths["sample"] = sample
     data = {**paths, "image_size": list(image_size), "face_index": index,
             **({"faces_found": found} if found is not None else {}), **face.to_dict()}
     with atomic_path(dest, overwrite=overwrite) as tmp:
         tmp.write_text(json.dumps(data, indent=1))
     return dest
+
+
+def same_alignment(path: Path, face: Face) -> bool:
+    """Whether the sidecar `path` describes the same alignment as `face` (as write_sidecar would store it): the
+    same crop quad and landmarks. Paths and counts, which vary by command, do not count; False if unreadable."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    expected = json.loads(json.dumps(face.to_dict()))
+    return isinstance(data, dict) and all(data.get(k) == expected[k] for k in ("quad", "landmarks"))
 
 
 def read_sidecar(path: Path) -> dict[str, Any]:
@@ -53,7 +68,10 @@ def read_sidecar(path: Path) -> dict[str, Any]:
 
 def sidecar_photo(path: Path, data: dict[str, Any]) -> Path:
     """The photo a sidecar describes: its path relative to the sidecar's folder, else the absolute path it
-    was written with (else the path as stored, for sidecars of older versions)."""
+    was written with (else the path as stored, for sidecars of older versions); a sample photo's
+    sidecar names the sample (`sample`), found in the installed package."""
+    if data.get("sample") in SAMPLES:
+        return sample_path(data["sample"])
     stored = Path(data["source"])
     candidates = [Path(path).parent / stored] if not stored.is_absolute() else []
     if data.get("source_absolute"):

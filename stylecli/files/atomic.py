@@ -20,8 +20,9 @@ _FILE_MODE = _default_mode()
 
 
 def unwritable_folder(folder: Path) -> str | None:
-    """Why files cannot be created in `folder` (made on first write): its nearest existing ancestor is a file or
-    not writable; None when they can."""
+    """Why files cannot be created in `folder` (made on first write): its nearest existing ancestor is a file, not
+    writable, or refuses a new file (a pseudo file system such as /proc, which grants root every access); None
+    when they can. The probe file is removed at once."""
     probe = Path(folder)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -29,6 +30,13 @@ def unwritable_folder(folder: Path) -> str | None:
         return f"{probe} is a file, not a folder"
     if not os.access(probe, os.W_OK | os.X_OK):
         return f"{probe} is not writable"
+    try:
+        fd, name = tempfile.mkstemp(prefix=".stylecli-probe-", dir=probe)
+    except OSError as exc:
+        return f"{probe} takes no new files ({exc.strerror or exc})"
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)
     return None
 
 
@@ -47,10 +55,18 @@ def atomic_path(dest: Path, overwrite: bool = True) -> Iterator[Path]:
     os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files; outputs should get the usual permissions
     try:
         yield tmp
+        # again: a writer that replaces the file (safetensors' save_file writes its own 0600 temp file and renames
+        # it over `tmp`) would otherwise leave a private output among 0644 ones
+        os.chmod(tmp, _FILE_MODE)
         if overwrite:
             os.replace(tmp, dest)
         else:
             publish_new(tmp, dest)
+    except OSError as exc:
+        if isinstance(exc, FileExistsError) or exc.filename not in (None, str(tmp), tmp):
+            raise
+        # a full disk while writing: name the file the user asked for, not the temporary one (or none)
+        raise OSError(exc.errno, exc.strerror or str(exc), str(dest)) from exc
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

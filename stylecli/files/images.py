@@ -104,8 +104,12 @@ def _too_large(path: Path, what: str, limit: int) -> str:
 
 
 def _megapixels(n: int) -> str:
-    """100000000 -> '100 megapixels', 65536 -> '0.066 megapixels' (never a misleading 0)."""
-    return f"{n / 1e6:.3g} megapixels"
+    """100000000 -> '100 megapixels', 10**10 -> '10000 megapixels', 65536 -> '0.0655 megapixels' (never a
+    misleading 0, never an exponent), 12 -> '12 pixels'."""
+    if n < 1000:
+        return f"{n} pixel{'s' * (n != 1)}"
+    value = n / 1e6
+    return f"{value:.3g} megapixels" if value < 100 else f"{value:.0f} megapixels"
 
 
 @contextlib.contextmanager
@@ -176,11 +180,27 @@ def read_latent(path: Path | str, n_styles: int | None = None) -> np.ndarray:
         raise InputError(f"{path}: not a latent .npy file ({str(exc).splitlines()[0][:120]})") from None
     if code.ndim == 3 and code.shape[0] == 1:
         code = code[0]
+    if code.ndim == 1 or (code.ndim == 2 and code.shape[0] == 1):  # [512] or [1, 512]: one vector for all layers
+        raise InputError(f"{path}: a direction's shape {list(np.shape(code))}, not a latent [n_styles, 512] "
+                         f"written by `invert`; to edit along it, pass --direction {path}")
     if code.ndim != 2 or not np.issubdtype(code.dtype, np.floating):
         raise InputError(f"{path}: expected a float array [n_styles, 512], got {code.dtype} {list(code.shape)}")
     if n_styles is not None and code.shape[0] != n_styles:
         raise InputError(f"{path}: latent has {code.shape[0]} styles but the model uses {n_styles}")
     return code.astype(np.float32)
+
+
+def same_pixels(path: Path, pixels: np.ndarray) -> bool:
+    """Whether the image file `path` decodes to exactly `pixels` (uint8 [H, W, 3]); False if unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            if img.mode != "RGB" or img.size != (pixels.shape[1], pixels.shape[0]):
+                return False
+            return bool(np.array_equal(np.asarray(img), pixels))
+    except (OSError, ValueError, SyntaxError):
+        return False
 
 
 def check_free(dest: Path, overwrite: bool) -> None:

@@ -8,8 +8,12 @@ from torch import nn
 def moco_resnet50() -> nn.Module:
     """torchvision's ResNet-50 with its classifier replaced by the identity: image -> 2048-d pooled features.
     Parameter names match torchvision's, so MoCo's `module.encoder_q.*` tensors load once the prefix is cut."""
-    import torchvision
+    try:
+        import torchvision
+    except ImportError:
+        from stylecli.errors import missing_package
 
+        raise missing_package("the MoCo similarity loss needs torchvision", "eval") from None
     net = torchvision.models.resnet50()
     net.fc = nn.Identity()
     return net

@@ -62,13 +62,18 @@ def variant_of(steps: Sequence[tuple[Edit, float | None]]) -> Variant:
 
 def checkpoint_domain(path: Path) -> str | None:
     """The domain of a local e4e / pSp / ReStyle / HyperStyle file, from its opts (no model is built)."""
+    return checkpoint_facts(path)[0]
+
+
+def checkpoint_facts(path: Path) -> tuple[str | None, int | None]:
+    """The domain and the style count (from latent_avg; None when it has none) of a local checkpoint."""
     from stylecli.files.checkpoints import read_checkpoint
 
     ckpt = read_checkpoint(path)
     opts = ckpt.get("opts") if isinstance(ckpt.get("opts"), dict) else {}
     avg = ckpt.get("latent_avg")
     n_styles = avg.shape[0] if isinstance(avg, torch.Tensor) and avg.dim() == 2 else None
-    return domain_of(opts, n_styles)
+    return domain_of(opts, n_styles), n_styles
 
 
 class FaceEditor:
@@ -149,7 +154,7 @@ class FaceEditor:
         registry entry's (the checkpoint's own opts may carry the training default, ffhq_encode)."""
         from stylecli.encoders.kinds import pretrained_checkpoint
 
-        path, domain = pretrained_checkpoint(name)
+        path, domain = pretrained_checkpoint(name, {k: options.get(k) for k in ("steps", "w_encoder")})
         if domain:
             options.setdefault("domain", domain)
         return cls.from_checkpoint(path, device, **options)

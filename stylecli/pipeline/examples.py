@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from stylecli.editing.learn import Examples
-from stylecli.errors import StyleCliError
+from stylecli.errors import StyleCliError, ends_run
 from stylecli.naming import is_latent
 
 
@@ -57,6 +57,8 @@ def example_codes(paths: Sequence[Path], editor: Any, align: bool = True,
             else:
                 pending.append(source.faces[0])
         except StyleCliError as exc:
+            if ends_run(exc):  # a missing dlib or landmark model: no example can do better
+                raise
             out.failed.append(str(exc))
             photos -= not is_latent(path)
         if len(pending) >= editor.batch_size:

@@ -2,33 +2,50 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
 
-from stylecli.errors import StyleCliError
+from stylecli.errors import StyleCliError, missing_package
 from stylecli.models.arcface import ArcFace
 from stylecli.models.irse import IRSE50_FIRST_BLOCKS
 from stylecli.models.lpips import LPIPSDistance
 
 
 class MetricNetError(StyleCliError):
-    pass
+    """A loss or metric network's file that is not what it should be: set-up no input can fix, exit 2."""
+
+    exit_code = 2
 
 
-def lpips_model(device: torch.device) -> LPIPSDistance:
-    """The `lpips` package's AlexNet LPIPS. Its AlexNet weights come through torchvision's cache (TORCH_HOME)."""
+def lpips_model(device: torch.device, path: Path | None = None) -> LPIPSDistance:
+    """The `lpips` package's AlexNet LPIPS: its v0.1 linear heads (shipped in the package) on torchvision's
+    ImageNet AlexNet read from `path` (default: the registry's lpips_alexnet, downloaded once and verified), never
+    through torchvision's own download (which prints on stdout and warns)."""
     try:
         import lpips
     except ImportError:
-        raise MetricNetError("LPIPS needs the lpips package: pip install 'stylecli[eval]'") from None
-    try:
-        net = lpips.LPIPS(net="alex", verbose=False)
-    except Exception as exc:
-        raise MetricNetError(
-            "LPIPS could not load torchvision's AlexNet weights (alexnet-owt-7be5be79.pth): "
-            f"{str(exc).splitlines()[0][:120]}; offline, place the file in $TORCH_HOME/hub/checkpoints/"
-        ) from None
+        raise missing_package("LPIPS needs the lpips package", "eval") from None
+    from stylecli.files.checkpoints import read_checkpoint
+
+    if path is None:
+        from stylecli.registry import weights
+
+        path = weights.resolve("lpips_alexnet")
+    features = {k.removeprefix("features."): v for k, v in read_checkpoint(path).items() if k.startswith("features.")}
+    with warnings.catch_warnings():  # torchvision's `pretrained` deprecation, said for pretrained=False too
+        warnings.simplefilter("ignore", UserWarning)
+        net = lpips.LPIPS(net="alex", pnet_rand=True, verbose=False)
+    with torch.no_grad():
+        for slice_ in (net.net.slice1, net.net.slice2, net.net.slice3, net.net.slice4, net.net.slice5):
+            for index, module in slice_.named_children():
+                for name, param in module.named_parameters(recurse=False):
+                    value = features.get(f"{index}.{name}")
+                    if value is None or value.shape != param.shape:
+                        raise MetricNetError(f"{path}: not torchvision's AlexNet (features.{index}.{name} is "
+                                             f"{'missing' if value is None else 'of another shape'})")
+                    param.copy_(value)
     return LPIPSDistance(net).to(device).eval().requires_grad_(False)
 
 

@@ -48,7 +48,22 @@ CHUNK = 1 << 20
 
 
 class WeightsError(StyleCliError):
-    pass
+    """A registry file that cannot be used (an unknown name, a file that fails its hash at use, a file that must
+    be imported by hand): set-up that no input can fix, exit 2."""
+
+    exit_code = 2
+
+
+class DownloadError(WeightsError):
+    """Every download source of a registry file failed (network, HTTP, offline): retrying may help, exit 3."""
+
+    exit_code = 3
+
+
+class RejectedFileError(WeightsError):
+    """A file given to `weights import` that fails its check: that input's own fault, exit 1."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -58,9 +73,15 @@ class Entry:
     what: str = ""
     kind: str = ""
     sha256: str | None = None
+    # what the publisher pins where it gives no full sha256 (torchvision: 8 hex digits in the file name); the
+    # full sha256 is recorded at the first download or import, as for an import without a published hash
+    sha256_prefix: str | None = None
     size: int | None = None
     license: str = ""
     domain: str | None = None  # what a model or direction belongs to (ffhq, cars, horse, church)
+    # a checkpoint's encoder kind (a row of encoders.kinds: e4e, restyle, hyperstyle): its options are checked
+    # before the file is downloaded
+    encoder: str | None = None
     embedded: str | None = None
     sources: tuple[dict[str, str], ...] = field(default_factory=tuple)
 
@@ -159,6 +180,11 @@ def verify(entry: Entry, path: Path) -> None:
     recorded when the file was imported (see `recorded_sha256`)."""
     if entry.sha256 is None:
         recorded = recorded_sha256(entry, path)
+        if entry.sha256_prefix and not file_sha256(path).startswith(entry.sha256_prefix):
+            raise WeightsError(
+                f"{path}: its sha256 does not start with {entry.sha256_prefix}, as {entry.name}'s published "
+                f"file's does; delete it and run `stylecli weights pull {entry.name}`"
+            )
         if recorded is not None and file_sha256(path) != recorded:
             raise WeightsError(
                 f"{path}: changed since it was imported (its sha256 is no longer the {recorded[:16]}... recorded "
@@ -246,12 +272,13 @@ def _from_hub(entry: Entry, source: dict[str, str]) -> Path:
     with _quiet_hub_log():
         for wait in (*HUB_RETRY_WAITS, None):
             try:
-                get_hf_file_metadata(url)
+                meta = get_hf_file_metadata(url)
                 break
             except Exception as exc:
                 if wait is None or not _transient(exc):
                     raise
                 time.sleep(wait)
+        announce(entry, f"hf://{repo}/{filename}", entry.size or getattr(meta, "size", None), hub_cache_dir())
         return Path(hf_hub_download(repo, filename, revision=revision, cache_dir=hub_cache_dir()))
 
 
@@ -304,17 +331,86 @@ def _from_url(entry: Entry, url: str, progress: Callable[[int, int | None], None
     part = dest.with_name(dest.name + ".download")
     have = _usable_partial(entry, part)
     if have is None:  # already complete and verified: no request, so also when offline
-        os.replace(part, dest)
-        return dest
+        return _install(entry, part, dest)
     if hub_offline():
         raise FileNotFoundError("offline (HF_HUB_OFFLINE is set)")
     for start in (have, 0) if have else (0,):
-        _fetch(url, part, start, entry.size, progress)
-        if not entry.sha256 or sha256_file(part) == entry.sha256:
-            os.replace(part, dest)
-            return dest
+        _fetch(url, part, start, entry.size, progress or _progress_bar(entry), entry)
+        if not _pinned(entry) or _pin_matches(entry, sha256_file(part)):
+            return _install(entry, part, dest)
         part.unlink(missing_ok=True)
     raise WeightsError("the downloaded file's sha256 does not match the registry; it was discarded")
+
+
+def _pinned(entry: Entry) -> bool:
+    return bool(entry.sha256 or entry.sha256_prefix)
+
+
+def _pin_matches(entry: Entry, digest: str) -> bool:
+    """A download's sha256 against the registry's: the full hash, else the published prefix."""
+    return digest == entry.sha256 if entry.sha256 else digest.startswith(entry.sha256_prefix or "")
+
+
+def _install(entry: Entry, part: Path, dest: Path) -> Path:
+    """Rename a verified download into place; for an entry with no full sha256 in the registry, record the
+    file's (as an import does), so that `weights verify` and every later use can tell if it changes."""
+    if entry.sha256 is None:
+        digest = sha256_file(part)
+        with atomic_path(record_file(entry), overwrite=True) as record:
+            record.write_text(digest + "\n", encoding="ascii")
+    os.replace(part, dest)
+    if entry.sha256 is None:
+        _remember(dest, digest)
+    return dest
+
+
+def human_size(size: int | None) -> str:
+    if not size:
+        return "size unknown"
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB" if size >= 1e6 else f"{size / 1e3:.0f} kB"
+
+
+_quiet = False  # no download note or progress bar (the CLI's -q)
+
+
+def quiet_downloads(quiet: bool = True) -> None:
+    """Silence (or restore) the download note and the progress bars of this process, the Hub's included."""
+    global _quiet
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars
+
+    _quiet = quiet
+    (disable_progress_bars if quiet else enable_progress_bars)()
+
+
+def announce(entry: Entry, where: str, size: int | None, into: Path) -> None:
+    """Say on stderr, once a source answers and before its bytes come, what is downloaded and how big it is."""
+    from stylecli.errors import note_line
+
+    if _quiet:
+        return
+    print(note_line(f"downloading {entry.name} ({entry.file}, {human_size(size)}) from {where} into {into}; "
+                    "once, it is kept there"), file=sys.stderr, flush=True)
+
+
+def _progress_bar(entry: Entry) -> Callable[[int, int | None], None]:
+    """A download progress bar on stderr (huggingface_hub's tqdm: HF_HUB_DISABLE_PROGRESS_BARS=1 hides it, as
+    it hides the Hub's own), closed when the download is complete."""
+    state: dict[str, Any] = {}
+
+    def update(have: int, total: int | None) -> None:
+        if _quiet:
+            return
+        bar = state.get("bar")
+        if bar is None:
+            from huggingface_hub.utils import tqdm
+
+            bar = state["bar"] = tqdm(total=total, initial=have, unit="B", unit_scale=True, file=sys.stderr,
+                                      desc=entry.file, leave=False)
+        bar.update(have - bar.n)
+        if total is not None and have >= total:
+            bar.close()
+
+    return update
 
 
 def _usable_partial(entry: Entry, part: Path) -> int | None:
@@ -324,7 +420,7 @@ def _usable_partial(entry: Entry, part: Path) -> int | None:
     have = part.stat().st_size if part.exists() else 0
     if not have or (entry.size is not None and have < entry.size):
         return have
-    if entry.sha256 and (entry.size is None or have == entry.size) and sha256_file(part) == entry.sha256:
+    if _pinned(entry) and (entry.size is None or have == entry.size) and _pin_matches(entry, sha256_file(part)):
         return None
     if entry.size is None:
         return have  # nothing says it is complete: resume; a server answering 416 makes _fetch start over
@@ -333,7 +429,7 @@ def _usable_partial(entry: Entry, part: Path) -> int | None:
 
 
 def _fetch(url: str, part: Path, have: int, size: int | None,
-           progress: Callable[[int, int | None], None] | None) -> None:
+           progress: Callable[[int, int | None], None] | None, entry: Entry | None = None) -> None:
     """Append the bytes from `have` on to `part` (all of them when have is 0 or the server ignores Range)."""
     headers = {"User-Agent": "stylecli", **({"Range": f"bytes={have}-"} if have else {})}
     try:
@@ -342,11 +438,13 @@ def _fetch(url: str, part: Path, have: int, size: int | None,
         if exc.code != 416 or not have:
             raise
         part.unlink(missing_ok=True)  # the partial is at least as long as the file, yet not it: start over
-        return _fetch(url, part, 0, size, progress)
+        return _fetch(url, part, 0, size, progress, entry)
     with response:
         if have and response.status != 206:  # server ignored the range: start over
             have = 0
         total = size or (int(response.headers.get("Content-Length", 0)) + have or None)
+        if entry is not None:
+            announce(entry, url + (f" (resuming at {human_size(have)})" if have else ""), total, part.parent)
         with open(part, "ab" if have else "wb") as out:
             while chunk := response.read(CHUNK):
                 out.write(chunk)
@@ -400,7 +498,8 @@ def resolve(name: str, download: bool = True, progress: Callable[[int, int | Non
                 failures.append(f"{_describe(entry, source)}: {_reason(exc)}")
                 continue
             return path
-    raise WeightsError(unavailable_message(entry, failures))
+    message = unavailable_message(entry, failures)
+    raise DownloadError(message) if failures else WeightsError(message)  # tried and failed / nothing to try
 
 
 def unavailable_message(entry: Entry, failures: list[str]) -> str:
@@ -436,14 +535,18 @@ def import_file(name: str, source: Path) -> Path:
     entry = get_entry(name)
     source = Path(source)
     if not source.is_file():
-        raise WeightsError(f"{source}: no such file")
+        raise RejectedFileError(f"{source}: no such file")
     if entry.sha256:
         digest = sha256_file(source)
         if digest != entry.sha256:
-            raise WeightsError(
+            raise RejectedFileError(
                 f"{source}: sha256 {digest[:16]}... does not match {name}'s {entry.sha256[:16]}... "
                 "(wrong file, or a corrupt or partial download); nothing was installed"
             )
+    if entry.sha256 is None and entry.sha256_prefix and not sha256_file(source).startswith(entry.sha256_prefix):
+        raise RejectedFileError(f"{source}: its sha256 does not start with {entry.sha256_prefix}, as {name}'s "
+                                "published file's does (wrong file, or a corrupt or partial download); nothing "
+                                "was installed")
     dest = local_copy(entry)
     digest = entry.sha256
     with atomic_path(dest) as tmp:
@@ -459,11 +562,23 @@ def import_file(name: str, source: Path) -> Path:
     return dest
 
 
+def default_pull_names(registry: dict[str, Entry] | None = None) -> list[str]:
+    """What the default commands may need, for `weights pull` with no name: the default model, the landmark
+    model, the named directions (InterFaceGAN's and GANSpace's FFHQ PCA), LPIPS's AlexNet (--tune, evaluate) and
+    ArcFace (evaluate's id metric); those of a private registry (STYLECLI_WEIGHTS_TOML) that has them."""
+    from stylecli.constants import DEFAULT_MODEL, INTERFACEGAN_NAMES
+
+    registry = registry if registry is not None else load_registry()
+    wanted = [DEFAULT_MODEL, "dlib_landmarks68", *INTERFACEGAN_NAMES, "ffhq_pca", "lpips_alexnet", "arcface_ir_se50"]
+    return [name for name in wanted if name in registry]
+
+
 def status(entry: Entry) -> dict[str, Any]:
     """Presence of an entry (no hashing, no network) for `weights list`."""
     path = locate(entry)
     return {
         "name": entry.name, "file": entry.file, "what": entry.what, "size": entry.size,
-        "license": entry.license, "sha256": entry.sha256, "source": entry.describe_sources(),
+        "license": entry.license, "sha256": entry.sha256, "sha256_prefix": entry.sha256_prefix,
+        "source": entry.describe_sources(),
         "path": str(path) if path else None, "present": path is not None,
     }

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stylecli.constants import SERVE_TUNE_STEPS
-from stylecli.errors import InputError
+from stylecli.errors import InputError, counted
 
 if TYPE_CHECKING:
     from stylecli.serve.backend import Backend
@@ -30,7 +30,9 @@ class Choice:
     @property
     def label(self) -> str:
         """What the dropdown shows: the name, and how far tuning goes."""
-        return self.name + (f" (PTI, at most {self.tuner.config.steps} steps)" if self.tuner is not None else "")
+        if self.tuner is None:
+            return self.name
+        return f"{self.name} (PTI, at most {counted(self.tuner.config.steps, 'step')})"
 
     @property
     def args(self) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from stylecli.editing.base import Edit
+from stylecli.errors import counted
 from stylecli.naming import (
     face_stem,
     inversion_path,
@@ -194,7 +195,7 @@ class EditorSession:
                                          upload.stem(index, choice.name_tag), follow)
             if follow.result is not None:
                 r = follow.result
-                notes.append(f"tuned in {r.steps} steps, LPIPS {r.pivot_lpips:.3f} -> {r.lpips:.3f}")
+                notes.append(f"tuned in {counted(r.steps, 'step')}, LPIPS {r.pivot_lpips:.3f} -> {r.lpips:.3f}")
         recon = backend.render(code, weights, [], "")[1]  # the reconstruction: no edit
         inverted = Inverted(key, upload, index, crop, code, recon, choice, weights, notes)
         return _remember(self._inverted, key, inverted, 2 * self.cache_size)

@@ -7,6 +7,7 @@ import sys
 import time
 from typing import Any, Protocol
 
+from stylecli.errors import counted
 from stylecli.tuning.pti import TuningResult
 
 PLAIN_INTERVAL_S = 10.0
@@ -28,7 +29,7 @@ def _duration(seconds: float) -> str:
 
 def _summary(label: str, result: TuningResult) -> str:
     how = "reached the LPIPS threshold" if result.stopped_early else "used every step"
-    return (f"stylecli: {label}: tuned in {result.steps} steps ({how}), LPIPS {result.pivot_lpips:.4f} -> "
+    return (f"stylecli: {label}: tuned in {counted(result.steps, 'step')} ({how}), LPIPS {result.pivot_lpips:.4f} -> "
             f"{result.lpips:.4f}, {_duration(result.seconds)}")
 
 
