@@ -121,17 +121,23 @@ def alexnet_file(tmp_path):
     return path, state
 
 
+def served_alexnet(tmp_path, monkeypatch, server):
+    """A small AlexNet-format file served over http as the registry's lpips_alexnet (pinned by its prefix)."""
+    path, state = alexnet_file(tmp_path)
+    Handler.payloads["/alex.pth"] = path.read_bytes()
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    write_registry(tmp_path, monkeypatch, url_entry("lpips_alexnet", "alex.pth", f"{server}/alex.pth",
+                                                    f'sha256_prefix = "{sha[:8]}"'))
+    return path, state
+
+
 @pytest.mark.slow
 def test_lpips_reads_alexnet_from_the_registry_never_through_torchvision(tmp_path, monkeypatch, server):
     pytest.importorskip("lpips")
     from stylecli.registry.networks import lpips_model
     from stylecli.training.setup import lpips_alex
 
-    path, state = alexnet_file(tmp_path)
-    Handler.payloads["/alex.pth"] = path.read_bytes()
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    write_registry(tmp_path, monkeypatch, url_entry("lpips_alexnet", "alex.pth", f"{server}/alex.pth",
-                                                    f'sha256_prefix = "{sha[:8]}"'))
+    path, state = served_alexnet(tmp_path, monkeypatch, server)
 
     def no_download(*args, **kwargs):
         raise AssertionError("torchvision downloaded")
@@ -156,11 +162,7 @@ def test_lpips_reads_alexnet_from_the_registry_never_through_torchvision(tmp_pat
 def test_evaluate_json_prints_only_json_on_stdout_during_a_first_download(tmp_path, monkeypatch, server,
                                                                          tiny_checkpoint, face_png):
     pytest.importorskip("lpips")
-    path, _ = alexnet_file(tmp_path)
-    Handler.payloads["/alex.pth"] = path.read_bytes()
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    write_registry(tmp_path, monkeypatch, url_entry("lpips_alexnet", "alex.pth", f"{server}/alex.pth",
-                                                    f'sha256_prefix = "{sha[:8]}"'))
+    served_alexnet(tmp_path, monkeypatch, server)
     result = invoke("evaluate", face_png, "--checkpoint", tiny_checkpoint, "--metrics", "l2,lpips", "--json")
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)  # stdout is the JSON document and nothing else
