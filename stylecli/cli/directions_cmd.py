@@ -60,8 +60,6 @@ def directions(
     from stylecli.editing.catalog import listing, model_domain
 
     given = getattr(ctx.get_parameter_source("model"), "name", "DEFAULT") != "DEFAULT"  # typed by the user
-    if given and checkpoint is not None:
-        raise fail("give --checkpoint or --model, not both", 2)
     if given and model.lower() not in KNOWN_DOMAINS:  # a short domain name (ffhq, cars, ...) or a registry model
         registry_entry(model, "--model")
     domain, n_styles = model_domain(model), None
