@@ -15,3 +15,6 @@ PTI_STEPS = 350  # max_pti_steps
 PTI_LR = 3e-4  # pti_learning_rate (Adam, default betas)
 PTI_LPIPS_STOP = 0.06  # LPIPS_value_threshold
 SERVE_TUNE_STEPS = 50  # `serve`: the page's tuning, short (PTI reports about 2 minutes a face for its 350 steps)
+SERVE_MAX_SESSIONS = 8  # browser sessions with files on disk at once (`serve --max-sessions`)
+SERVE_SESSION_TIMEOUT_MIN = 30  # minutes idle before a session's files go (`serve --session-timeout`)
+SERVE_MAX_UPLOAD_MB = 50  # the largest upload, in MB of 10^6 bytes (`serve --max-upload-mb`)

@@ -457,15 +457,18 @@ def test_blend_choice_follows_the_library(session, files, monkeypatch):
 
 
 def test_disk_use_stays_bounded(session, files, monkeypatch):
-    """Old render folders go; an upload's own files stay while the upload is cached."""
+    """A browser session keeps its newest renders of each output (previews, downloads: KEPT_RENDERS), and its
+    own preview of the photo while a kept render compares against it, all in its own folder."""
     import stylecli.serve.session as module
 
     monkeypatch.setattr(module, "KEPT_RENDERS", 2)
     inverted = session.invert(session.open(files["photo"]), 0)
-    outs = [session.render(inverted, {"sefa_0": float(v)}, paste_back=v % 2 == 0) for v in range(1, 5)]
+    outs = [session.render(inverted, {"sefa_0": float(v)}, paste_back=v % 2 == 0, client="disk") for v in range(1, 5)]
     assert [o.after.exists() for o in outs] == [False, False, True, True]
-    assert inverted.upload.preview.exists() and outs[-1].before == inverted.upload.preview
-    assert len([p for p in session.workdir.iterdir() if p.name.startswith("r")]) == 2
+    mine = outs[-1].after.parent.parent
+    assert outs[-1].before.exists() and outs[-1].before.is_relative_to(mine) and mine.parent == session.workdir
+    assert len([p for p in mine.iterdir() if p.name.startswith("r")]) == 2
+    assert not any(p.is_relative_to(mine) for p in session.render(inverted, {}, client="other").files)
 
 
 def test_bad_upload_is_one_line_naming_the_file(session, files):
@@ -769,8 +772,8 @@ def run_the_editor(page, url: str, files, shots: Path, log: Path, work: Path) ->
 
 
 def rendered(work: Path) -> int:
-    """How many uploads and renders the server's session has numbered (its folders u1, r2, ...)."""
-    return max((int(p.name[1:]) for p in work.iterdir() if p.name[:1] in "ur" and p.name[1:].isdigit()), default=0)
+    """How many sessions, photo previews and renders the server has numbered (its folders s1/u2, s1/r3, ...)."""
+    return max((int(p.name[1:]) for p in work.glob("s*/*") if p.name[:1] in "ur" and p.name[1:].isdigit()), default=0)
 
 
 def status_has(page, text: str, log: Path) -> None:

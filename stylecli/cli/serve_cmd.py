@@ -9,7 +9,15 @@ import typer
 
 from stylecli.cli.common import Device, DeviceOpt, MaxPixelsOpt
 from stylecli.cli.tune_opts import TuneLrOpt, TuneStopOpt, make_tuner
-from stylecli.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL, PTI_STEPS, SERVE_TUNE_STEPS
+from stylecli.constants import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MODEL,
+    PTI_STEPS,
+    SERVE_MAX_SESSIONS,
+    SERVE_MAX_UPLOAD_MB,
+    SERVE_SESSION_TIMEOUT_MIN,
+    SERVE_TUNE_STEPS,
+)
 from stylecli.errors import warning_line
 
 CheckpointsOpt = Annotated[
@@ -51,6 +59,18 @@ def serve(
     tune_lpips_stop: TuneStopOpt = None,
     device: DeviceOpt = Device.auto,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    max_sessions: Annotated[
+        int, typer.Option("--max-sessions", min=1, help="Browser sessions with files on this server at once; at "
+                          "the bound the oldest idle one is dropped (a newcomer hears \"busy\" while every one is in "
+                          "use).")
+    ] = SERVE_MAX_SESSIONS,
+    session_timeout: Annotated[
+        float, typer.Option("--session-timeout", min=0.1, metavar="MIN", help="Minutes a session may be idle "
+                            "before its files are removed.")
+    ] = SERVE_SESSION_TIMEOUT_MIN,
+    max_upload_mb: Annotated[
+        float, typer.Option("--max-upload-mb", min=0.001, help="The largest upload, in MB.")
+    ] = SERVE_MAX_UPLOAD_MB,
 ) -> None:
     """Edit photos in your browser: upload, pick a face, move sliders, download the edited photo and its latent.
 
@@ -65,6 +85,7 @@ def serve(
       stylecli serve --checkpoint my_e4e.pt --directions my_directions/ --port 8000 --no-browser
     """
     from stylecli.serve.server import check_address, check_requirements, exposure_warnings, launch, models_of, prepare
+    from stylecli.serve.session import Limits
 
     check_requirements(directions)
     tuning = make_tuner(True, SERVE_TUNE_STEPS if tune_steps is None else tune_steps, tune_lr, tune_lpips_stop, False,
@@ -75,8 +96,9 @@ def serve(
     models_of(checkpoint, model)
     check_address(host, port)
     # a model that cannot load (or fit the first): its one-line message and exit code
+    limits = Limits(max_sessions, session_timeout * 60, round(max_upload_mb * 1_000_000))
     session = prepare(checkpoint, model, device.value, directions, max_pixels,
-                      lambda line: typer.echo(f"stylecli: {line}", err=True), tuning)
+                      lambda line: typer.echo(f"stylecli: {line}", err=True), tuning, limits)
     # the page could not start after all (a race for the port): one line, the session closed
     launch(session, host, port, share, open_browser=not no_browser)
 

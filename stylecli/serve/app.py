@@ -13,7 +13,7 @@ from typing import Any
 
 from stylecli.constants import PTI_STEPS
 from stylecli.errors import StyleCliError
-from stylecli.serve.session import EditorSession
+from stylecli.serve.session import EditorSession, SessionNotice
 
 log = logging.getLogger("stylecli.serve")
 
@@ -43,7 +43,7 @@ def build_app(session: EditorSession, title: str = "stylecli editor", share: boo
                    "encoder": c.encoder, **dict(zip(_keys(directions), sliders))}
 
         def edit(photo: str | None, face: float | None, paste: bool = True, blend: str = "feather",
-                 keep: list[str] | None = None, encoder: str | None = None, progress=gr.Progress(),
+                 keep: list[str] | None = None, encoder: str | None = None, request=None, progress=gr.Progress(),
                  **strengths: float):
             """Edit the chosen face of a photo with the slider values, inverted by `encoder` (default: the first
             model's own); returns the status line, the aligned crop, the reconstruction, the edited face, the
@@ -51,27 +51,30 @@ def build_app(session: EditorSession, title: str = "stylecli editor", share: boo
             resolution, the face, the latent .npy, its .align.json and, for a face rendered with its own
             generator weights, its .tuned.safetensors or .hyperstyle.npz)."""
             return _render(session, uploads, photo, int(face or 0), strengths, paste, blend, keep, encoder, True,
-                           progress)
+                           progress, _client(request))
 
-        def preview(photo, face, paste=True, blend="feather", keep=None, encoder=None, progress=gr.Progress(),
-                    **strengths):
+        def preview(photo, face, paste=True, blend="feather", keep=None, encoder=None, request=None,
+                    progress=gr.Progress(), **strengths):
             return _render(session, uploads, photo, int(face or 0), strengths, paste, blend, keep, encoder, False,
-                           progress)
+                           progress, _client(request))
 
-        # Gradio fills in only the special parameters before *args (the event's data, its progress).
-        def opened(progress=gr.Progress(), *values):
+        # Gradio fills in only the special parameters before *args (the request, the event's data, its progress).
+        def opened(request=None, progress=gr.Progress(), *values):
             photo, *options = values
             zeros = {d.slider.key: 0.0 for d in directions}
-            out = _render(session, uploads, photo, 0, zeros, *options, False, progress)
+            out = _render(session, uploads, photo, 0, zeros, *options, False, progress, _client(request), fresh=True)
             return (_gallery(gr, session, photo), 0, *zeros.values(), *out)
 
-        def picked(evt, progress=gr.Progress(), *values):
+        def picked(evt, request=None, progress=gr.Progress(), *values):
             index, (photo, *rest) = int(evt.index), values
-            return (index, *preview(photo, index, *rest[:4], progress=progress,
+            return (index, *preview(photo, index, *rest[:4], request=request, progress=progress,
                                     **dict(zip(_keys(directions), rest[4:]))))
 
-        # Gradio finds the event's data by its type; the string annotations of this module name a local import.
-        picked.__annotations__ = {"evt": gr.SelectData}
+        # Gradio finds the request and the event's data by their types; the string annotations of this module name
+        # a local import. Each browser session (gr.Request's session_hash) has files of its own.
+        picked.__annotations__ = {"evt": gr.SelectData, "request": gr.Request}
+        for fn in (edit, preview, opened):
+            fn.__annotations__["request"] = gr.Request
 
         c.photo.upload(opened, [c.photo, *options], [c.gallery, c.face, *sliders, *shown], api_visibility="private",
                        concurrency_id="model")
@@ -193,11 +196,17 @@ def _gallery(gr, session: EditorSession, photo: str | None):
     return gr.Gallery(value=list(zip(session.face_thumbnails(upload), labels)), visible=True)
 
 
+def _client(request) -> str | None:
+    """The browser session a request comes from (each gradio_client Client, each page load has its own)."""
+    return getattr(request, "session_hash", None) or None
+
+
 def _render(session: EditorSession, uploads: Path, photo: str | None, index: int, strengths: dict[str, float],
             paste: bool, blend: str | None, keep: list[str] | None, encoder: str | None, save: bool,
-            progress=None) -> tuple:
+            progress=None, client: str | None = None, fresh: bool = False) -> tuple:
     """The seven outputs: status, aligned crop, reconstruction, edited face, before/after, command, downloads.
-    progress: Gradio's, told each tuning step."""
+    progress: Gradio's, told each tuning step; client: the browser session, whose own files are returned;
+    fresh: a new upload (a session dropped while idle starts again without being told)."""
     import gradio as gr
 
     if not photo:
@@ -208,9 +217,12 @@ def _render(session: EditorSession, uploads: Path, photo: str | None, index: int
             progress((step, total), desc=f"Tuning the generator to face {index}: LPIPS {lpips:.3f}", unit="steps")
 
     try:
-        upload = session.open(uploaded(photo, uploads), getattr(photo, "orig_name", None))
-        inverted = session.invert(upload, index, encoder, tuning)
-        out = session.render(inverted, strengths, paste, blend or "feather", keep or [], save)
+        with session.visit(client, fresh):
+            upload = session.open(uploaded(photo, uploads), getattr(photo, "orig_name", None))
+            inverted = session.invert(upload, index, encoder, tuning)
+            out = session.render(inverted, strengths, paste, blend or "feather", keep or [], save, client)
+    except SessionNotice as exc:
+        return (f"**{exc}**", None, None, None, None, "", None)
     except StyleCliError as exc:
         return (f"**Error:** {exc}", None, None, None, None, "", None)
     except Exception as exc:  # the page stays up; the server's log has the traceback

@@ -10,24 +10,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from stylecli.constants import DEFAULT_MAX_PIXELS, DEFAULT_MODEL
-from stylecli.serve.session import EditorSession
+from stylecli.serve.session import EditorSession, Limits
 
 if TYPE_CHECKING:
     from stylecli.tuning import TuningConfig
 
-MAX_UPLOAD = "200mb"
-
 
 def prepare(checkpoint: Path | Sequence[Path] | None = None, model: str | Sequence[str] | None = None,
             device: str = "auto", directions_dir: Path | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-            note: Callable[[str], None] = print, tuning: TuningConfig | None = None) -> EditorSession:
+            note: Callable[[str], None] = print, tuning: TuningConfig | None = None,
+            limits: Limits | None = None) -> EditorSession:
     """The models, their sliders, the encoder choices and a private working folder; StyleCliError when a model
     cannot load or does not fit the first.
 
     Checkpoints, then registry models (e4e_ffhq when neither is given), each loaded once: the first gives the
     sliders; each adds its own encoder to the page's choice. tuning: the settings of the page's pivotal tuning
     (default: TUNE_STEPS steps, PTI's other values); offered for every model `--tune` accepts when the lpips
-    package is installed."""
+    package is installed. limits: sessions, their time-out, the upload size (default: Limits())."""
     from stylecli.serve.backend import Backend
     from stylecli.serve.encoders import choices
     from stylecli.serve.sliders import discover
@@ -42,7 +41,7 @@ def prepare(checkpoint: Path | Sequence[Path] | None = None, model: str | Sequen
     if len(encoders) > 1:
         note("encoders: " + ", ".join(c.key for c in encoders))
     return EditorSession(backends[0], directions, Path(tempfile.mkdtemp(prefix="stylecli-serve-")),
-                         encoders=encoders)
+                         encoders=encoders, limits=limits)
 
 
 def models_of(checkpoint: Path | Sequence[Path] | None, model: str | Sequence[str] | None
@@ -153,7 +152,8 @@ def launch(session: EditorSession, host: str = "127.0.0.1", port: int = 7860, sh
         stop_on_sigterm()
     try:
         demo.launch(server_name=host, server_port=port, share=share, inbrowser=open_browser,
-                    prevent_thread_lock=True, allowed_paths=[str(session.workdir)], max_file_size=MAX_UPLOAD, css=CSS,
+                    prevent_thread_lock=True, allowed_paths=[str(session.workdir)],
+                    max_file_size=session.limits.max_upload_bytes, css=CSS,
                     quiet=True, ssr_mode=False)
     except OSError as exc:
         session.close()

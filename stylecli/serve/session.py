@@ -1,9 +1,16 @@
 """What the page does, without the page: open an upload, invert a face once, render edits, write downloads.
 
-Uploads, inversions and edits are cached (a few, most recent first), so moving a slider costs one generator
-pass and a paste-back. A face is inverted once per encoder choice (stylecli.serve.encoders: a model's own
-encoder, or pivotal tuning from it). Each render writes its previews (and, when saved, its downloads) into a
-fresh folder of the server's own temporary folder; old ones are removed.
+Work is shared, files are not. The work (an upload's decoded photo and faces, its inversions and its edits)
+is one cache of uploads, most recent last, each holding what was computed from it: evicting an upload evicts
+its inversions and edits, and none of it refers to a file. So moving a slider costs one generator pass and a
+paste-back, and a photo two people upload is read and inverted once. A face is inverted once per encoder
+choice (stylecli.serve.encoders: a model's own encoder, or pivotal tuning from it).
+
+Files belong to a browser session (a Visitor, by the web server's session id): each render writes its previews
+(and, when saved, its downloads) into a fresh folder of that session's own folder, which stays until the same
+session has had newer renders of that output (KEPT_RENDERS) or the session is dropped: idle for
+`Limits.session_timeout`, or the oldest idle one when a new session needs room (`Limits.max_sessions`; a
+session in a request or used within `Limits.active_seconds` is never dropped: the newcomer hears "busy").
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ import contextlib
 import shlex
 import shutil
 import threading
+import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,8 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from stylecli.constants import SERVE_MAX_SESSIONS, SERVE_MAX_UPLOAD_MB, SERVE_SESSION_TIMEOUT_MIN
 from stylecli.editing.base import Edit
-from stylecli.errors import counted
+from stylecli.errors import InputError, counted
 from stylecli.naming import (
     face_stem,
     inversion_path,
@@ -39,8 +48,44 @@ from stylecli.serve.sliders import Direction
 # What the page hears while a face is tuned: (step, most steps, LPIPS).
 TuningReport = Callable[[int, int, float], None]
 
-KEPT_RENDERS = 16  # render folders kept on disk (the web server copies what it serves into its own cache)
+KEPT_RENDERS = 2  # render folders kept per session and output (previews, downloads): the newest and the one before
 PREVIEW_SIZE = 1280  # the before/after view's longest side; the download keeps the photo's full resolution
+MAX_SESSIONS, SESSION_TIMEOUT_MIN, MAX_UPLOAD_MB = SERVE_MAX_SESSIONS, SERVE_SESSION_TIMEOUT_MIN, SERVE_MAX_UPLOAD_MB
+ACTIVE_SECONDS = 60  # a session used this recently is active: never dropped to make room
+GONE = "this page was idle and closed to make room for others: upload the photo again"
+BUSY = "busy, try again in a moment (every one of the {n} sessions this server takes is in use)"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server holds: sessions with files, their idle time-out, the upload size, the work cache."""
+
+    max_sessions: int = MAX_SESSIONS
+    session_timeout: float = SESSION_TIMEOUT_MIN * 60.0  # seconds
+    max_upload_bytes: int = MAX_UPLOAD_MB * 1_000_000
+    cache_size: int | None = None  # uploads whose work stays in memory; None: max_sessions
+    active_seconds: float = ACTIVE_SECONDS
+
+    @property
+    def uploads_cached(self) -> int:
+        return self.cache_size if self.cache_size is not None else max(self.max_sessions, 3)
+
+
+class SessionNotice(InputError):
+    """Not an error of the photo: the session was dropped, or the server is full (one line for the status)."""
+
+
+@dataclass
+class Visitor:
+    """One browser session's files: its render folders (per output: previews, downloads) and the photo's
+    preview it compares against (per upload), all inside its own folder."""
+
+    id: str
+    folder: Path
+    last_seen: float
+    active: int = 0  # requests in flight
+    renders: dict[bool, deque] = field(default_factory=lambda: {False: deque(), True: deque()})  # save -> folders
+    befores: dict[tuple, Path] = field(default_factory=dict)  # upload key -> the preview of the photo
 
 
 @dataclass
@@ -50,8 +95,7 @@ class Upload:
     pixels: np.ndarray  # uint8 [H, W, 3], EXIF orientation applied
     notes: list[str]
     sources: list  # pipeline.sources.SourceFace of every face, largest first: its detection and aligned crop
-    preview: Path  # the decoded photo at most PREVIEW_SIZE wide, the "before" of the comparison
-    small: np.ndarray  # those pixels: slider moves paste into them, not into the full photo
+    small: np.ndarray  # the photo at most PREVIEW_SIZE wide: slider moves paste into it, not into the full photo
 
     @property
     def faces(self) -> list:
@@ -98,6 +142,19 @@ class Edited:
 
 
 @dataclass
+class _Work:
+    """What was computed from one upload: evicted with it."""
+
+    upload: Upload
+    inverted: OrderedDict = field(default_factory=OrderedDict)  # (upload key, face, encoder) -> Inverted
+    edited: OrderedDict = field(default_factory=OrderedDict)  # (inverted key, sliders, keep) -> Edited
+
+
+INVERSIONS_KEPT = 6  # per upload: faces x encoders
+EDITS_KEPT = 4  # per upload: saving after a preview costs no generator pass
+
+
+@dataclass
 class Rendered:
     image: np.ndarray  # the edited face
     before: Path  # preview of the photo (or the reconstruction, without paste-back)
@@ -110,24 +167,81 @@ class Rendered:
 
 
 class EditorSession:
-    """The state one server shares between its requests: the model, the sliders and small caches."""
+    """The state one server shares between its requests: the model, the sliders, the work cache, and the browser
+    sessions' files (methods taking `client`: a session id; None: one local session, for scripts and tests)."""
 
-    def __init__(self, backend, directions: Sequence[Direction], workdir: Path, cache_size: int = 3,
-                 encoders: Sequence[Choice] | None = None):
+    def __init__(self, backend, directions: Sequence[Direction], workdir: Path, cache_size: int | None = None,
+                 encoders: Sequence[Choice] | None = None, limits: Limits | None = None):
         """backend: the model the sliders were found for (and that reads and detects); encoders: the choices
-        of the page, its own encoder first by default."""
+        of the page, its own encoder first by default; cache_size: uploads whose work is kept (default: the
+        limits')."""
         self.backend = backend
         self.encoders = list(encoders or choices([backend]))
         self.directions = list(directions)
         self.workdir = Path(workdir)
-        self.cache_size = cache_size
-        self._uploads: OrderedDict[tuple, Upload] = OrderedDict()
-        self._inverted: OrderedDict[tuple, Inverted] = OrderedDict()
-        self._edited: OrderedDict[tuple, Edited] = OrderedDict()
+        self.limits = limits or Limits()
+        self.cache_size = cache_size or self.limits.uploads_cached
+        self._work: OrderedDict[tuple, _Work] = OrderedDict()  # upload key -> its work, most recent last
         self._resolved: dict[tuple[int, str], Edit] = {}  # the sliders' directions for the other models
-        self._renders: deque[Path] = deque()
+        self._visitors: OrderedDict[str, Visitor] = OrderedDict()
+        self._gone: OrderedDict[str, None] = OrderedDict()  # sessions dropped, told once to upload again
         self._count = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+
+    # -- browser sessions -----------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def visit(self, client: str | None = None, fresh: bool = False):
+        """One request of a browser session: it is active (never dropped) until the request returns.
+        SessionNotice (one line) when the session was dropped since its last request (fresh: a new upload,
+        which needs no telling) or when the server is full of active sessions."""
+        visitor = self._admit(client, fresh)
+        try:
+            yield visitor
+        finally:
+            with self._lock:
+                visitor.active -= 1
+                visitor.last_seen = time.monotonic()
+
+    def _admit(self, client: str | None, fresh: bool = False, hold: bool = True) -> Visitor:
+        key = client or ""
+        with self._lock:
+            now = time.monotonic()
+            self._sweep(now)
+            visitor = self._visitors.get(key)
+            if visitor is None:
+                if self._gone.pop(key, "new") is None and not fresh:
+                    raise SessionNotice(GONE)
+                if len(self._visitors) >= self.limits.max_sessions:
+                    idle = [v for v in self._visitors.values()
+                            if not v.active and now - v.last_seen >= self.limits.active_seconds]
+                    if not idle:
+                        raise SessionNotice(BUSY.format(n=len(self._visitors)))
+                    self._drop(min(idle, key=lambda v: v.last_seen))
+                self._count += 1
+                visitor = self._visitors[key] = Visitor(key, self.workdir / f"s{self._count}", now)
+            visitor.last_seen = now
+            visitor.active += hold
+            return visitor
+
+    def _sweep(self, now: float) -> None:
+        """Drop the sessions idle longer than the time-out."""
+        for visitor in list(self._visitors.values()):
+            if not visitor.active and now - visitor.last_seen > self.limits.session_timeout:
+                self._drop(visitor)
+
+    def _drop(self, visitor: Visitor) -> None:
+        del self._visitors[visitor.id]
+        self._gone[visitor.id] = None
+        while len(self._gone) > 4096:
+            self._gone.popitem(last=False)
+        shutil.rmtree(visitor.folder, ignore_errors=True)
+
+    @property
+    def sessions(self) -> list[str]:
+        """The ids of the sessions with files, oldest use first."""
+        with self._lock:
+            return sorted(self._visitors, key=lambda k: self._visitors[k].last_seen)
 
     # -- upload and inversion (cached) ----------------------------------------------------------------------
 
@@ -139,11 +253,16 @@ class EditorSession:
         path = Path(path).resolve()
         name = upload_name(name, path)
         key = (str(path), name)  # the web server names each upload by its content's hash: one path, one photo
-        if key in self._uploads:
-            self._uploads.move_to_end(key)
-            return self._uploads[key]
+        with self._lock:
+            if key in self._work:
+                self._work.move_to_end(key)
+                return self._work[key].upload
         if not path.is_file():
             raise InputError(f"{path.name}: the upload is gone; upload the photo again")
+        size, cap = path.stat().st_size, self.limits.max_upload_bytes
+        if size > cap:
+            raise InputError(f"{name}: {size / 1e6:.1f} MB, over this server's upload limit of {cap / 1e6:g} MB "
+                             "(`stylecli serve --max-upload-mb`)")
         no_face = f"{name}: no face found; try a photo where the face is larger or seen from the front"
         try:
             source = self.backend.open(path, no_face)
@@ -151,14 +270,18 @@ class EditorSession:
             said = str(exc).replace(str(path), name).replace("with --max-pixels", "with `stylecli serve --max-pixels`")
             raise InputError(said) from None
         pixels, notes = source.photo.pixels, source.photo.notes
+        return self._entry(Upload(key, name, pixels, notes, source.faces, _shrink(pixels))).upload
+
+    def _entry(self, upload: Upload) -> _Work:
+        """The upload's work in the cache (the first one when two requests opened the same photo at once; put
+        back when it was evicted while a request still used it), most recent last; the oldest go with all
+        that was computed from them."""
         with self._lock:
-            self._count += 1
-            folder = self.workdir / f"u{self._count}"  # lives as long as the upload stays in the cache
-        folder.mkdir(parents=True)
-        small = _shrink(pixels)
-        upload = Upload(key, name, pixels, notes, source.faces, _write_jpeg(small, folder / "before.jpg"), small)
-        return _remember(self._uploads, key, upload, self.cache_size,
-                         lambda old: shutil.rmtree(old.preview.parent, ignore_errors=True))
+            work = self._work.get(upload.key)
+            if work is None:
+                work = _remember(self._work, upload.key, _Work(upload), self.cache_size)
+            self._work.move_to_end(upload.key)
+            return work
 
     @property
     def keep_choices(self) -> list[tuple[str, str]]:
@@ -168,7 +291,9 @@ class EditorSession:
     def cached(self, path: Path | str, name: str | None = None) -> Upload | None:
         """The upload already opened from this file, if any (no work)."""
         path = Path(path).resolve()
-        return self._uploads.get((str(path), upload_name(name, path)))
+        with self._lock:
+            work = self._work.get((str(path), upload_name(name, path)))
+        return None if work is None else work.upload
 
     def invert(self, upload: Upload, index: int = 0, encoder: str | None = None,
                report: TuningReport | None = None) -> Inverted:
@@ -180,9 +305,11 @@ class EditorSession:
             raise InputError(f"{upload.name}: face {index} asked for, but {len(upload.faces)} found (0 is largest)")
         choice = pick(self.encoders, encoder)
         key = (upload.key, index, choice.key)
-        if key in self._inverted:
-            self._inverted.move_to_end(key)
-            return self._inverted[key]
+        with self._lock:
+            work = self._entry(upload)
+            if key in work.inverted:
+                work.inverted.move_to_end(key)
+                return work.inverted[key]
         backend, face, notes = choice.backend, upload.faces[index], []
         if choice.tuner is None:
             crop = upload.sources[index].crop
@@ -198,7 +325,9 @@ class EditorSession:
                 notes.append(f"tuned in {counted(r.steps, 'step')}, LPIPS {r.pivot_lpips:.3f} -> {r.lpips:.3f}")
         recon = backend.render(code, weights, [], "")[1]  # the reconstruction: no edit
         inverted = Inverted(key, upload, index, crop, code, recon, choice, weights, notes)
-        return _remember(self._inverted, key, inverted, 2 * self.cache_size)
+        with self._lock:
+            work = self._entry(upload)
+            return work.inverted.get(key) or _remember(work.inverted, key, inverted, INVERSIONS_KEPT)
 
     def face_thumbnails(self, upload: Upload, size: int = 128) -> list[np.ndarray]:
         """Each detected face, a little wider than its box, for the gallery to pick from."""
@@ -216,13 +345,15 @@ class EditorSession:
     # -- edits ----------------------------------------------------------------------------------------------
 
     def render(self, inverted: Inverted, values: Mapping[str, float], paste_back: bool = True,
-               blend: str = "feather", keep: Sequence[str] = (), save: bool = True) -> Rendered:
+               blend: str = "feather", keep: Sequence[str] = (), save: bool = True,
+               client: str | None = None) -> Rendered:
         """Apply every slider away from 0 (in slider order, as repeated --direction flags are), render and paste
         back; `before`/`after` are previews at most PREVIEW_SIZE pixels wide. A preview pastes into the photo's
         preview; save: pastes into the full-resolution photo and writes the downloads (the edited photo, the face,
-        the latent and its sidecar)."""
+        the latent and its sidecar). Every file is written for session `client`, in its own folder."""
         edited = self.edit(inverted, values, keep, paste_back)
-        upload, folder = inverted.upload, self._new_folder()
+        visitor = self._admit(client, hold=False)  # (inside visit(): the session the request holds)
+        upload, folder = inverted.upload, self._new_folder(visitor)
         pasted, split = None, 50.0
         if paste_back:
             backend, index = inverted.choice.backend, inverted.index
@@ -232,12 +363,13 @@ class EditorSession:
             else:
                 small = backend.paste(upload.small, edited.image, upload.small_quad(index), blend)
                 after = _write_jpeg(small, folder / "after.jpg")
-            before = upload.preview
+            before = self._before(visitor, upload)
             split = round(100 * float(np.mean(upload.faces[index].quad[:, 0])) / upload.size[0], 1)
         else:
             before = _write_png(inverted.reconstruction, folder / "reconstruction.png")
             after = _write_png(edited.image, folder / "edited.png")
         files = self._save(inverted, edited, pasted, blend, folder) if save else []
+        self._keep(visitor, save, folder, before)
         extra = [*inverted.choice.args, *max_pixels_args(self.backend.max_pixels)]
         command = command_line(upload.name, inverted.index, edited.steps, paste_back, blend, edited.kept, extra)
         return Rendered(edited.image, before, after, files, command, edited.steps, split, edited.notes)
@@ -254,8 +386,11 @@ class EditorSession:
             active = [(d, 0.0) for d in self.directions if not d.slider.relative][:1]
         kept = list(keep) if any(not d.slider.relative and v for d, v in active) else []
         key = (inverted.key, tuple((d.slider.key, v) for d, v in active), tuple(kept))
-        if key in self._edited:
-            return self._edited[key]
+        with self._lock:
+            work = self._entry(inverted.upload)
+            if key in work.edited:
+                work.edited.move_to_end(key)
+                return work.edited[key]
         backend = inverted.choice.backend
         edits = [self._edit_of(d, backend) for d, _ in active]
         notes: list[str] = []
@@ -279,7 +414,10 @@ class EditorSession:
         if any(v for _, v in active):  # the edits again, in the pipeline's render: the pixels `stylecli edit` writes
             code, image = backend.render(inverted.code, inverted.weights,
                                          [(e, s) for e, (_, s) in zip(edits, steps)], name)
-        return _remember(self._edited, key, Edited(code, image, steps, name, notes, tuple(kept)), 4)
+        edited = Edited(code, image, steps, name, notes, tuple(kept))
+        with self._lock:
+            work = self._entry(inverted.upload)
+            return work.edited.get(key) or _remember(work.edited, key, edited, EDITS_KEPT)
 
     def _kept(self, spec: str, backend) -> Edit | str:
         """A kept direction: the slider's own when there is one, else the spec for the model to resolve."""
@@ -314,15 +452,40 @@ class EditorSession:
         weights = choice.backend.write_weights(latent, edited.code, inverted.weights, choice.tuner)
         return [*files, latent, sidecar, *weights]
 
-    def _new_folder(self) -> Path:
+    def _new_folder(self, visitor: Visitor) -> Path:
         with self._lock:
             self._count += 1
-            folder = self.workdir / f"r{self._count}"  # one per render; the oldest go (KEPT_RENDERS)
-            folder.mkdir(parents=True)
-            self._renders.append(folder)
-            while len(self._renders) > KEPT_RENDERS:
-                shutil.rmtree(self._renders.popleft(), ignore_errors=True)
+            folder = visitor.folder / f"r{self._count}"  # one per render, in the session's own folder
+        folder.mkdir(parents=True)
         return folder
+
+    def _before(self, visitor: Visitor, upload: Upload) -> Path:
+        """The session's own preview of the photo (written once per session and upload)."""
+        with self._lock:
+            path = visitor.befores.get(upload.key)
+            if path is not None and path.is_file():
+                return path
+            self._count += 1
+            folder = visitor.folder / f"u{self._count}"
+        folder.mkdir(parents=True)
+        path = _write_jpeg(upload.small, folder / "before.jpg")
+        with self._lock:
+            visitor.befores.setdefault(upload.key, path)
+        return path
+
+    def _keep(self, visitor: Visitor, save: bool, folder: Path, before: Path) -> None:
+        """The session's newest render of an output (previews or downloads): older ones beyond KEPT_RENDERS go,
+        and the photo previews no kept render compares against."""
+        with self._lock:
+            renders = visitor.renders[save]
+            renders.append((folder, before))
+            while len(renders) > KEPT_RENDERS:
+                shutil.rmtree(renders.popleft()[0], ignore_errors=True)
+            used = {b for rs in visitor.renders.values() for _, b in rs}
+            for key, path in list(visitor.befores.items()):
+                if path not in used:
+                    del visitor.befores[key]
+                    shutil.rmtree(path.parent, ignore_errors=True)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
