@@ -38,6 +38,17 @@ PageTuneStepsOpt = Annotated[
 ]
 
 
+MaxSessionsOpt = Annotated[
+    int, typer.Option("--max-sessions", min=1, help="Browser sessions with files on this server at once; at the "
+                      "bound the oldest idle one is dropped (a newcomer hears \"busy\" while every one is in use).")
+]
+SessionTimeoutOpt = Annotated[
+    float, typer.Option("--session-timeout", min=0.1, metavar="MIN", help="Minutes a session may be idle before "
+                        "its files are removed.")
+]
+MaxUploadOpt = Annotated[float, typer.Option("--max-upload-mb", min=0.001, help="The largest upload, in MB.")]
+
+
 def serve(
     checkpoint: CheckpointsOpt = None,
     model: ModelsOpt = None,
@@ -59,18 +70,9 @@ def serve(
     tune_lpips_stop: TuneStopOpt = None,
     device: DeviceOpt = Device.auto,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
-    max_sessions: Annotated[
-        int, typer.Option("--max-sessions", min=1, help="Browser sessions with files on this server at once; at "
-                          "the bound the oldest idle one is dropped (a newcomer hears \"busy\" while every one is in "
-                          "use).")
-    ] = SERVE_MAX_SESSIONS,
-    session_timeout: Annotated[
-        float, typer.Option("--session-timeout", min=0.1, metavar="MIN", help="Minutes a session may be idle "
-                            "before its files are removed.")
-    ] = SERVE_SESSION_TIMEOUT_MIN,
-    max_upload_mb: Annotated[
-        float, typer.Option("--max-upload-mb", min=0.001, help="The largest upload, in MB.")
-    ] = SERVE_MAX_UPLOAD_MB,
+    max_sessions: MaxSessionsOpt = SERVE_MAX_SESSIONS,
+    session_timeout: SessionTimeoutOpt = SERVE_SESSION_TIMEOUT_MIN,
+    max_upload_mb: MaxUploadOpt = SERVE_MAX_UPLOAD_MB,
 ) -> None:
     """Edit photos in your browser: upload, pick a face, move sliders, download the edited photo and its latent.
 
