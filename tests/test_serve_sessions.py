@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_serve import files, loaded, two_astronauts  # noqa: F401 - the tiny models and the photo, as fixtures
+from test_serve import files, loaded, server, two_astronauts  # noqa: F401 - the tiny models and the photo, as fixtures
 
 from stylecli.errors import InputError
 from stylecli.serve.session import EditorSession, Limits, SessionNotice
@@ -205,7 +205,7 @@ def test_uploads_have_a_size_cap_in_bytes(loaded, photos, tmp_path):  # noqa: F8
 def test_serve_passes_its_limits(files, monkeypatch):  # noqa: F811
     from helpers import invoke
 
-    import stylecli.serve.server as server
+    import stylecli.serve.server as server  # noqa: F811 - the module, not the fixture
 
     given = []
     monkeypatch.setattr(server, "check_address", lambda host, port: None)
@@ -217,3 +217,112 @@ def test_serve_passes_its_limits(files, monkeypatch):  # noqa: F811
     assert given == [Limits(max_sessions=3, session_timeout=150.0, max_upload_bytes=20_000_000)]
     assert invoke("serve", "--checkpoint", files["checkpoint"], "--no-browser").exit_code == 0
     assert given[-1] == Limits()
+
+
+# -- the same through the real server and its client API ---------------------------------------------------------
+
+
+def api_call(client, photo: Path, edit: int):
+    """One `edit` API call as the README's example makes it (the photo uploaded with the call), varied by `edit`."""
+    from gradio_client import handle_file
+
+    face = edit % 2 if "alone" not in photo.name else 0
+    return client.predict(photo=handle_file(str(photo)), face=face, paste=edit != 3, sefa_0=float(edit - 2),
+                          file_turn=0.5 * edit, api_name="/edit")
+
+
+def served(result, url: str) -> dict:
+    """What a client gets from one call, downloaded at once: the status and command; each served file's role,
+    basename and content (images as pixels); and the server folders they are served from."""
+    import json
+    import re
+    import urllib.request
+
+    status, aligned, recon, face, pair, command, downloads = result
+    assert pair is not None and downloads, status
+    outputs = [("aligned", aligned), ("recon", recon), ("face", face), ("before", pair[0]), ("after", pair[1]),
+               *(("file", d) for d in downloads)]
+    got, owners = {}, set()
+    for role, data in outputs:
+        path = data["path"] if isinstance(data, dict) else str(data)
+        link = data.get("url") if isinstance(data, dict) else None
+        link = link or f"{url}gradio_api/file={path}"
+        with urllib.request.urlopen(link, timeout=30) as response:
+            assert response.status == 200, (role, path)
+            body = response.read()
+        name = Path(path).name
+        if name.endswith((".png", ".jpg", ".jpeg", ".webp")):
+            body = pixels(body)
+        elif name.endswith(".npy"):
+            import io
+
+            body = np.load(io.BytesIO(body))
+        elif name.endswith(".json"):
+            body = json.loads(body)
+        got[(role, name if role in ("file",) else "")] = body
+        owner = re.search(r"(stylecli-serve-[^/]+)/", path)  # Gradio serves its own copies, named by content
+        owners.add(owner.group(1) if owner else None)
+    return {"status": status, "command": command, "files": got, "owners": owners}
+
+
+def pixels(data: bytes) -> np.ndarray:
+    import io
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def same_served(a: dict, b: dict) -> bool:
+    if a["command"] != b["command"] or a["files"].keys() != b["files"].keys():
+        return False
+    for key, data in a["files"].items():
+        if isinstance(data, np.ndarray):
+            if not np.array_equal(data, b["files"][key]):
+                return False
+        elif data != b["files"][key]:
+            return False
+    return True
+
+
+@pytest.mark.slow
+def test_eight_api_clients_at_once_through_the_server(server, photos):  # noqa: F811 - fixtures
+    """8 gradio_client clients x 5 edits through the real server at once, mixing identical and different photos:
+    every call succeeds, equals the same call made alone (pixels, command box, file basenames), and every file a
+    client is handed has the content of its own call (no other client's photo or sliders)."""
+    from gradio_client import Client
+
+    url, log, *_ = server
+    clients = [Client(url, verbose=False, download_files=False) for _ in range(CLIENTS)]
+    alone = {}  # each call made alone, one at a time, by one client (the server takes 8 sessions: it is the 8th)
+    for i, photo in enumerate(photos):
+        for edit in range(EDITS):
+            alone[(i, edit)] = served(api_call(clients[-1], photo, edit), url)
+
+    results: dict[tuple[int, int], dict] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(CLIENTS)
+
+    def run(k: int) -> None:
+        try:
+            start.wait(60)
+            for edit in range(EDITS):
+                results[(k, edit)] = served(api_call(clients[k], photos[k % len(photos)], edit), url)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors, (errors, log.read_text()[-3000:])
+    assert len(results) == CLIENTS * EDITS
+    for (k, edit), got in results.items():
+        assert not got["status"].startswith("**"), got["status"]
+        assert same_served(got, alone[(k % len(photos), edit)]), (k, edit)
+    # Gradio serves copies of the session's files from its cache, named by content: a client's files are its own
+    # when their content is that of its own call made alone (above); each photo's results differ from the others'.
+    served_from = set().union(*(r["owners"] for r in [*results.values(), *alone.values()]))
+    assert len(served_from) == 1 and None not in served_from, served_from
+    for edit in range(EDITS):
+        assert not same_served(alone[(0, edit)], alone[(1, edit)])
+        assert not same_served(alone[(1, edit)], alone[(2, edit)])
